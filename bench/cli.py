@@ -17,7 +17,7 @@ log = logging.getLogger("footprint")
 
 # group name -> module that registers it (imported when the parser is built; stdlib-only modules).
 GROUPS: dict[str, str] = {
-    "model": "compress.cli",
+    "model": "compress.model_cli",
     "corpus": "bench.corpus_cli",
     "compress": "compress.cli",
     "bench": "bench.bench_cli",
