@@ -1,0 +1,35 @@
+"""Speech data: the LibriSpeech reader, checker and downloader, and the synthetic corpus.
+
+Standard library only at module level: ``bench.data`` is imported by the CLI before any command runs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+EMBEDDED_PREFIX = "embedded:"
+
+
+def resolve_data(spec: str | Path) -> Path:
+    """A data spec -> a LibriSpeech subset directory (``ROOT/LibriSpeech/<subset>`` or a user path).
+
+    * a path (``str`` or ``Path``) passes through unchanged (``~`` expanded);
+    * ``embedded:<subset>`` (e.g. ``embedded:dev-clean``) generates the synthetic corpus on first use
+      (cached afterwards) and returns its ``LibriSpeech/<subset>`` directory.
+    """
+    if isinstance(spec, Path):
+        return spec.expanduser()
+    if spec.startswith(EMBEDDED_PREFIX):
+        subset = spec[len(EMBEDDED_PREFIX):].strip() or "dev-clean"
+        # Imported lazily: the generator pulls in numpy/espeak and must not load for plain paths.
+        try:
+            from bench.data.synth.corpus import ensure_corpus
+        except ModuleNotFoundError as exc:
+            if exc.name != "bench.data.synth.corpus":
+                raise
+            from bench.errors import FootprintError
+
+            raise FootprintError(f"{spec}: the synthetic corpus generator (bench.data.synth.corpus) "
+                                 "is not installed") from None
+
+        return Path(ensure_corpus()) / "LibriSpeech" / subset
+    return Path(spec).expanduser()
