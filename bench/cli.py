@@ -32,7 +32,13 @@ def build_parser(groups: Sequence[str] | None = None, prog: str = "footprint") -
     sub = parser.add_subparsers(dest="group", metavar="GROUP")
     sub.required = True
     for name in groups or GROUPS:
-        module = importlib.import_module(GROUPS[name])
+        try:
+            module = importlib.import_module(GROUPS[name])
+        except ModuleNotFoundError as exc:  # a group whose package part is not installed/built yet
+            if exc.name != GROUPS[name]:
+                raise
+            log.debug("command group %s unavailable: %s", name, exc)
+            continue
         getattr(module, f"register_{name}")(sub)
     return parser
 

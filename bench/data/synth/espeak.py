@@ -20,7 +20,7 @@ AUDIO_OUTPUT_SYNCHRONOUS = 2
 CHARS_UTF8 = 1
 PARAM_RATE, PARAM_VOLUME, PARAM_PITCH, PARAM_RANGE, PARAM_WORDGAP = 1, 2, 3, 4, 7
 # espeak-ng reads at most about 350 files per voice directory and drops the rest silently.
-MAX_VARIANTS_PER_DIR = 300
+MAX_VARIANTS_PER_DIR = 300  # plus the 13 gmw language files, under the 349 limit
 
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
@@ -40,8 +40,12 @@ def prepare_data_dir(target: Path, variants: dict[str, str]) -> Path:
         shutil.rmtree(data)
     data.mkdir(parents=True)
     for entry in source.iterdir():
-        if entry.name != "voices":
+        if entry.name not in ("voices", "lang"):
             os.symlink(entry, data / entry.name)
+    # espeak-ng lists at most ~349 voices in all (languages + variants) and drops the rest silently:
+    # keep only the West Germanic language files (the English accents) so our variants all fit.
+    (data / "lang").mkdir()
+    os.symlink(source / "lang" / "gmw", data / "lang" / "gmw")
     vdir = data / "voices" / "!v"
     vdir.mkdir(parents=True)
     for name, text in variants.items():

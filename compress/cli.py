@@ -1,0 +1,54 @@
+"""``footprint compress``: train the teacher and produce compressed variants (distill, quantize, prune, maxpool).
+
+Only the standard library is imported here; each handler imports its method lazily.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _add_train_teacher(csub: argparse._SubParsersAction) -> None:
+    t = csub.add_parser("train-teacher", help="CTC-train the embedded wav2vec 2.0 teacher (resumes after a kill)")
+    t.add_argument("--out", required=True, help="run folder: checkpoint.pt, train_log.csv, model/")
+    t.add_argument("--corpus", default=None, help="folder containing LibriSpeech/<subset> (default: synthetic)")
+    t.add_argument("--hours-train", type=float, default=10.0, help="synthetic train-clean hours")
+    t.add_argument("--steps", type=int, default=20000)
+    t.add_argument("--time-budget-minutes", type=float, default=None,
+                   help="calibrate the step count to this wall-clock budget (fixed at the first run)")
+    t.add_argument("--peak-lr", type=float, default=1.5e-3)
+    t.add_argument("--batch-seconds", type=float, default=160.0, help="padded audio seconds per batch")
+    t.add_argument("--eval-every", type=int, default=500)
+    t.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--threads", type=int, default=None)
+    t.add_argument("--arch-overrides", default="{}", help="JSON of Wav2Vec2Config overrides (tests, sweeps)")
+
+    def _run(args: argparse.Namespace) -> int:
+        from compress.train_teacher import TeacherTrainConfig, train_teacher
+
+        cfg = TeacherTrainConfig(out_dir=args.out, corpus_root=args.corpus, hours_train=args.hours_train,
+                                 steps=args.steps, time_budget_minutes=args.time_budget_minutes,
+                                 peak_lr=args.peak_lr, batch_seconds=args.batch_seconds,
+                                 eval_every=args.eval_every, checkpoint_minutes=args.checkpoint_minutes,
+                                 device=args.device, threads=args.threads,
+                                 arch_overrides=json.loads(args.arch_overrides))
+        print(train_teacher(cfg))
+        return 0
+
+    t.set_defaults(func=_run)
+
+
+def register_compress(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compress", help="train the teacher; make compressed variants")
+    csub = p.add_subparsers(dest="compress_cmd", metavar="CMD")
+    csub.required = True
+    _add_train_teacher(csub)
+    # compression recipes (distill, quantize, prune, maxpool) register themselves here
+    try:
+        from compress.methods.cli import add_method_commands
+    except ModuleNotFoundError as exc:
+        if exc.name != "compress.methods.cli":
+            raise
+    else:
+        add_method_commands(csub)
