@@ -257,7 +257,10 @@ def download_subset(subset: str, out: str | Path, url: str | None = None,
                                  "archive deleted, nothing installed")
         log.info("checksums verified (md5 %s, sha256 %s)", got.md5, got.sha256)
         unpack_dir = Path(tempfile.mkdtemp(dir=out, prefix=f".{subset}.unpack-"))
-        files = safe_extract(archive, unpack_dir)
+        try:
+            files = safe_extract(archive, unpack_dir)
+        except FootprintError as exc:
+            raise FootprintError(f"{url}: {exc}") from None  # name the archive, per the one-line convention
         unpacked = unpack_dir / "LibriSpeech" / subset
         if not unpacked.is_dir():
             raise FootprintError(f"{url}: archive has no LibriSpeech/{subset}/ directory; nothing installed")
