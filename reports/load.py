@@ -1,0 +1,270 @@
+"""Read a results run (bench -> reports contract, ARCHITECTURE.md "Results schema") and distillation logs.
+
+A RUN_DIR holds ``results.sqlite`` (append-only, the source of truth) and/or ``results.csv`` (its export) and
+``meta.json`` (the run's configuration).  Problems the user can fix raise a one-line
+:class:`bench.errors.FootprintError` naming the file.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import pandas as pd
+
+from bench.errors import FootprintError
+
+log = logging.getLogger(__name__)
+
+# The contract, in ARCHITECTURE.md's order.  Kept here (not imported from bench.results) so that reports never
+# pulls in bench's heavier modules; tests/test_reports_load.py checks the two agree when bench.results exists.
+SCHEMA_COLUMNS: tuple[str, ...] = (
+    "schema_version", "run_id", "variant", "recipe", "model_path", "weights",
+    "device", "device_name", "threads", "batch_size", "repeat", "n_utts", "n_skipped", "audio_s", "wall_s", "model_s",
+    "decode_s", "e2e_s", "rtf", "rtfx", "wer", "cer", "params", "size_mb", "size_on_disk_mb", "sparsity",
+    "conv_layers", "transformer_layers", "peak_rss_mb", "cuda_max_alloc_mb", "energy_j", "energy_kwh",
+    "energy_method", "energy_measured", "energy_source_detail", "co2_kg", "carbon_intensity_g_per_kwh",
+    "carbon_intensity_source", "kwh_per_audio_hour", "co2_kg_per_audio_hour", "manifest_hash", "dataset",
+    "git_commit", "torch_version", "transformers_version", "python_version", "cpu_model", "gpu_name", "hostname",
+    "timestamp",
+)
+# Without these nothing can be grouped or rendered.
+REQUIRED_COLUMNS: tuple[str, ...] = ("variant", "recipe", "device", "repeat")
+NUMERIC_COLUMNS: tuple[str, ...] = (
+    "schema_version", "threads", "batch_size", "repeat", "n_utts", "n_skipped", "audio_s", "wall_s", "model_s",
+    "decode_s", "e2e_s", "rtf", "rtfx", "wer", "cer", "params", "size_mb", "size_on_disk_mb", "sparsity",
+    "conv_layers", "transformer_layers", "peak_rss_mb", "cuda_max_alloc_mb", "energy_j", "energy_kwh", "co2_kg",
+    "carbon_intensity_g_per_kwh", "kwh_per_audio_hour", "co2_kg_per_audio_hour",
+)
+STRING_COLUMNS: tuple[str, ...] = tuple(c for c in SCHEMA_COLUMNS if c not in NUMERIC_COLUMNS
+                                        and c != "energy_measured")
+TRAIN_LOG_COLUMNS: tuple[str, ...] = ("epoch", "step", "train_loss", "kd_loss", "feature_penalty", "ctc_loss", "lr",
+                                      "dev_wer", "dev_cer", "wall_s", "audio_hours")
+KEY_COLUMNS: tuple[str, ...] = ("run_id", "variant", "device", "repeat")
+
+
+@dataclass
+class Run:
+    """A loaded results run: the tidy rows, the run's configuration and where they came from."""
+
+    run_dir: Path
+    results: pd.DataFrame
+    meta: dict[str, Any]
+    source: Path                                   # the file the rows came from
+    train_logs: list["TrainLog"] = field(default_factory=list)
+
+
+@dataclass
+class TrainLog:
+    """One student's distillation log (``train_log.csv``) and what we could learn about how it was trained."""
+
+    name: str
+    path: Path
+    frame: pd.DataFrame
+    init: Optional[str] = None          # "alternate" | "last" | None (unknown)
+    train_hours: Optional[float] = None  # size of the training set in hours of audio
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def per_epoch(self) -> pd.DataFrame:
+        """One row per epoch with a dev WER (the last logged row of each epoch)."""
+        f = self.frame.dropna(subset=["dev_wer"])
+        return f.groupby("epoch", as_index=False).last().sort_values("epoch")
+
+
+def _coerce(df: pd.DataFrame, source: Path) -> pd.DataFrame:
+    """Fill absent schema columns, fix dtypes, drop duplicate keys (a resumed run may re-append a row)."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise FootprintError(f"{source}: not a results table: missing column(s) {', '.join(missing)}")
+    absent = [c for c in SCHEMA_COLUMNS if c not in df.columns]
+    if absent:
+        log.warning("%s: %d schema column(s) absent, treated as empty: %s", source, len(absent), ", ".join(absent))
+        for c in absent:
+            df[c] = pd.NA
+    for c in NUMERIC_COLUMNS:
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    for c in STRING_COLUMNS:
+        df[c] = df[c].astype("string")
+    df["energy_measured"] = df["energy_measured"].map(_to_bool).astype("boolean")
+    if df.empty:
+        raise FootprintError(f"{source}: results table has no rows")
+    keys = [k for k in KEY_COLUMNS if df[k].notna().any()]
+    before = len(df)
+    df = df.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
+    if len(df) < before:
+        log.warning("%s: dropped %d duplicate row(s) (same %s)", source, before - len(df), "/".join(keys))
+    return df
+
+
+def _to_bool(v: Any) -> Any:
+    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA:
+        return pd.NA
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s in ("true", "1", "yes", "measured"):
+            return True
+        if s in ("false", "0", "no", "estimated"):
+            return False
+        return pd.NA
+    return bool(v)
+
+
+def read_sqlite(path: Path) -> pd.DataFrame:
+    """The results table of an SQLite store: the table named ``results``, else the one with the schema's columns."""
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise FootprintError(f"{path}: cannot open SQLite database: {exc}") from None
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        chosen = "results" if "results" in tables else None
+        if chosen is None:
+            for t in tables:
+                cols = {r[1] for r in con.execute(f'PRAGMA table_info("{t}")')}
+                if set(REQUIRED_COLUMNS) <= cols:
+                    chosen = t
+                    break
+        if chosen is None:
+            raise FootprintError(f"{path}: no results table (tables: {', '.join(tables) or 'none'})")
+        return pd.read_sql_query(f'SELECT * FROM "{chosen}"', con)
+    except sqlite3.Error as exc:
+        raise FootprintError(f"{path}: unreadable SQLite database: {exc}") from None
+    finally:
+        con.close()
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, dtype={c: "string" for c in STRING_COLUMNS}, keep_default_na=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise FootprintError(f"{path}: unreadable CSV: {str(exc).splitlines()[0]}") from None
+
+
+def read_meta(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "meta.json"
+    if not path.exists():
+        log.warning("%s: not found; the report will lack the run's configuration", path)
+        return {}
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FootprintError(f"{path}: invalid JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise FootprintError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def load_results(run_dir: str | Path) -> pd.DataFrame:
+    """The tidy results of RUN_DIR as a DataFrame (SQLite preferred: the CSV is only its export)."""
+    return load_run(run_dir, with_logs=False).results
+
+
+def load_run(run_dir: str | Path, with_logs: bool = True,
+             extra_log_paths: Iterable[str | Path] = ()) -> Run:
+    """Rows, meta.json and (optionally) the distillation logs of a run folder (or a results file's folder)."""
+    run_dir = Path(run_dir)
+    if run_dir.is_file():  # accept the results file itself
+        run_dir = run_dir.parent
+    if not run_dir.exists():
+        raise FootprintError(f"{run_dir}: no such results folder")
+    sqlite_path, csv_path = run_dir / "results.sqlite", run_dir / "results.csv"
+    if sqlite_path.exists():
+        df, source = read_sqlite(sqlite_path), sqlite_path
+    elif csv_path.exists():
+        df, source = read_csv(csv_path), csv_path
+    else:
+        raise FootprintError(f"{run_dir}: neither results.sqlite nor results.csv found")
+    df = _coerce(df, source)
+    meta = read_meta(run_dir)
+    run = Run(run_dir=run_dir, results=df, meta=meta, source=source)
+    if with_logs:
+        run.train_logs = find_train_logs(run_dir, df, extra_log_paths)
+    log.info("%s: %d rows, %d variant(s), device(s) %s", source, len(df), df["variant"].nunique(),
+             ", ".join(sorted(df["device"].dropna().unique())))
+    return run
+
+
+def read_train_log(path: str | Path, name: Optional[str] = None) -> TrainLog:
+    """One ``train_log.csv``; ``variant.json`` beside it (if any) says the init strategy and training data."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise FootprintError(f"{path}: no such training log") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise FootprintError(f"{path}: unreadable training log: {str(exc).splitlines()[0]}") from None
+    missing = [c for c in ("epoch", "dev_wer") if c not in frame.columns]
+    if missing:
+        raise FootprintError(f"{path}: not a training log: missing column(s) {', '.join(missing)}")
+    for c in TRAIN_LOG_COLUMNS:
+        if c not in frame.columns:
+            frame[c] = float("nan")
+        frame[c] = pd.to_numeric(frame[c], errors="coerce")
+    config = _variant_config(path.parent / "variant.json")
+    name = name or path.parent.name
+    return TrainLog(name=name, path=path, frame=frame, init=_init_strategy(config, name),
+                    train_hours=_train_hours(config, frame), config=config)
+
+
+def _variant_config(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FootprintError(f"{path}: invalid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        return {}
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    return {**{k: v for k, v in data.items() if k != "config"}, **config}
+
+
+def _init_strategy(config: dict[str, Any], name: str) -> Optional[str]:
+    for key in ("init", "init_strategy", "layer_init", "student_init"):
+        if isinstance(config.get(key), str):
+            return config[key].lower()
+    # Fall back on the folder name, e.g. "distill-L4-last".
+    for word in ("alternate", "last"):
+        if re.search(rf"(^|[-_.]){word}($|[-_.])", name.lower()):
+            return word
+    return None
+
+
+def _train_hours(config: dict[str, Any], frame: pd.DataFrame) -> Optional[float]:
+    for key in ("train_hours", "data_hours", "audio_hours"):
+        v = config.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+    # audio_hours may be the set size or cumulative hours seen: at the end of epoch 1 both equal the set size.
+    f = frame.dropna(subset=["audio_hours"])
+    if f.empty:
+        return None
+    first = f[f["epoch"] == f["epoch"].min()]
+    return float(first["audio_hours"].iloc[-1])
+
+
+def find_train_logs(run_dir: Path, results: Optional[pd.DataFrame] = None,
+                    extra: Iterable[str | Path] = ()) -> list[TrainLog]:
+    """Training logs in RUN_DIR (any depth up to 3), beside each results row's model_path, and any given paths."""
+    seen: dict[Path, None] = {}
+    for pattern in ("train_log.csv", "*/train_log.csv", "*/*/train_log.csv", "*/*/*/train_log.csv"):
+        for p in sorted(run_dir.glob(pattern)):
+            seen[p.resolve()] = None
+    if results is not None and "model_path" in results:
+        for mp in results["model_path"].dropna().unique():
+            for base in (Path(mp), run_dir / str(mp)):
+                candidate = base / "train_log.csv"
+                if candidate.is_file():
+                    seen[candidate.resolve()] = None
+                    break
+    for p in extra:
+        p = Path(p)
+        seen[(p / "train_log.csv" if p.is_dir() else p).resolve()] = None
+    logs = [read_train_log(p) for p in seen]
+    log.debug("training logs: %s", ", ".join(str(t.path) for t in logs) or "none")
+    return logs
