@@ -185,10 +185,10 @@ def test_embedded_spec_resolves_through_ensure_corpus(tmp_path: Path, monkeypatc
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     make_clean_tree(tmp_path)
     fake = types.ModuleType("bench.data.synth.corpus")
-    calls: list[int] = []
+    calls: list[tuple[str, ...]] = []
 
-    def ensure_corpus() -> Path:
-        calls.append(1)
+    def ensure_corpus(subsets: tuple[str, ...] = ("dev-clean", "dev-other"), **_: object) -> Path:
+        calls.append(tuple(subsets))
         return tmp_path
 
     fake.ensure_corpus = ensure_corpus  # type: ignore[attr-defined]
@@ -197,7 +197,7 @@ def test_embedded_spec_resolves_through_ensure_corpus(tmp_path: Path, monkeypatc
     assert resolve_data(str(tmp_path)) == tmp_path and resolve_data(tmp_path) == tmp_path
     code, out, _ = run_check(capsys, "embedded:dev-clean")
     assert code == 0 and "utterances  5 usable" in out
-    assert len(calls) == 2
+    assert calls == [("dev-clean",), ("dev-clean",)]
 
 
 def test_progress_bar_over_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.errors import FootprintError
+
 EMBEDDED_PREFIX = "embedded:"
 
 
@@ -26,10 +28,12 @@ def resolve_data(spec: str | Path) -> Path:
         except ModuleNotFoundError as exc:
             if exc.name != "bench.data.synth.corpus":
                 raise
-            from bench.errors import FootprintError
-
             raise FootprintError(f"{spec}: the synthetic corpus generator (bench.data.synth.corpus) "
                                  "is not installed") from None
-
-        return Path(ensure_corpus()) / "LibriSpeech" / subset
+        try:
+            # Only the requested subset: a check of dev-clean must not synthesise hours of train-clean.
+            root = ensure_corpus(subsets=(subset,))
+        except ValueError as exc:  # unknown synthetic subset
+            raise FootprintError(f"{spec}: {exc}") from None
+        return Path(root) / "LibriSpeech" / subset
     return Path(spec).expanduser()
