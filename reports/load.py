@@ -93,7 +93,11 @@ def _coerce(df: pd.DataFrame, source: Path) -> pd.DataFrame:
     df["energy_measured"] = df["energy_measured"].map(_to_bool).astype("boolean")
     if df.empty:
         raise FootprintError(f"{source}: results table has no rows")
-    keys = [k for k in KEY_COLUMNS if df[k].notna().any()]
+    # bench's extra columns refine the row identity: several timing scenarios / passes per repeat.
+    if "row_key" in df and df["row_key"].notna().all():
+        keys = ["row_key"]
+    else:
+        keys = [k for k in (*KEY_COLUMNS, "scenario", "pass") if k in df and df[k].notna().any()]
     before = len(df)
     df = df.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
     if len(df) < before:

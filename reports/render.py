@@ -108,9 +108,13 @@ def to_html(t: Table) -> str:
 
 
 def _col_class(group: str, name: str) -> str:
-    n = name.lower()
-    return "paper" if n == "paper" or group.lower().startswith("paper") else (
-        "ours" if n == "ours" or group.lower().startswith("ours") else "label")
+    """Shade a header like its cells: grey for the paper's columns, blue for ours, none for row labels."""
+    if not group:
+        return "label"
+    g, n = group.lower(), name.lower()
+    if n == "paper" or g.startswith("paper"):
+        return "paper"
+    return "ours" if n == "ours" or g.startswith("ours") else "label"
 
 
 def _md_escape(s: str) -> str:

@@ -61,6 +61,45 @@ def device_kind(device: object) -> str:
     return "GPU" if is_gpu(device) else "CPU"
 
 
+PREFERRED_SCENARIOS: tuple[str, ...] = ("batched", "paper-loop")
+
+
+def scenarios(df: pd.DataFrame) -> list[str]:
+    """The timing scenarios in the rows (bench's optional ``scenario`` column: batched, paper-loop, arch)."""
+    if "scenario" not in df:
+        return []
+    return sorted({str(s) for s in df["scenario"].dropna().unique()})
+
+
+def choose_scenario(df: pd.DataFrame, scenario: Optional[str] = None) -> Optional[str]:
+    """The scenario the tables use: the one asked for, else 'batched', else the most common (not 'arch')."""
+    found = [s for s in scenarios(df) if s != "arch"]
+    if scenario is not None:
+        if scenario not in found:
+            from bench.errors import FootprintError
+
+            raise FootprintError(f"scenario {scenario!r} not in the results "
+                                 f"(found: {', '.join(found) or 'no scenario column'})")
+        return scenario
+    if not found:
+        return None
+    for s in PREFERRED_SCENARIOS:
+        if s in found:
+            return s
+    return df.loc[df["scenario"].isin(found), "scenario"].mode().iloc[0]
+
+
+def select_scenario(df: pd.DataFrame, scenario: Optional[str] = None) -> pd.DataFrame:
+    """Rows of one timing scenario (plus architecture-only rows), so medians never mix batched and batch-1 loops.
+
+    Idempotent: once filtered, the auto choice is the scenario left."""
+    chosen = choose_scenario(df, scenario)
+    if chosen is None:
+        return df
+    keep = df["scenario"].isna() | (df["scenario"] == chosen) | (df["scenario"] == "arch")
+    return df[keep]
+
+
 def trained(df: pd.DataFrame) -> pd.DataFrame:
     """Rows of models with real weights (not architecture-only timing rows)."""
     return df[df["weights"].fillna("trained") != "random"]
@@ -117,6 +156,7 @@ def layers_of(recipe: str) -> Optional[int]:
 
 def summary(df: pd.DataFrame, time_col: str = "e2e_s") -> pd.DataFrame:
     """One row per (variant, device): medians, ranges and n of the main metrics (for plots and notebooks)."""
+    df = select_scenario(df)
     time_col = time_column(df, time_col)
     work = df.assign(_kwh_h=kwh_per_hour(df), _co2_h=co2_per_hour(df),
                      _power_w=df["energy_j"] / df["wall_s"])

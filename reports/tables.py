@@ -17,7 +17,7 @@ import pandas as pd
 from reports import paper
 from reports.render import Cell, Table, label
 from reports.stats import (MISSING, TIME_LABELS, Stat, co2_per_hour, fmt, fmt_num, is_gpu, kwh_per_hour, layers_of,
-                           on, ordered_variants, random_weights, stat, time_column, trained, variant_for_recipe)
+                           on, ordered_variants, random_weights, select_scenario, stat, time_column, trained, variant_for_recipe)
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +119,11 @@ def _table1_variants(df: pd.DataFrame, distilled: Optional[str]) -> list[tuple[O
 
 
 def table1(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional[str] = None) -> Table:
+    df = select_scenario(df)
     time_col = time_column(df, time_col)
     distilled = distilled or distilled_recipe(df)
     ek = energy_kind(df)
-    cols = [("", "Model (paper)"), ("", "Ours")]
+    cols = [("", "Model (paper / ours)")]
     for g in ("Params", "Size", "CPU time", "GPU time", "WER", f"CO\u2082 ({ek})", f"Energy ({ek})"):
         cols += [(g, "paper"), (g, "ours")]
     t = Table("table1", "Table 1",
@@ -139,7 +140,7 @@ def table1(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional[str] =
         name = f"{variant} ({layers} layers)" if variant and layers else (variant or f"{recipe}: not in this run")
         gpu_missing = NOT_MEASURED if len(on(data, "GPU")) else "no GPU in this run"
         t.add([
-            label(p.name if p else f"{EM} (ours only: {recipe})"), label(name),
+            Cell(p.name if p else "(not in the paper)", f"ours: {name}"),
             ref(p.params_m * 1e6 if p else None, "params", missing=EM if not p else "n/a"),
             ours(_stat(rows, "params"), "params", spread=False),
             ref(p.size_mb if p else None, "size", missing=EM if not p else "n/a"),
@@ -168,13 +169,14 @@ def table1(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional[str] =
 
 def table1_ratios(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional[str] = None) -> Table:
     """Each compressed model relative to the original: the comparison that survives different test sets."""
+    df = select_scenario(df)
     time_col = time_column(df, time_col)
     distilled = distilled or distilled_recipe(df)
     data = trained(df)
     base = _rows(data, variant_for_recipe(df, "baseline"))
     pbase = paper.table1_by_recipe()["baseline"]
     ek = energy_kind(df)
-    cols = [("", "Model (paper)"), ("", "Ours")]
+    cols = [("", "Model (paper / ours)")]
     for g in ("Smaller by", "CPU speed-up", "GPU speed-up", "WER change", f"Energy saved ({ek})"):
         cols += [(g, "paper"), (g, "ours")]
     t = Table("table1b", "Table 1b",
@@ -190,7 +192,7 @@ def table1_ratios(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional
         ve = _stat(e.assign(_e=kwh_per_hour(e)), "_e")
         wer_o, wer_b = _stat(rows, "wer"), _stat(base, "wer")
         t.add([
-            label(p.name if p else f"{EM} (ours only: {recipe})"), label(name),
+            Cell(p.name if p else "(not in the paper)", f"ours: {name}"),
             ratio_cell(pbase.size_mb, p.size_mb, "paper") if p else Cell(EM, "", "paper"),
             ratio_cell(_stat(base, "size_mb").median, _stat(rows, "size_mb").median, "ours"),
             ratio_cell(pbase.cpu_s, p.cpu_s, "paper") if p else Cell(EM, "", "paper"),
@@ -232,6 +234,7 @@ def depth_sweep(df: pd.DataFrame) -> list[tuple[int, str]]:
 
 def table2(df: pd.DataFrame, time_col: str = "e2e_s") -> Table:
     """The depth sweep, rows matched by the kept fraction of the teacher's layers (ours: a shallower teacher)."""
+    df = select_scenario(df)
     time_col = time_column(df, time_col)
     data = trained(df)
     sweep = depth_sweep(df)
@@ -275,6 +278,7 @@ def table2(df: pd.DataFrame, time_col: str = "e2e_s") -> Table:
 
 def table2_arch(df: pd.DataFrame, time_col: str = "e2e_s", arch: str = "large") -> Table:
     """Table 2's sizes and timing on random-weight models of the paper's architecture (no WER: timing only)."""
+    df = select_scenario(df)
     time_col = time_column(df, time_col)
     rnd = random_weights(df)
     rnd = rnd[rnd["recipe"].fillna("").str.startswith(f"arch-{arch}")]
@@ -338,6 +342,7 @@ def conv_pair(df: pd.DataFrame) -> tuple[Optional[str], Optional[str]]:
 
 
 def table3(df: pd.DataFrame, time_col: str = "e2e_s") -> Table:
+    df = select_scenario(df)
     time_col = time_column(df, time_col)
     data = trained(df)
     ref_v, mp_v = conv_pair(df)
@@ -371,6 +376,7 @@ def table3(df: pd.DataFrame, time_col: str = "e2e_s") -> Table:
 # --- Table 4 (ours): energy per hour of audio -------------------------------------------------------------------
 def table_energy(df: pd.DataFrame) -> Table:
     """Per hour of audio, every trained variant on every device, with how the energy figure was obtained."""
+    df = select_scenario(df)
     cols = [("", "Source"), ("", "Model"), ("", "Device"), ("Per hour of audio", "Energy"),
             ("Per hour of audio", "CO\u2082"), ("", "Mean power"), ("", "Energy figure"), ("", "Method")]
     t = Table("table4", "Table 4",
@@ -400,7 +406,9 @@ def table_energy(df: pd.DataFrame) -> Table:
 
 
 # --- all of them ----------------------------------------------------------------------------------------------
-def all_tables(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional[str] = None) -> list[Table]:
+def all_tables(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional[str] = None,
+               scenario: Optional[str] = None) -> list[Table]:
+    df = select_scenario(df, scenario)
     return [table1(df, time_col, distilled), table1_ratios(df, time_col, distilled), table2(df, time_col),
             table2_arch(df, time_col), table3(df, time_col), table_energy(df)]
 

@@ -1,0 +1,209 @@
+"""Figures as PNG bytes: the paper's Figure 1 (student init) and Figure 2 (training data) from distillation logs,
+and Pareto plots of WER against time, energy and size from the results.
+
+Built on ``matplotlib.figure.Figure`` with the Agg canvas, never pyplot: no global backend is switched (a notebook
+keeps its own), nothing opens a window, and figures are freed when they go out of scope.
+"""
+from __future__ import annotations
+
+import io
+import math
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from reports.load import TrainLog
+from reports.stats import is_gpu, recipe_rank, summary, trained, TIME_LABELS
+
+log = logging.getLogger(__name__)
+
+DPI = 110
+COLORS = {"CPU": "#1f77b4", "GPU": "#d62728"}
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+INIT_LABELS = {"alternate": "alternate layers (DistilBERT)", "last": "last layers"}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A figure ready to embed: its id, title, caption and PNG bytes."""
+
+    id: str
+    title: str
+    caption: str
+    png: bytes
+
+    def write(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        p = directory / f"{self.id}.png"
+        p.write_bytes(self.png)
+        return p
+
+
+def _new(width: float = 7.0, height: float = 4.0, ncols: int = 1) -> tuple[Figure, list]:
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    for ax in axes:
+        ax.grid(True, color="#dddddd", linewidth=0.7)
+        ax.set_axisbelow(True)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    return fig, axes
+
+
+def png_bytes(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    # Fixed metadata keeps the bytes reproducible (no software/date stamp).
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _wer_curve(ax, tl: TrainLog, label: str, color: str) -> None:
+    e = tl.per_epoch
+    ax.plot(e["epoch"], e["dev_wer"] * 100.0, marker="o", markersize=4, linewidth=1.8, label=label, color=color)
+
+
+def figure1(logs: Sequence[TrainLog]) -> Optional[Rendered]:
+    """Dev WER per epoch of students initialised from alternate vs last teacher layers (paper Figure 1)."""
+    by_init: dict[str, TrainLog] = {}
+    # Prefer the logs trained on the most data, so that init is the only difference.
+    for tl in sorted(logs, key=lambda t: -(t.train_hours or 0.0)):
+        if tl.init in INIT_LABELS and tl.init not in by_init and not tl.per_epoch.empty:
+            by_init[tl.init] = tl
+    if len(by_init) < 2:
+        log.info("figure 1 skipped: need train_log.csv of an 'alternate' and a 'last' student, found %s",
+                 ", ".join(f"{t.name} ({t.init})" for t in logs) or "none")
+        return None
+    fig, (ax,) = _new()
+    for (init, tl), color in zip(sorted(by_init.items()), PALETTE):
+        _wer_curve(ax, tl, f"{INIT_LABELS[init]}: {tl.name}", color)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("dev WER (%)")
+    ax.set_title("Student initialisation strategies")
+    ax.legend(frameon=False)
+    names = ", ".join(_where(t) for t in by_init.values())
+    return Rendered("figure1", "Figure 1",
+                    "Students initialised from alternating teacher layers (DistilBERT's strategy) or from the last "
+                    f"layers, then distilled; validation WER per epoch (from {names}). Paper: alternating layers win "
+                    "from the first epoch on.", png_bytes(fig))
+
+
+def _where(tl: TrainLog) -> str:
+    """The log's folder and file name: enough to find it, without this machine's absolute path."""
+    return f"{tl.path.parent.name}/{tl.path.name}"
+
+
+def figure2(logs: Sequence[TrainLog]) -> Optional[Rendered]:
+    """Dev WER per epoch for students trained on different amounts of audio (paper Figure 2)."""
+    candidates = [t for t in logs if t.train_hours and t.init != "last" and not t.per_epoch.empty]
+    by_hours: dict[float, TrainLog] = {}
+    for tl in candidates:
+        by_hours.setdefault(round(float(tl.train_hours or 0), 3), tl)
+    if len(by_hours) < 2:
+        log.info("figure 2 skipped: need train_log.csv of students trained on two amounts of data")
+        return None
+    fig, (ax,) = _new()
+    for (hours, tl), color in zip(sorted(by_hours.items(), reverse=True), PALETTE):
+        _wer_curve(ax, tl, f"{hours:g} h of training audio: {tl.name}", color)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("dev WER (%)")
+    ax.set_title("Amount of training data")
+    ax.legend(frameon=False)
+    return Rendered("figure2", "Figure 2",
+                    "Students distilled on different amounts of audio; validation WER per epoch. Paper: "
+                    "train-clean-360 beats train-clean-100.", png_bytes(fig))
+
+
+def pareto_front(x: Iterable[float], y: Iterable[float]) -> list[int]:
+    """Indices of points no other point beats on both x and y (lower is better), sorted by x."""
+    pts = sorted(((float(a), float(b), i) for i, (a, b) in enumerate(zip(x, y))), key=lambda p: (p[0], p[1]))
+    front, best = [], float("inf")
+    for a, b, i in pts:
+        if b < best:
+            front.append(i)
+            best = b
+    return front
+
+
+def _short(variant: str) -> str:
+    return variant.replace("distill-", "d-").replace("+int8", "+i8").replace("-dynamic", "")
+
+
+def _pareto_panel(ax, s: pd.DataFrame, xcol: str, xlabel: str, by_device: bool, logx: bool = False) -> None:
+    groups = s.groupby("device_kind") if by_device else [("all", s)]
+    if logx:  # CPU and GPU differ by an order of magnitude
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(_minor_label))
+    labels: list[tuple[float, float, str]] = []
+    for kind, g in groups:
+        g = g.dropna(subset=[xcol, "wer"])
+        if g.empty:
+            continue
+        color = COLORS.get(str(kind), "#444444")
+        ax.scatter(g[xcol], g["wer"] * 100, s=28, color=color, label=str(kind) if by_device else None, zorder=3)
+        idx = pareto_front(g[xcol], g["wer"])
+        fr = g.iloc[idx]
+        ax.step(fr[xcol], fr["wer"] * 100, where="post", color=color, alpha=0.5, linewidth=1.2)
+        labels += [(float(r[xcol]), float(r["wer"]) * 100, _short(str(r["variant"]))) for _, r in g.iterrows()]
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("WER (%)")
+    _place_labels(ax, labels)
+
+
+def _minor_label(v: float, _pos: object) -> str:
+    """Label only the 2 and 5 minor ticks of a log axis, as plain numbers."""
+    mantissa = round(v / 10 ** math.floor(math.log10(v)), 6) if v > 0 else 0
+    return f"{v:g}" if mantissa in (2, 5) else ""
+
+
+def _place_labels(ax, labels: list[tuple[float, float, str]]) -> None:
+    """Annotate points, nudging a label down while it would overprint one already placed (greedy, in pixels)."""
+    ax.figure.canvas.draw()  # fixes the limits and transforms
+    placed: list[tuple[float, float, float]] = []
+    for x, y, text in sorted(labels, key=lambda t: (-t[1], t[0])):
+        px, py = ax.transData.transform((x, y))
+        dy = 3.0
+        width = 4.5 * len(text)
+        while any(abs(py + dy - qy) < 9 and px < qx + qw and qx < px + width for qx, qy, qw in placed):
+            dy -= 9
+        placed.append((px, py + dy, width))
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, dy * 72 / DPI), fontsize=7,
+                    color="#333333")
+
+
+def pareto(df: pd.DataFrame, time_col: str = "e2e_s") -> Optional[Rendered]:
+    """WER against time, energy per audio hour and size; the stepped line is each device's Pareto front."""
+    s = summary(trained(df), time_col)
+    s = s.dropna(subset=["wer"])
+    if s.empty:
+        log.info("pareto plots skipped: no rows with a WER")
+        return None
+    s = s.assign(_order=[recipe_rank(r, l) for r, l in zip(s["recipe"], s["transformer_layers"])]).sort_values("_order")
+    fig, axes = _new(12.0, 4.0, ncols=3)
+    tc = s["time_col"].iloc[0]
+    _pareto_panel(axes[0], s.assign(_x=s["time_s"]), "_x", f"{tc.replace('_s', '')} time (s, median, log scale)", True,
+                  logx=True)
+    _pareto_panel(axes[1], s.assign(_x=s["kwh_per_audio_hour"] * 1000), "_x", "energy (Wh per hour of audio, log scale)",
+                  True, logx=True)
+    sizes = s.sort_values("device_kind").drop_duplicates("variant")  # size does not depend on the device
+    _pareto_panel(axes[2], sizes.assign(_x=sizes["size_mb"]), "_x", "size (MB)", False)
+    axes[0].legend(frameon=False, loc="upper right")
+    axes[0].set_title("WER vs time")
+    axes[1].set_title("WER vs energy")
+    axes[2].set_title("WER vs size")
+    gpu = any(is_gpu(d) for d in s["device"])
+    return Rendered("pareto", "Figure 3",
+                    f"Pareto plots of WER against {TIME_LABELS.get(tc, tc)}, energy per hour of audio and model size "
+                    f"(medians over repeats; {'CPU and GPU' if gpu else 'CPU only'}; trained variants only). The "
+                    "stepped line joins the variants that no other variant beats on both axes.", png_bytes(fig))
+
+
+def all_figures(df: pd.DataFrame, logs: Sequence[TrainLog], time_col: str = "e2e_s") -> list[Rendered]:
+    return [f for f in (figure1(logs), figure2(logs), pareto(df, time_col)) if f is not None]

@@ -1,0 +1,433 @@
+"""The HTML report: one self-contained file for sustainability reviews.
+
+Savings first, then method (hardware, software, repeats and spread, how each energy figure was obtained, carbon
+intensity), the paper's tables with ours beside them, figures, and caveats.  Images are base64 data URIs, the CSS
+is inline, there is no script, and a Content-Security-Policy forbids any fetch: the file reads the same offline,
+attached to an e-mail or archived.  Built with stdlib string templates (no jinja2).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import logging
+import math
+from pathlib import Path
+from string import Template
+from typing import Any, Iterable, Optional
+
+import pandas as pd
+
+from reports import __version__, paper
+from reports.figures import Rendered, all_figures
+from reports.load import Run, load_run
+from reports.render import Cell, Table
+from reports.savings import DEFAULT_HOURS, Savings, all_savings, fmt_energy, fmt_hours, fmt_mass, paper_savings
+from reports.stats import (TIME_LABELS, choose_scenario, device_kind, is_gpu, random_weights, scenarios,
+                           select_scenario, stat, time_column, trained)
+from reports.tables import all_tables, write_tables
+
+log = logging.getLogger(__name__)
+
+# No network, no scripts: images only from data: URIs, styles only inline.
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
+CSS = """
+:root { --ink:#1d2733; --muted:#5b6776; --line:#d8dee6; --paper:#f3f4f6; --ours:#eef5fb; --accent:#1565c0;
+        --good:#1b7f3b; --warn:#9a5b00; }
+* { box-sizing:border-box; }
+body { margin:0; font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+       color:var(--ink); background:#fff; }
+main { max-width:1220px; margin:0 auto; padding:28px 32px 60px; }
+header.top { border-bottom:3px solid var(--accent); padding-bottom:12px; margin-bottom:8px; }
+h1 { font-size:26px; margin:0 0 4px; }
+h2 { font-size:20px; margin:36px 0 10px; padding-bottom:4px; border-bottom:1px solid var(--line); }
+h3 { font-size:15px; margin:20px 0 6px; }
+.subtitle { color:var(--muted); margin:0; }
+nav.toc { margin:10px 0 0; font-size:13px; }
+nav.toc a { color:var(--accent); text-decoration:none; margin-right:16px; }
+.banner { border:1px solid #e0b252; background:#fff7e0; padding:8px 12px; border-radius:6px; margin:14px 0; }
+.cards { display:grid; grid-template-columns:repeat(auto-fit,minmax(260px,1fr)); gap:14px; margin:14px 0 18px; }
+.card { border:1px solid var(--line); border-radius:8px; padding:12px 14px; background:#fbfcfd; }
+.card .what { color:var(--muted); font-size:12.5px; }
+.card .big { font-size:26px; font-weight:650; color:var(--good); line-height:1.2; margin:4px 0; }
+.card .detail { font-size:12.5px; }
+.badge { display:inline-block; font-size:11px; padding:1px 7px; border-radius:9px; font-weight:600;
+         vertical-align:middle; }
+.badge.measured { background:#e2f3e7; color:var(--good); border:1px solid #a8d5b5; }
+.badge.estimated { background:#fdf0dc; color:var(--warn); border:1px solid #ecc88b; }
+.badge.mixed { background:#eceff3; color:var(--muted); border:1px solid var(--line); }
+.formula { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; font-size:12.5px;
+           background:var(--paper); padding:6px 10px; border-radius:5px; display:inline-block; margin:2px 0; }
+.compare { display:grid; grid-template-columns:1fr 1fr; gap:14px; }
+.compare > div { border:1px solid var(--line); border-radius:8px; padding:10px 14px; }
+.scroll { overflow-x:auto; margin:8px 0 4px; }
+table { border-collapse:collapse; font-size:12px; font-variant-numeric:tabular-nums; }
+table caption { caption-side:top; text-align:left; padding:0 0 6px; color:var(--ink); font-size:13px;
+                max-width:1150px; }
+th, td { border-bottom:1px solid var(--line); padding:4px 6px; vertical-align:top; }
+th { background:#e9edf2; font-weight:600; text-align:center; white-space:nowrap; }
+th.group { border-bottom:1px solid #c5ced9; }
+th.group.empty { background:#fff; }
+td { text-align:right; white-space:nowrap; }
+td.label { text-align:left; white-space:normal; min-width:90px; max-width:190px; }
+th.label { text-align:left; }
+td.paper, th.paper { background:var(--paper); color:#3b4450; }
+td.ours, th.ours { background:var(--ours); }
+.spread { display:block; font-size:10.5px; color:var(--muted); }
+ul.table-notes { font-size:12px; color:var(--muted); margin:2px 0 16px; padding-left:18px; }
+dl.kv { display:grid; grid-template-columns:210px 1fr; gap:3px 14px; margin:6px 0 12px; }
+dl.kv dt { color:var(--muted); }
+dl.kv dd { margin:0; overflow-wrap:anywhere; }
+figure { margin:18px 0 26px; }
+figure img { max-width:100%; border:1px solid var(--line); border-radius:4px; }
+figcaption { font-size:12.5px; color:var(--ink); max-width:1100px; }
+ul.caveats li { margin-bottom:6px; }
+footer { margin-top:40px; font-size:12px; color:var(--muted); border-top:1px solid var(--line); padding-top:8px; }
+@media print { main { max-width:none; padding:0; } h2 { break-after:avoid; } figure, table { break-inside:avoid; } }
+"""
+
+PAGE = Template("""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="$csp">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="w2v-footprint reports $version">
+<title>$title</title>
+<style>$css</style>
+</head>
+<body>
+<main>
+<header class="top">
+<h1>$title</h1>
+<p class="subtitle">$subtitle</p>
+<nav class="toc"><a href="#summary">Savings</a><a href="#method">Method</a><a href="#tables">Tables</a>\
+<a href="#figures">Figures</a><a href="#caveats">Caveats</a></nav>
+</header>
+$banner
+<section id="summary">
+<h2>Savings summary</h2>
+$summary
+</section>
+<section id="method">
+<h2>Method</h2>
+$method
+</section>
+<section id="tables">
+<h2>Tables: the paper beside ours</h2>
+<p>Grey columns are the paper's figures (facts.md; $citation), blue columns ours: the median over repeats with \
+the range (min&ndash;max) and the number of repeats underneath.</p>
+$tables
+</section>
+<section id="figures">
+<h2>Figures</h2>
+$figures
+</section>
+<section id="caveats">
+<h2>Caveats</h2>
+$caveats
+</section>
+<footer>$footer</footer>
+</main>
+</body>
+</html>
+""")
+
+e = html.escape
+
+
+def _badge(measured: Optional[bool]) -> str:
+    if measured is True:
+        return '<span class="badge measured">measured</span>'
+    if measured is False:
+        return '<span class="badge estimated">estimated</span>'
+    return '<span class="badge mixed">mixed / unknown</span>'
+
+
+def _range(lo: float, hi: float, f) -> str:
+    return f"{f(lo)} to {f(hi)}" if not (math.isnan(lo) or math.isnan(hi)) else "n/a"
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _unique(df: pd.DataFrame, col: str) -> list[str]:
+    return sorted({str(v) for v in df[col].dropna().unique() if str(v) != ""})
+
+
+# --- summary ---------------------------------------------------------------------------------------------------
+def summary_html(df: pd.DataFrame, items: list[Savings], hours: float) -> str:
+    out: list[str] = []
+    ps = paper_savings(hours)
+    if not items:
+        out.append("<p><b>No savings can be computed:</b> the run lacks an original (<code>baseline</code>) and a "
+                   "compressed variant measured on the same device with energy figures.</p>")
+    else:
+        head = [s for s in items if s.to_variant == items[0].to_variant]
+        out.append('<div class="cards">')
+        for s in head:
+            tot, co2 = s.kwh_saved_total, s.co2_kg_saved_total
+            out.append(
+                f'<div class="card"><div class="what">{e(s.from_variant)} &rarr; {e(s.to_variant)} on the '
+                f'{s.device_kind} ({e(s.device)}) {_badge(s.measured)}</div>'
+                f'<div class="big">{s.fraction_saved * 100:.0f}% less energy</div>'
+                f'<div class="detail">per hour of speech: {fmt_energy(s.kwh_per_hour_from.median)} &rarr; '
+                f'{fmt_energy(s.kwh_per_hour_to.median)} (saves {fmt_energy(s.kwh_saved_per_hour.median)}, '
+                f'{fmt_mass(s.co2_kg_saved_per_hour.median)} CO&#8322;)<br>'
+                f'at {e(fmt_hours(hours))}: <b>{fmt_energy(tot.median)}</b> and <b>{fmt_mass(co2.median)} '
+                f'CO&#8322;</b> saved<br><span class="what">range over {tot.n} repeats: '
+                f'{_range(co2.lo, co2.hi, fmt_mass)} CO&#8322;</span></div></div>')
+        out.append("</div>")
+        out.append(f'<div class="scroll">{savings_table(items, hours).to_html()}</div>')
+        s0 = items[0]
+        out.append(f'<p>Formula (ours, {e(s0.from_variant)} &rarr; {e(s0.to_variant)}, {s0.device_kind}): '
+                   f'<span class="formula">{e(s0.formula)}</span></p>')
+    # The paper's own extrapolation, with its arithmetic shown, beside the figure it states.
+    e_ = paper.EXTRAPOLATION
+    stated = (f"<b>about {e_.stated_t:.0f} t</b>" if ps.stated_kg is not None
+              else f"about {e_.stated_t:.0f} t at its 54 million hours (not comparable at {e(fmt_hours(hours))})")
+    ours_line = ""
+    if items:
+        s0 = items[0]
+        ours_line = (f"<p>{e(s0.from_variant)} &rarr; {e(s0.to_variant)} on the {s0.device_kind}: "
+                     f"{fmt_mass(s0.co2_kg_saved_per_hour.median)} CO&#8322; saved per hour of speech "
+                     f"&times; {e(fmt_hours(hours))} = <b>{fmt_mass(s0.co2_kg_saved_total.median)}</b> "
+                     f"(repeats: {_range(s0.co2_kg_saved_total.lo, s0.co2_kg_saved_total.hi, fmt_mass)}), "
+                     f"{fmt_energy(s0.kwh_saved_total.median)} {_badge(s0.measured)}</p>"
+                     f"<p>Carbon intensity: {_ci(s0)}.</p>")
+    out.append(f"""<h3>Our extrapolation beside the paper's</h3>
+<div class="compare">
+<div><b>Paper</b> (section 7, original &rarr; distilled, GPU, CodeCarbon estimate)
+<p>{ps.co2_saved_kg} kg CO&#8322; saved on {ps.test_hours} h of speech (Table 1: 0.0032 &minus; 0.0013 kg).</p>
+<p>Its arithmetic: <span class="formula">{ps.co2_saved_kg} kg / {ps.test_hours} h &times; {e(fmt_hours(hours))}
+ = {fmt_mass(ps.computed_kg)}</span></p>
+<p>The paper states {stated}. The two do not agree: {ps.co2_saved_kg} / {ps.test_hours} &times; 54e6 kg is
+{paper.EXTRAPOLATION.computed_t:.1f} t; a 5 h denominator would give
+{ps.co2_saved_kg / 5 * 54e6 / 1000:.1f} t (our guess at the discrepancy, not the paper's statement).
+Energy, which the paper does not scale: {ps.energy_saved_kwh} kWh / {ps.test_hours} h &times;
+{e(fmt_hours(hours))} = {fmt_energy(ps.computed_kwh)}. Implied carbon intensity:
+{paper.EXTRAPOLATION.implied_carbon_intensity_g_per_kwh:.0f} g/kWh.</p></div>
+<div><b>Ours</b>{ours_line or '<p>n/a: no savings computed.</p>'}</div>
+</div>""")
+    return "\n".join(out)
+
+
+def _ci(s: Savings) -> str:
+    if s.carbon_intensity_g_per_kwh is None:
+        return "not recorded"
+    return f"{s.carbon_intensity_g_per_kwh:g} g CO&#8322;/kWh, source: {e(s.carbon_intensity_source)}"
+
+
+def savings_table(items: list[Savings], hours: float) -> Table:
+    cols = [("", "From"), ("", "To"), ("", "Device"), ("Energy per hour of speech", "from"),
+            ("Energy per hour of speech", "to"), ("Energy per hour of speech", "saved"),
+            (f"At {fmt_hours(hours)}", "energy saved"), (f"At {fmt_hours(hours)}", "CO\u2082 saved"),
+            ("", "Energy figure"), ("", "Spread")]
+    t = Table("savings", "Savings",
+                   f"Energy and CO\u2082 saved per hour of speech, and scaled to {fmt_hours(hours)}. Medians over "
+                   "repeats; the range underneath is min to max of the repeat-by-repeat differences (paired) or of "
+                   "the worst and best pairings (unpaired).", cols)
+    for s in items:
+        tot, co2 = s.kwh_saved_total, s.co2_kg_saved_total
+        how = "measured" if s.measured else "estimated" if s.measured is False else "mixed"
+        t.add([Cell(s.from_variant), Cell(s.to_variant), Cell(f"{s.device_kind} ({s.device})"),
+               Cell(fmt_energy(s.kwh_per_hour_from.median), "", "ours", s.kwh_per_hour_from.median),
+               Cell(fmt_energy(s.kwh_per_hour_to.median), "", "ours", s.kwh_per_hour_to.median),
+               Cell(fmt_energy(s.kwh_saved_per_hour.median), f"{s.fraction_saved * 100:.0f} % less", "ours",
+                    s.kwh_saved_per_hour.median),
+               Cell(fmt_energy(tot.median), _range(tot.lo, tot.hi, fmt_energy), "ours", tot.median),
+               Cell(fmt_mass(co2.median), _range(co2.lo, co2.hi, fmt_mass), "ours", co2.median),
+               Cell(how, s.energy_method), Cell(f"n={s.kwh_saved_per_hour.n}", "paired" if s.paired else "unpaired")])
+    return t
+
+
+# --- method ----------------------------------------------------------------------------------------------------
+def _kv(pairs: Iterable[tuple[str, str]]) -> str:
+    return '<dl class="kv">' + "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in pairs) + "</dl>"
+
+
+def _flat(meta: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for k, v in meta.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out += _flat(v, key + ".")
+        else:
+            out.append((key, ", ".join(map(str, v)) if isinstance(v, list) else str(v)))
+    return out
+
+
+def method_html(run: Run, time_col: str, scenario: Optional[str] = None) -> str:
+    chosen = choose_scenario(run.results, scenario)
+    df = select_scenario(run.results, scenario)
+    tr = trained(df)
+    join = lambda vals: e(", ".join(vals)) or "not recorded"  # noqa: E731
+    hw = [("CPU", join(_unique(df, "cpu_model"))), ("GPU", join(_unique(df, "gpu_name")) if len(df[df["device"]
+          .map(is_gpu)]) else "none used in this run"), ("Devices", join(_unique(df, "device_name"))),
+          ("Host", join(_unique(df, "hostname"))), ("Threads", join(_unique(df.assign(t=df["threads"]
+          .map(lambda v: f"{v:.0f}" if v == v else "")), "t"))),
+          ("Batch size", join(_unique(df.assign(b=df["batch_size"].map(lambda v: f"{v:.0f}" if v == v else "")),
+                                      "b")))]
+    sw = [("torch", join(_unique(df, "torch_version"))), ("transformers", join(_unique(df, "transformers_version"))),
+          ("Python", join(_unique(df, "python_version"))), ("Suite commit", join(_unique(df, "git_commit"))),
+          ("Results schema", join([f"{v:g}" for v in sorted(df["schema_version"].dropna().unique())])),
+          ("Run id(s)", join(_unique(df, "run_id")))]
+    src = tr if len(tr) else df
+    hours = stat(src["audio_s"]).median / 3600.0
+    data = [("Dataset", join(_unique(df, "dataset"))), ("Manifest hash", join(_unique(df, "manifest_hash"))),
+            ("Test set", f"{stat(src['n_utts']).median:.0f} utterances, {hours:.2f} h of audio per pass"
+                         + _skipped(src))]
+    rnd = random_weights(df)
+    if len(rnd):
+        data.append(("Architecture-only timing", f"{stat(rnd['n_utts']).median:.0f} utterances, "
+                     f"{stat(rnd['audio_s']).median / 3600:.3f} h, random weights ({len(rnd)} rows)"))
+    # Repeats and spread.
+    reps = df.groupby(["variant", "device"]).size()
+    spreads = df.groupby(["variant", "device"])[time_col].agg(lambda s: stat(s).rel_spread).dropna()
+    worst = spreads.idxmax() if len(spreads) else None
+    rep = [("Repeats per variant and device", f"{reps.min()}&ndash;{reps.max()}" if reps.min() != reps.max()
+            else f"{reps.min()}"),
+           ("Timing", e(TIME_LABELS.get(time_col, time_col)) + "; also recorded: model-only time "
+            "(<code>model_s</code>), CTC decoding (<code>decode_s</code>), RTFx"),
+           ("Timing scenario", (f"{e(chosen)}" + (f" (also in the results, not shown: "
+             f"{e(', '.join(x for x in scenarios(run.results) if x not in (chosen, 'arch')))})"
+             if len(set(scenarios(run.results)) - {chosen, 'arch'}) else "")) if chosen else "one (not labelled)"),
+           ("Statistic", "median over repeats; spread = min&ndash;max (too few repeats for quartiles)"),
+           ("Largest spread", f"{spreads.max() * 100:.1f}% of the median ({e(worst[0])} on {e(worst[1])})"
+            if worst is not None else "n/a"),
+           ("Accuracy", "a separate pass over every utterance; WER and CER stored on every row of its variant "
+            "and device (WER read as a fraction, shown in %)")]
+    # Energy: how, per device and method.
+    energy_rows = []
+    for (dev, method), g in df.groupby(["device", "energy_method"], dropna=False):
+        measured = {bool(x) for x in g["energy_measured"].dropna()}
+        m = measured.pop() if len(measured) == 1 else None
+        detail = "; ".join(_unique(g, "energy_source_detail")) or "no detail recorded"
+        energy_rows.append((f"{device_kind(dev)} ({dev}): {method if isinstance(method, str) else 'none'}",
+                            f"{_badge(m)} {e(detail)} <span class='what'>({len(g)} rows)</span>"))
+    ci = sorted({(f"{v:g}" if v == v else "?", str(s)) for v, s in zip(df["carbon_intensity_g_per_kwh"],
+                                                                      df["carbon_intensity_source"].fillna(""))})
+    carbon = [("Carbon intensity", "; ".join(f"{e(v)} g CO&#8322;/kWh ({e(s) or 'source not recorded'})"
+                                             for v, s in ci) or "not recorded")]
+    meta = run.meta
+    parts = ["<h3>Hardware</h3>", _kv(hw), "<h3>Software</h3>", _kv(sw), "<h3>Data</h3>", _kv(data),
+             "<h3>Repeats and spread</h3>", _kv(rep), "<h3>Energy: measured or estimated, and how</h3>",
+             _kv(energy_rows) if energy_rows else "<p>No energy columns.</p>", _kv(carbon)]
+    if meta:
+        parts += ["<h3>Run configuration (meta.json)</h3>", _kv((k, e(v)) for k, v in _flat(meta))]
+    else:
+        parts += ["<p>No meta.json in the run folder.</p>"]
+    return "\n".join(parts)
+
+
+def _skipped(df: pd.DataFrame) -> str:
+    n = df["n_skipped"].fillna(0).max()
+    return f"; {n:.0f} utterances skipped (unreadable or too long)" if n and n > 0 else "; none skipped"
+
+
+# --- figures and caveats ----------------------------------------------------------------------------------------
+def figures_html(figs: list[Rendered], logs_found: int) -> str:
+    out = []
+    for f in figs:
+        out.append(f'<figure id="{e(f.id)}"><img alt="{e(f.title)}" src="{data_uri(f.png)}">'
+                   f"<figcaption><b>{e(f.title)}.</b> {e(f.caption)}</figcaption></figure>")
+    ids = {f.id for f in figs}
+    missing = [name for fid, name in (("figure1", "Figure 1 (student initialisation: needs the train_log.csv of an "
+                                       "'alternate' and a 'last' student)"),
+                                      ("figure2", "Figure 2 (training data: needs logs of students trained on two "
+                                       "amounts of audio)"), ("pareto", "Pareto plots (need rows with a WER)"))
+               if fid not in ids]
+    if missing:
+        out.append(f"<p>Not available from this run ({logs_found} training log(s) found): "
+                   + "; ".join(e(m) for m in missing) + ".</p>")
+    return "\n".join(out)
+
+
+def caveats(run: Run, scenario: Optional[str] = None) -> list[str]:
+    df = select_scenario(run.results, scenario)
+    items: list[str] = []
+    if run.meta.get("fixture"):
+        items.append(f"<b>Test fixture:</b> {e(str(run.meta['fixture']))}.")
+    datasets = _unique(df, "dataset")
+    if any(d.startswith("embedded") for d in datasets):
+        items.append("<b>Synthetic corpus.</b> The test set is the suite's embedded corpus (speech synthesised offline "
+                     "with espeak-ng from public-domain text, in LibriSpeech's layout), not LibriSpeech: WER here says "
+                     "how well a model learnt this corpus, and is not comparable with the paper's dev-clean WER. "
+                     "Relative figures (speed-ups, size and energy ratios) are the comparable ones.")
+    rnd = random_weights(df)
+    if len(rnd):
+        items.append(f"<b>Random-weights timing.</b> {rnd['variant'].nunique()} variant(s) "
+                     f"({e(', '.join(sorted(rnd['variant'].unique())))}) are architecture-only: random weights of the "
+                     "real size, timed on a workload shaped like dev-clean. Their times and sizes are real; they have "
+                     "no WER, and they are left out of the savings and Pareto plots.")
+    est = df[df["energy_measured"] == False]  # noqa: E712 (nullable boolean)
+    if len(est):
+        where = sorted({f"{device_kind(d)}: {m}" for d, m in zip(est["device"], est["energy_method"].fillna("?"))})
+        items.append(f"<b>Estimated energy.</b> {len(est)} of {len(df)} rows carry estimated, not measured, energy "
+                     f"({e('; '.join(where))}). An estimate scales a power model by time and load, so its savings "
+                     "largely restate the speed-up; only a hardware counter (NVML, RAPL) measures the difference.")
+    unknown = df[df["energy_measured"].isna() & df["energy_kwh"].notna()]
+    if len(unknown):
+        items.append(f"{len(unknown)} rows do not say whether their energy was measured.")
+    if not df["device"].map(is_gpu).any():
+        items.append("<b>No GPU in this run.</b> GPU columns read n/a (not measured); the paper's GPU figures stand "
+                     "alone.")
+    items.append("<b>Different test sets and hardware.</b> The paper timed LibriSpeech dev-clean (5.4 h) on V100 GPUs "
+                 "and an unnamed CPU, once, at batch 1, including FLAC decoding, with no warm-up and no CUDA "
+                 "synchronisation; its energy is CodeCarbon's estimate (about 254 W &times; run time). Compare ratios, "
+                 "not absolute seconds or kWh.")
+    items.append(f"<b>Extrapolation.</b> Scaling to millions of hours assumes the per-hour figure holds at scale "
+                 "(same hardware, utilisation, batch size and grid); it leaves out idle power, cooling (PUE) and "
+                 "the energy to train the student.")
+    return items
+
+
+# --- the page --------------------------------------------------------------------------------------------------
+def build_report(run: Run, hours: float = DEFAULT_HOURS, time_col: str = "e2e_s",
+                 tables: Optional[list[Table]] = None, figures: Optional[list[Rendered]] = None,
+                 scenario: Optional[str] = None) -> str:
+    df = select_scenario(run.results, scenario)
+    time_col = time_column(df, time_col)
+    tables = tables if tables is not None else all_tables(df, time_col)
+    figures = figures if figures is not None else all_figures(df, run.train_logs, time_col)
+    items = all_savings(df, hours)
+    stamps = sorted(df["timestamp"].dropna())
+    when = f"{stamps[0]} to {stamps[-1]}" if stamps else "time not recorded"
+    subtitle = (f"Run {e(', '.join(_unique(df, 'run_id')) or '?')} &middot; {e(', '.join(_unique(df, 'dataset')))} "
+                f"&middot; {len(df)} rows, {df['variant'].nunique()} variants, devices "
+                f"{e(', '.join(_unique(df, 'device')))} &middot; measured {e(when)}")
+    banner = ""
+    if run.meta.get("fixture"):
+        banner = f'<div class="banner"><b>Test fixture, not a measurement:</b> {e(str(run.meta["fixture"]))}</div>'
+    footer = (f"Generated by <code>footprint report</code> (reports {e(__version__)}) from {e(str(run.source))}. "
+              f"Paper figures: {e(paper.CITATION)}. Self-contained: no scripts, no external resources.")
+    return PAGE.substitute(
+        csp=CSP, version=e(__version__), title="wav2vec 2.0 footprint report", css=CSS, subtitle=subtitle,
+        banner=banner, summary=summary_html(df, items, hours), method=method_html(run, time_col, scenario),
+        citation=e(paper.CITATION),
+        tables="\n".join(f'<div class="scroll">{t.to_html()}</div>' for t in tables),
+        figures=figures_html(figures, len(run.train_logs)),
+        caveats='<ul class="caveats">' + "".join(f"<li>{c}</li>" for c in caveats(run, scenario)) + "</ul>",
+        footer=footer)
+
+
+def write_report(run_dir: str | Path, out: str | Path, hours: float = DEFAULT_HOURS, time_col: str = "e2e_s",
+                 markdown_dir: Optional[Path] = None, latex_dir: Optional[Path] = None,
+                 figures_dir: Optional[Path] = None, scenario: Optional[str] = None) -> Path:
+    """Load RUN_DIR, write the HTML report to ``out`` (and tables / figures if asked); return the report path."""
+    run = load_run(run_dir)
+    df = select_scenario(run.results, scenario)
+    time_col = time_column(df, time_col)
+    tables = all_tables(df, time_col)
+    figures = all_figures(df, run.train_logs, time_col)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(build_report(run, hours, time_col, tables, figures, scenario), encoding="utf-8")
+    for p in write_tables(tables, markdown_dir, latex_dir):
+        log.info("wrote %s", p)
+    if figures_dir is not None:
+        for f in figures:
+            log.info("wrote %s", f.write(Path(figures_dir)))
+    log.info("wrote %s (%.0f kB)", out, out.stat().st_size / 1024)
+    return out
