@@ -263,8 +263,10 @@ def method_html(run: Run, time_col: str, scenario: Optional[str] = None) -> str:
     df = select_scenario(run.results, scenario)
     tr = trained(df)
     join = lambda vals: e(", ".join(vals)) or "not recorded"  # noqa: E731
-    hw = [("CPU", join(_unique(df, "cpu_model"))), ("GPU", join(_unique(df, "gpu_name")) if len(df[df["device"]
-          .map(is_gpu)]) else "none used in this run"), ("Devices", join(_unique(df, "device_name"))),
+    any_gpu = bool(df["device"].map(is_gpu).any())
+    hw = [("CPU", join(_unique(df, "cpu_model"))),
+          ("GPU", join(_unique(df, "gpu_name")) if any_gpu else "none used in this run"),
+          ("Devices", join(_unique(df, "device_name"))),
           ("Host", join(_unique(df, "hostname"))), ("Threads", join(_unique(df.assign(t=df["threads"]
           .map(lambda v: f"{v:.0f}" if v == v else "")), "t"))),
           ("Batch size", join(_unique(df.assign(b=df["batch_size"].map(lambda v: f"{v:.0f}" if v == v else "")),

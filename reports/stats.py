@@ -111,7 +111,7 @@ def random_weights(df: pd.DataFrame) -> pd.DataFrame:
 
 def on(df: pd.DataFrame, kind: str) -> pd.DataFrame:
     """Rows on 'CPU' or 'GPU' devices."""
-    mask = df["device"].map(is_gpu)
+    mask = df["device"].map(is_gpu).astype(bool)  # an empty object mask would select columns, not rows
     return df[mask] if kind == "GPU" else df[~mask]
 
 
@@ -178,7 +178,14 @@ def summary(df: pd.DataFrame, time_col: str = "e2e_s") -> pd.DataFrame:
             "co2_kg": stat(g["co2_kg"]).median, "power_w": stat(g["_power_w"]).median,
             "energy_method": _joined(g["energy_method"]), "energy_measured": _measured(g["energy_measured"]),
         })
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=SUMMARY_COLUMNS)
+
+
+SUMMARY_COLUMNS = ["variant", "recipe", "weights", "device", "device_kind", "n", "time_s", "time_lo", "time_hi",
+                   "time_col", "audio_s", "rtfx", "wer", "cer", "params", "size_mb", "size_on_disk_mb", "sparsity",
+                   "conv_layers", "transformer_layers", "kwh_per_audio_hour", "kwh_per_audio_hour_lo",
+                   "kwh_per_audio_hour_hi", "co2_kg_per_audio_hour", "energy_kwh", "co2_kg", "power_w",
+                   "energy_method", "energy_measured"]
 
 
 def _joined(s: pd.Series) -> str:

@@ -1,0 +1,49 @@
+"""reports.figures: PNGs from the fixture's logs and results; absent inputs give no figure, not an error."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from reports.figures import all_figures, figure1, figure2, pareto, pareto_front
+from reports.load import load_run
+
+FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "results_small"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run():
+    return load_run(FIXTURE)
+
+
+def test_figures_are_pngs(run, tmp_path: Path) -> None:
+    figs = all_figures(run.results, run.train_logs)
+    assert [f.id for f in figs] == ["figure1", "figure2", "pareto"]
+    for f in figs:
+        assert f.png.startswith(PNG) and len(f.png) > 10_000
+        assert f.write(tmp_path).read_bytes() == f.png
+    assert "pyplot" not in "".join(sys.modules)  # no global backend switch
+
+
+def test_figure1_needs_both_inits(run) -> None:
+    alternate_only = [t for t in run.train_logs if t.init == "alternate"]
+    assert figure1(alternate_only) is None
+    f = figure1(run.train_logs)
+    assert f is not None and "distill-L4-last/train_log.csv" in f.caption and "/work" not in f.caption
+
+
+def test_figure2_needs_two_amounts(run) -> None:
+    assert figure2(run.train_logs[:1]) is None
+    assert figure2(run.train_logs) is not None
+
+
+def test_pareto_needs_wer(run) -> None:
+    assert pareto(run.results[run.results["weights"] == "random"]) is None
+
+
+def test_pareto_front() -> None:
+    x = [1.0, 2.0, 3.0, 1.5, 4.0]
+    y = [10.0, 5.0, 6.0, 12.0, 1.0]
+    assert pareto_front(x, y) == [0, 1, 4]

@@ -1,0 +1,176 @@
+"""reports.tables and reports.render: the paper's figures beside ours, in HTML, Markdown and LaTeX."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reports import paper
+from reports.load import load_results
+from reports.render import Cell, Table, latex_escape
+from reports.stats import fmt, select_scenario, stat
+from reports.tables import (all_tables, conv_pair, depth_sweep, table1, table1_ratios, table2, table2_arch, table3,
+                            table_energy, write_tables)
+
+FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "results_small"
+
+
+@pytest.fixture(scope="module")
+def df() -> pd.DataFrame:
+    return load_results(FIXTURE)
+
+
+def _median(df: pd.DataFrame, variant: str, device: str, col: str) -> float:
+    return float(df[(df["variant"] == variant) & (df["device"] == device)][col].median())
+
+
+def _cells(t: Table, group: str, name: str) -> list[str]:
+    return [c.text for c in t.column(group, name)]
+
+
+def test_table1_paper_beside_ours(df: pd.DataFrame) -> None:
+    t = table1(df)
+    assert _cells(t, "CPU time", "paper")[:3] == ["4433 s", "1560 s", "4079 s"]
+    assert _cells(t, "GPU time", "paper")[:3] == ["123 s", "51.0 s", "n/a"]
+    assert _cells(t, "Params", "paper")[:3] == ["317 M", "65 M", "317 M"]
+    assert _cells(t, "Size", "paper")[:3] == ["1262 MB", "262 MB", "354 MB"]
+    assert _cells(t, "WER", "paper")[:3] == ["2.63 %", "9.51 %", "2.75 %"]
+    assert _cells(t, "CO\u2082 (GPU)", "paper")[:3] == ["3.2 g", "1.3 g", "n/a"]
+    assert _cells(t, "Energy (GPU)", "paper")[:3] == ["8.7 Wh", "3.6 Wh", "n/a"]
+    # Ours: medians of the fixture's repeats, beside them.
+    ours_cpu = t.column("CPU time", "ours")
+    assert ours_cpu[0].value == pytest.approx(_median(df, "teacher", "cpu", "e2e_s"))
+    assert ours_cpu[1].value == pytest.approx(_median(df, "distill-L4", "cpu", "e2e_s"))
+    assert ours_cpu[0].sub.endswith("n=3")
+    assert t.column("WER", "ours")[1].text == "11.80 %"
+    assert t.column("Params", "ours")[0].text == "9.61 M"
+    assert t.column("Energy (GPU)", "ours")[0].value == pytest.approx(
+        _median(df, "teacher", "cuda", "energy_kwh") * 1000)
+    # int8 never ran on the GPU: n/a, not measured (as the paper's N/A).
+    assert t.column("GPU time", "ours")[2].text == "n/a" and t.column("GPU time", "ours")[2].sub == "not measured"
+    # Our extra compressions follow, with no paper figures.
+    labels = [r[0].sub for r in t.rows]
+    assert any("distill-L4+int8" in s for s in labels) and any("prune-sensitivity" in s for s in labels)
+    assert t.column("Size", "ours")[-1].sub == "on disk 29.8 MB"
+
+
+def test_table1_without_gpu_rows(df: pd.DataFrame) -> None:
+    cpu_only = df[df["device"] == "cpu"]
+    t = table1(cpu_only)
+    assert ("Energy (CPU)", "ours") in t.columns  # falls back to CPU energy, says so
+    gpu = t.column("GPU time", "ours")
+    assert all(c.text == "n/a" and c.sub == "no GPU in this run" for c in gpu)
+    assert t.column("GPU time", "paper")[0].text == "123 s"  # the paper's still shown
+    assert "n/a" in t.to_markdown()
+
+
+def test_table1b_ratios(df: pd.DataFrame) -> None:
+    t = table1_ratios(df)
+    assert _cells(t, "Smaller by", "paper")[:2] == ["4.82x", "3.56x"]
+    assert _cells(t, "CPU speed-up", "paper")[:2] == ["2.84x", "1.09x"]
+    assert _cells(t, "WER change", "paper")[:2] == ["+6.88 pt", "+0.12 pt"]
+    want = _median(df, "teacher", "cpu", "e2e_s") / _median(df, "distill-L4", "cpu", "e2e_s")
+    assert t.column("CPU speed-up", "ours")[0].value == pytest.approx(want)
+
+
+def test_table2_depth_sweep_matched_by_fraction(df: pd.DataFrame) -> None:
+    assert depth_sweep(df) == [(12, "teacher"), (6, "distill-L6"), (4, "distill-L4"), (3, "distill-L3"),
+                               (2, "distill-L2")]
+    t = table2(df)
+    kept = _cells(t, "", "Layers kept")
+    assert kept == ["all", "1/2", "5/12", "1/3", "1/4", "1/6"]
+    assert _cells(t, "Paper (GPU)", "Layers")[:5] == ["24", "12", "10", "8", "6"]
+    assert _cells(t, "Paper (GPU)", "WER")[:5] == ["2.63 %", "6.60 %", "7.59 %", "10.42 %", "16.54 %"]
+    assert _cells(t, "Paper (GPU)", "Time")[:5] == ["123 s", "81.0 s", "75.0 s", "69.0 s", "60.0 s"]
+    assert _cells(t, "Ours (GPU)", "Layers") == ["12", "6", "\u2014", "4", "3", "2"]
+    assert _cells(t, "Ours (GPU)", "WER")[1] == "7.90 %"
+
+
+def test_table2_arch(df: pd.DataFrame) -> None:
+    t = table2_arch(df)
+    assert _cells(t, "", "Layers") == ["24", "12", "10", "8", "6"]
+    assert _cells(t, "Ours (large, random weights)", "Params")[0] == "315 M"
+    assert _cells(t, "Ours (large, random weights)", "Size")[0] == "1262 MB"
+    assert _cells(t, "Paper (GPU, trained)", "Size") == ["1262 MB", "665 MB", "564 MB", "464 MB", "363 MB"]
+    assert t.column("Ours: CPU", "Speed-up")[0].value == pytest.approx(1.0)
+
+
+def test_table3_conv_layers(df: pd.DataFrame) -> None:
+    assert conv_pair(df) == ("distill-L4", "maxpool-conv4")
+    t = table3(df)
+    assert _cells(t, "GPU time", "paper") == ["2.97 s", "2.26 s", "0.76x"]
+    assert _cells(t, "CPU time", "paper") == ["161 s", "387 s", "2.40x"]
+    assert t.column("WER", "ours")[1].text == "13.10 %"
+    ratio = t.column("CPU time", "ours")[2].value
+    assert ratio == pytest.approx(_median(df, "maxpool-conv4", "cpu", "e2e_s") / _median(df, "distill-L4", "cpu",
+                                                                                        "e2e_s"))
+    assert ratio > 1  # the fixture, like the paper, has max-pooling slower on the CPU
+
+
+def test_table3_without_maxpool(df: pd.DataFrame) -> None:
+    t = table3(df[df["recipe"] != "maxpool-conv4"])
+    assert t.column("CPU time", "ours")[1].text == "n/a"
+
+
+def test_energy_table_labels_measured_and_estimated(df: pd.DataFrame) -> None:
+    t = table_energy(df)
+    rows = {(r[0].text, r[1].text, r[2].text): r for r in t.rows}
+    paper_orig = rows[("paper", "Original (24 layers)", "GPU (V100)")]
+    assert paper_orig[3].text == f"{0.0087 / 5.4 * 1000:.3g} Wh"
+    assert rows[("ours", "teacher", "GPU (cuda)")][6].text == "measured"
+    assert rows[("ours", "teacher", "CPU (cpu)")][6].text == "estimated"
+    assert rows[("ours", "teacher", "CPU (cpu)")][7].text == "codecarbon-offline"
+    # Report order: the original first.
+    assert [r[1].text for r in t.rows if r[0].text == "ours"][:2] == ["teacher", "teacher"]
+
+
+def test_renderers(df: pd.DataFrame, tmp_path: Path) -> None:
+    tables = all_tables(df)
+    assert [t.id for t in tables] == ["table1", "table1b", "table2", "table2-arch", "table3", "table4"]
+    t1 = tables[0]
+    h = t1.to_html()
+    assert h.startswith('<table id="table1"') and "<caption><b>Table 1.</b>" in h
+    assert '<td class="paper">4433 s</td>' in h and 'class="spread"' in h
+    md = t1.to_markdown()
+    assert "| CPU time: paper | CPU time: ours |" in md and "| 4433 s |" in md
+    tex = t1.to_latex()
+    assert r"\begin{tabular}" in tex and r"\multicolumn{2}{c}{CPU time}" in tex and r"2.63 \%" in tex
+    assert r"\label{tab:table1}" in tex
+    frame = t1.to_frame()
+    assert frame[("CPU time", "paper")].iloc[0] == "4433 s"
+    assert t1.values()[("CPU time", "paper")].iloc[0] == 4433
+    written = write_tables(tables, tmp_path / "md", tmp_path / "tex")
+    assert len(written) == 12 and (tmp_path / "tex" / "table3.tex").read_text().count(r"\\") >= 4
+
+
+def test_latex_escape() -> None:
+    assert latex_escape("a_b 5% & 2\u20133 CO\u2082") == r"a\_b 5\% \& 2--3 CO\textsubscript{2}"
+
+
+def test_table_rejects_ragged_rows() -> None:
+    t = Table("x", "X", "c", [("", "a"), ("", "b")])
+    with pytest.raises(ValueError):
+        t.add([Cell("1")])
+
+
+def test_stat_and_format() -> None:
+    s = stat([3.0, 1.0, 2.0, float("nan")])
+    assert (s.median, s.lo, s.hi, s.n) == (2.0, 1.0, 3.0, 3)
+    assert not stat([]).ok
+    assert fmt(317e6, "params") == "317 M" and fmt(1261.85, "size") == "1262 MB" and fmt(51, "time") == "51.0 s"
+    assert fmt(float("nan"), "time") == "n/a"
+
+
+def test_scenario_selection(df: pd.DataFrame) -> None:
+    both = pd.concat([df.assign(scenario="batched"), df.assign(scenario="paper-loop", e2e_s=df["e2e_s"] * 3)])
+    assert len(select_scenario(both)) == len(df)
+    t_batched, t_loop = table1(both), table1(select_scenario(both, "paper-loop"))
+    assert t_loop.column("CPU time", "ours")[0].value == pytest.approx(3 * t_batched.column("CPU time", "ours")[0].value)
+
+
+def test_paper_data_matches_facts() -> None:
+    assert [m.cpu_s for m in paper.TABLE1] == [4433, 1560, 4079]
+    assert [d.layers for d in paper.TABLE2] == [24, 12, 10, 8, 6]
+    assert paper.EXTRAPOLATION.computed_t == pytest.approx(19.0)
+    assert paper.EXTRAPOLATION.stated_t == 21.0
