@@ -1,0 +1,117 @@
+"""``footprint bench``: run the benchmark (variants x devices -> one tidy table) and show a run's table.
+
+Standard library only at module level (the CLI imports every group's registrar before any command runs).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def _csv(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _int_csv(text: str) -> list[int]:
+    try:
+        return [int(s) for s in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``bench run`` options (also usable by other entry points, e.g. the main job)."""
+    p.add_argument("--models", type=_csv, default=None,
+                   help="comma-separated variants: recipes (baseline, distill-L4, int8-dynamic, ...), 'embedded', "
+                        "model directories, or arch-<large|base>-L<n>[+int8-dynamic] (default: embedded)")
+    p.add_argument("--data", default="embedded:dev-clean",
+                   help="LibriSpeech subset directory or embedded:<subset> (default: embedded:dev-clean)")
+    p.add_argument("--device", dest="devices", type=_csv, default=["cpu"], help="cpu, cuda or cpu,cuda")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats per variant x device (default 3)")
+    p.add_argument("--warmup", type=int, default=1, help="warm-up batches before the first repeat (default 1)")
+    p.add_argument("--out", default="runs/bench", help="RUN_DIR for results.sqlite, results.csv, meta.json")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="utterances per batch (group-norm models run at batch 1 regardless)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N utterances (id order)")
+    ci = p.add_mutually_exclusive_group()
+    ci.add_argument("--carbon-intensity", type=float, default=None, metavar="G_PER_KWH",
+                    help="grid carbon intensity in g CO2e/kWh")
+    ci.add_argument("--country", default=None, metavar="ISO",
+                    help="country code (ISO 3166 alpha-3 or -2) for codecarbon's offline grid table")
+    p.add_argument("--energy", default="auto",
+                   help="meter fallback chain, e.g. codecarbon,carbontracker,nvml,rapl,replay:TRACE.json,none "
+                        "(default auto: cpu rapl>codecarbon>carbontracker, cuda nvml>codecarbon)")
+    p.add_argument("--idle-baseline-s", type=float, default=0.0, metavar="S",
+                   help="measure idle power for S seconds first and subtract it (default 0: off)")
+    p.add_argument("--arch", type=_csv, default=[], help="random-weight architectures to time: large, base")
+    p.add_argument("--layers", type=_int_csv, default=[], help="transformer depths for --arch, e.g. 24,12,10,8,6")
+    p.add_argument("--arch-fraction", type=float, default=None,
+                   help="share of the dev-clean-shaped workload timed for --arch (default 0.01 on CPU, 1 on CUDA); "
+                        "model_s_full_est extrapolates to the whole")
+    p.add_argument("--paper-loop", action="store_true",
+                   help="also time the paper's batch-1 loop incl. file decoding (rows <variant>@paper-loop)")
+    p.add_argument("--overhead-pairs", type=int, default=2,
+                   help="with/without-tracker pairs to measure the energy tracker's overhead (0: skip)")
+    p.add_argument("--max-batch-seconds", type=float, default=240.0, help="padded audio per batch (default 240)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def config_from_args(args: argparse.Namespace):  # noqa: ANN201
+    from bench.runner import RunConfig
+
+    return RunConfig(out=args.out, models=args.models if args.models is not None else ([] if args.arch else ["embedded"]),
+                     data=args.data, devices=args.devices, repeats=args.repeats, warmup=args.warmup,
+                     threads=args.threads, batch_size=args.batch_size, max_batch_seconds=args.max_batch_seconds,
+                     limit=args.limit, energy=args.energy, carbon_intensity=args.carbon_intensity, country=args.country,
+                     idle_baseline_s=args.idle_baseline_s, arch=args.arch, layers=args.layers,
+                     arch_fraction=args.arch_fraction, paper_loop=args.paper_loop, overhead_pairs=args.overhead_pairs)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.results import load_results
+    from bench.runner import run_benchmark, summarize
+
+    summary = run_benchmark(config_from_args(args), progress=not args.no_progress)
+    if summary.meta and summary.run_dir.exists() and summary.meta.get("run_id"):
+        import os
+
+        if int(os.environ.get("RANK", "0")) == 0:
+            df = load_results(summary.run_dir)
+            df = df[df["run_id"] == summary.run_id]
+            print(_format(summarize(df)))
+            print(f"{summary.rows_written} row(s) written, {summary.rows_skipped} resumed; "
+                  f"{summary.run_dir / 'results.csv'}")
+    return 0
+
+
+def _format(df) -> str:  # noqa: ANN001
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format",
+                           lambda x: f"{x:.4g}"):
+        return df.to_string(index=False)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from bench.results import load_results
+    from bench.runner import summarize
+
+    df = load_results(args.run_dir)
+    print(_format(summarize(df) if not args.all else df))
+    return 0
+
+
+def register_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmark variants x devices into a tidy results table")
+    bsub = p.add_subparsers(dest="bench_cmd", metavar="COMMAND")
+    bsub.required = True
+    r = bsub.add_parser("run", help="accuracy pass + warm-up + interleaved timed repeats, with energy; resumable")
+    add_run_arguments(r)
+    r.set_defaults(func=cmd_run)
+    s = bsub.add_parser("show", help="median table of a RUN_DIR")
+    s.add_argument("run_dir")
+    s.add_argument("--all", action="store_true", help="every row and column")
+    s.set_defaults(func=cmd_show)

@@ -1,0 +1,197 @@
+"""The tracker interface: named measurement windows over a meter, each returning a :class:`Measurement`.
+
+Zeus-style: ``begin_window(name)`` / ``end_window(name)`` over cumulative energy counters (or an estimator),
+plus a context manager, :meth:`Meter.window`, as optimum-benchmark's trackers.  Every measurement says how
+it was obtained: ``method`` (which backend), ``measured`` (a hardware counter: True; a model of power from
+load, TDP or constants: False) and ``detail`` (the counter, or the model and its constants).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+J_PER_KWH = 3.6e6
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Energy over one window.  Joules per component (e.g. ``cpu``, ``ram``, ``gpu0``, ``package-0``)."""
+
+    seconds: float
+    joules_by_component: dict[str, float] = field(default_factory=dict)
+    method: str = "none"
+    measured: bool = False
+    detail: str = ""
+
+    @property
+    def joules(self) -> float:
+        return float(sum(self.joules_by_component.values())) if self.joules_by_component else float("nan")
+
+    @property
+    def kwh(self) -> float:
+        return self.joules / J_PER_KWH
+
+    @property
+    def watts(self) -> dict[str, float]:
+        """Mean power per component over the window."""
+        if self.seconds <= 0:
+            return {k: float("nan") for k in self.joules_by_component}
+        return {k: v / self.seconds for k, v in self.joules_by_component.items()}
+
+    def co2_kg(self, g_per_kwh: float) -> float:
+        return self.kwh * g_per_kwh / 1000.0
+
+    def __truediv__(self, count: float) -> "Measurement":
+        """Per unit of work (e.g. per utterance or per repeat): every quantity divided by ``count``."""
+        return replace(self, seconds=self.seconds / count,
+                       joules_by_component={k: v / count for k, v in self.joules_by_component.items()})
+
+    def __mul__(self, factor: float) -> "Measurement":
+        return replace(self, seconds=self.seconds * factor,
+                       joules_by_component={k: v * factor for k, v in self.joules_by_component.items()})
+
+    def __add__(self, other: "Measurement") -> "Measurement":
+        """Two windows (or two ranks) together: seconds and joules add; provenance is kept when it differs."""
+        comps = dict(self.joules_by_component)
+        for k, v in other.joules_by_component.items():
+            comps[k] = comps.get(k, 0.0) + v
+        method = self.method if self.method == other.method else f"{self.method}+{other.method}"
+        detail = self.detail if self.detail == other.detail else f"{self.detail}; {other.detail}"
+        return Measurement(self.seconds + other.seconds, comps, method, self.measured and other.measured, detail)
+
+    def minus_baseline(self, idle_watts: dict[str, float]) -> "Measurement":
+        """Subtract idle power x window length per component (clipped at zero: noise must not make energy negative)."""
+        comps = {k: max(0.0, v - idle_watts.get(k, 0.0) * self.seconds) for k, v in self.joules_by_component.items()}
+        total_w = sum(idle_watts.values())
+        return replace(self, joules_by_component=comps,
+                       detail=f"{self.detail}; idle baseline {total_w:.2f} W subtracted")
+
+
+class MeterUnavailable(Exception):
+    """A backend cannot run here; the message says why and what would make it work (one line)."""
+
+
+class Meter(ABC):
+    """One energy backend.  ``open`` may raise :class:`MeterUnavailable`; windows may nest by name."""
+
+    name: str = "meter"
+    measured: bool = False
+    # What the numbers cover: "process" (this process's share), "device" (one whole GPU), "machine" (all sockets).
+    # Ranks on one host sum process/device meters, but only one rank may count a machine-wide meter.
+    scope: str = "process"
+
+    def __init__(self) -> None:
+        self._starts: dict[str, float] = {}
+
+    def open(self) -> None:
+        """Acquire the backend (start threads, open counters).  Raise MeterUnavailable with the reason."""
+
+    def close(self) -> None:
+        """Release the backend; safe to call twice."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """The ``energy_source_detail`` string: the counter, or the estimation model and its constants."""
+
+    def begin_window(self, name: str) -> None:
+        if name in self._starts:
+            raise ValueError(f"energy window {name!r} already open")
+        self._begin(name)
+        self._starts[name] = time.perf_counter()
+
+    def end_window(self, name: str) -> Measurement:
+        if name not in self._starts:
+            raise ValueError(f"energy window {name!r} was never opened")
+        seconds = time.perf_counter() - self._starts.pop(name)
+        joules = self._end(name, seconds)
+        return Measurement(seconds, joules, self.name, self.measured, self.describe())
+
+    @abstractmethod
+    def _begin(self, name: str) -> None: ...
+
+    @abstractmethod
+    def _end(self, name: str, seconds: float) -> dict[str, float]: ...
+
+    @contextmanager
+    def window(self, name: str) -> Iterator["WindowResult"]:
+        """``with meter.window("run") as w: ...`` then ``w.measurement``."""
+        result = WindowResult()
+        self.begin_window(name)
+        try:
+            yield result
+        finally:
+            result.measurement = self.end_window(name)
+
+    def __enter__(self) -> "Meter":
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class WindowResult:
+    measurement: Measurement | None = None
+
+
+class NullMeter(Meter):
+    """No energy figure: rows carry NaN and ``energy_method = none``."""
+
+    name = "none"
+
+    def __init__(self, reason: str = "no energy meter requested") -> None:
+        super().__init__()
+        self.reason = reason
+
+    def describe(self) -> str:
+        return self.reason
+
+    def _begin(self, name: str) -> None:
+        pass
+
+    def _end(self, name: str, seconds: float) -> dict[str, float]:
+        return {}
+
+
+class CounterMeter(Meter):
+    """A meter over monotonically increasing energy counters (joules), with wraparound.
+
+    Subclasses implement :meth:`read` (cumulative joules per component) and may set ``wrap_j`` (the counter's
+    range per component, e.g. RAPL's ``max_energy_range_uj``): a counter that went down wrapped once.
+    """
+
+    measured = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wrap_j: dict[str, float] = {}
+        self._begin_counts: dict[str, dict[str, float]] = {}
+
+    @abstractmethod
+    def read(self) -> dict[str, float]: ...
+
+    def _begin(self, name: str) -> None:
+        self._begin_counts[name] = self.read()
+
+    def _end(self, name: str, seconds: float) -> dict[str, float]:
+        start, end = self._begin_counts.pop(name), self.read()
+        return {k: counter_delta(start[k], end[k], self.wrap_j.get(k)) for k in start if k in end}
+
+
+def counter_delta(start: float, end: float, wrap: float | None) -> float:
+    """end - start for a cumulative counter that may have wrapped once at ``wrap``."""
+    d = end - start
+    if d < 0:
+        if not wrap:
+            log.warning("energy counter went backwards (%.3f -> %.3f J) and has no known range; counted as 0",
+                        start, end)
+            return 0.0
+        d += wrap
+    return d

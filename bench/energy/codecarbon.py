@@ -1,0 +1,102 @@
+"""CodeCarbon's OfflineEmissionsTracker, one task per window (an estimate unless RAPL/NVML are behind it).
+
+Never the online ``EmissionsTracker``: it probes geolocation services and a cloud metadata address.  The
+offline tracker with an explicit country makes no network call (tests/test_energy.py checks that).
+Without RAPL, CodeCarbon estimates CPU power as a per-thread TDP constant times this process's CPU load
+(``tracking_mode="process"``; "machine" would count other processes' load too) and RAM as a constant.
+"""
+from __future__ import annotations
+
+import logging
+
+from bench.energy.base import J_PER_KWH, Meter, MeterUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class CodeCarbonMeter(Meter):
+    name = "codecarbon"
+    scope = "process"
+
+    def __init__(self, country_iso3: str = "USA", carbon_intensity_g_per_kwh: float | None = None,
+                 measure_power_secs: float = 5.0, tracking_mode: str = "process",
+                 gpu_ids: list[int] | None = None) -> None:
+        super().__init__()
+        self.country = country_iso3
+        self.intensity = carbon_intensity_g_per_kwh
+        self.measure_power_secs = measure_power_secs
+        self.tracking_mode = tracking_mode
+        self.gpu_ids = gpu_ids
+        self._tracker = None
+        self._last: dict[str, float] = {}
+        self.version = ""
+
+    def open(self) -> None:
+        try:
+            import codecarbon
+            from codecarbon import OfflineEmissionsTracker
+        except ImportError:
+            raise MeterUnavailable("codecarbon is not installed (pip install codecarbon)") from None
+        self.version = codecarbon.__version__
+        for noisy in ("codecarbon",):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+        kw = dict(country_iso_code=self.country, save_to_file=False, save_to_api=False, project_name="w2v-footprint",
+                  tracking_mode=self.tracking_mode, measure_power_secs=self.measure_power_secs, log_level="error",
+                  allow_multiple_runs=True)
+        if self.intensity is not None:
+            kw["force_carbon_intensity_g_co2e_kwh"] = self.intensity
+        if self.gpu_ids is not None:
+            kw["gpu_ids"] = self.gpu_ids
+        try:
+            self._tracker = OfflineEmissionsTracker(**kw)
+            self._tracker.start()
+        except Exception as exc:  # noqa: BLE001 - any failure here means: fall back to the next backend
+            raise MeterUnavailable(f"codecarbon {self.version} OfflineEmissionsTracker failed to start: "
+                                   f"{type(exc).__name__}: {exc}") from None
+        # The tracker logs its estimation model at start; we read the constants back for the detail string.
+        self._cpu = next((h for h in self._tracker._hardware if type(h).__name__ == "CPU"), None)
+
+    def close(self) -> None:
+        if self._tracker is not None:
+            try:
+                self._tracker.stop()
+            except Exception as exc:  # noqa: BLE001
+                log.debug("codecarbon stop: %s", exc)
+            self._tracker = None
+
+    @property
+    def measured(self) -> bool:  # type: ignore[override]
+        # CodeCarbon reads RAPL (intel_power_gadget / powercap) when it can: then CPU energy is a measurement.
+        mode = getattr(self._cpu, "_mode", "")
+        return mode in ("intel_rapl", "intel_power_gadget", "apple_powermetrics")
+
+    def _begin(self, name: str) -> None:
+        self._tracker.start_task(name)
+
+    def _end(self, name: str, seconds: float) -> dict[str, float]:
+        data = self._tracker.stop_task()  # the active task (codecarbon suffixes task names with a uuid)
+        self._last = {"cpu_w": float(data.cpu_power or 0.0), "ram_w": float(data.ram_power or 0.0),
+                      "gpu_w": float(data.gpu_power or 0.0)}
+        out = {"cpu": float(data.cpu_energy or 0.0) * J_PER_KWH, "ram": float(data.ram_energy or 0.0) * J_PER_KWH}
+        if data.gpu_energy:
+            out["gpu"] = float(data.gpu_energy) * J_PER_KWH
+        return out
+
+    def describe(self) -> str:
+        cpu = self._cpu
+        mode = getattr(cpu, "_mode", "?")
+        tdp = getattr(cpu, "_tdp", None)
+        ncpu = getattr(cpu, "_cpu_count", None)
+        model = getattr(cpu, "_model", "?")
+        if mode == "cpu_load":
+            per_thread = (tdp / ncpu) if tdp and ncpu else float("nan")
+            cpu_txt = (f"CPU ({model}): TDP-based estimate {tdp} W ({per_thread:g} W/thread x {ncpu} threads) "
+                       f"x {self.tracking_mode} CPU load")
+        elif mode in ("intel_rapl", "intel_power_gadget"):
+            cpu_txt = f"CPU ({model}): measured by RAPL via codecarbon"
+        else:
+            cpu_txt = f"CPU ({model}): mode {mode}, TDP {tdp} W"
+        ram = self._last.get("ram_w")
+        ram_txt = f"RAM {ram:g} W constant" if ram is not None else "RAM constant (codecarbon default)"
+        return (f"codecarbon {self.version} OfflineEmissionsTracker ({self.tracking_mode} mode, "
+                f"measure_power_secs={self.measure_power_secs:g}, PUE 1.0): {cpu_txt}; {ram_txt}")
