@@ -57,7 +57,11 @@ def save_model_dir(model: Any, out_dir: str | Path, do_normalize: bool,
     model.config.vocab_size = len(VOCAB)
     model.config.pad_token_id = VOCAB_DICT["<pad>"]
     model.save_pretrained(str(out), safe_serialization=True)
-    make_processor(out, do_normalize, return_attention_mask).save_pretrained(str(out))
+    processor = make_processor(out, do_normalize, return_attention_mask)
+    processor.save_pretrained(str(out))
+    # transformers 5 folds the feature extractor into processor_config.json; preprocessor_config.json is what
+    # Wav2Vec2FeatureExtractor.from_pretrained and older transformers read, so write it as well.
+    processor.feature_extractor.save_pretrained(str(out))
     log.info("saved %s (do_normalize=%s, return_attention_mask=%s)", out, do_normalize, return_attention_mask)
     return out
 

@@ -17,6 +17,7 @@ legacy plain-pickle format (``_use_new_zipfile_serialization=False``) go through
 """
 from __future__ import annotations
 
+import _compat_pickle
 import argparse
 import io
 import logging
@@ -74,6 +75,20 @@ def _is_zip(path: Path) -> bool:
     return zipfile.is_zipfile(path)
 
 
+def _looks_like_pickle(path: Path) -> bool:
+    """A zip checkpoint, or a pickle with a protocol header (torch.save writes protocol 2 or later)."""
+    if _is_zip(path):
+        return True
+    with open(path, "rb") as fh:
+        return fh.read(1) == b"\x80"
+
+
+def _canonical(module: str, attr: str) -> str:
+    """``module.attr`` under its Python 3 name (protocol-2 pickles say ``__builtin__`` for ``builtins``)."""
+    module, attr = _compat_pickle.NAME_MAPPING.get((module, attr), (module, attr))
+    return f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{attr}"
+
+
 def pickle_globals(stream: IO[bytes], max_pickles: int = 5) -> list[str]:
     """Globals (``module.name``) that the pickles at the start of ``stream`` would import, in order.
 
@@ -90,11 +105,11 @@ def pickle_globals(stream: IO[bytes], max_pickles: int = 5) -> list[str]:
                 name = op.name
                 if name in ("GLOBAL", "INST"):
                     module, _, attr = str(arg).partition(" ")
-                    found.append(f"{module}.{attr}")
+                    found.append(_canonical(module, attr))
                     pushed.append(None)
                 elif name == "STACK_GLOBAL":
                     module, attr = (pushed[-2:] if len(pushed) >= 2 else [None, None])
-                    found.append(f"{module}.{attr}" if isinstance(module, str) and isinstance(attr, str)
+                    found.append(_canonical(module, attr) if isinstance(module, str) and isinstance(attr, str)
                                  else "<dynamically named global>")
                     pushed.append(None)
                 elif name in _STRING_OPS:
@@ -177,6 +192,9 @@ def load_checkpoint(path: str | Path) -> Any:
         if not offenders:
             m = _GLOBAL_RE.search(msg)
             offenders = [m.group(1)] if m else []
+        if not offenders and not _looks_like_pickle(p):
+            # The restricted unpickler also stops at bytes that are no pickle at all: that is damage, not danger.
+            raise FootprintError(f"{p}: corrupt or not a PyTorch checkpoint ({_reason(msg)})") from None
         what = (f"its pickle would import {', '.join(offenders)}" if offenders
                 else f"its pickle uses an instruction the safe loader does not run ({_reason(msg)})")
         raise UnsafeCheckpointError(
