@@ -124,7 +124,7 @@ def pareto_front(x: Iterable[float], y: Iterable[float]) -> list[int]:
     """Indices of points no other point beats on both x and y (lower is better), sorted by x."""
     pts = sorted(((float(a), float(b), i) for i, (a, b) in enumerate(zip(x, y))), key=lambda p: (p[0], p[1]))
     front, best = [], float("inf")
-    for a, b, i in pts:
+    for _, b, i in pts:
         if b < best:
             front.append(i)
             best = b
@@ -185,13 +185,14 @@ def pareto(df: pd.DataFrame, time_col: str = "e2e_s") -> Optional[Rendered]:
     if s.empty:
         log.info("pareto plots skipped: no rows with a WER")
         return None
-    s = s.assign(_order=[recipe_rank(r, l) for r, l in zip(s["recipe"], s["transformer_layers"])]).sort_values("_order")
+    order = [recipe_rank(r, n) for r, n in zip(s["recipe"], s["transformer_layers"])]
+    s = s.assign(_order=order).sort_values("_order")
     fig, axes = _new(12.0, 4.0, ncols=3)
     tc = s["time_col"].iloc[0]
-    _pareto_panel(axes[0], s.assign(_x=s["time_s"]), "_x", f"{tc.replace('_s', '')} time (s, median, log scale)", True,
-                  logx=True)
-    _pareto_panel(axes[1], s.assign(_x=s["kwh_per_audio_hour"] * 1000), "_x", "energy (Wh per hour of audio, log scale)",
+    _pareto_panel(axes[0], s.assign(_x=s["time_s"]), "_x", f"{tc.replace('_s', '')} time (s, median, log scale)",
                   True, logx=True)
+    _pareto_panel(axes[1], s.assign(_x=s["kwh_per_audio_hour"] * 1000), "_x",
+                  "energy (Wh per hour of audio, log scale)", True, logx=True)
     sizes = s.sort_values("device_kind").drop_duplicates("variant")  # size does not depend on the device
     _pareto_panel(axes[2], sizes.assign(_x=sizes["size_mb"]), "_x", "size (MB)", False)
     axes[0].legend(frameon=False, loc="upper right")

@@ -379,7 +379,7 @@ def caveats(run: Run, scenario: Optional[str] = None) -> list[str]:
                  "and an unnamed CPU, once, at batch 1, including FLAC decoding, with no warm-up and no CUDA "
                  "synchronisation; its energy is CodeCarbon's estimate (about 254 W &times; run time). Compare ratios, "
                  "not absolute seconds or kWh.")
-    items.append(f"<b>Extrapolation.</b> Scaling to millions of hours assumes the per-hour figure holds at scale "
+    items.append("<b>Extrapolation.</b> Scaling to millions of hours assumes the per-hour figure holds at scale "
                  "(same hardware, utilisation, batch size and grid); it leaves out idle power, cooling (PUE) and "
                  "the energy to train the student.")
     return items

@@ -17,7 +17,8 @@ import pandas as pd
 from reports import paper
 from reports.render import Cell, Table, label
 from reports.stats import (MISSING, TIME_LABELS, Stat, co2_per_hour, fmt, fmt_num, is_gpu, kwh_per_hour, layers_of,
-                           on, ordered_variants, random_weights, select_scenario, stat, time_column, trained, variant_for_recipe)
+                           on, ordered_variants, random_weights, select_scenario, stat, time_column, trained,
+                           variant_for_recipe)
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +104,13 @@ def energy_kind(df: pd.DataFrame) -> str:
 
 
 # --- Table 1 -------------------------------------------------------------------------------------------------
-def _table1_variants(df: pd.DataFrame, distilled: Optional[str]) -> list[tuple[Optional[paper.PaperModel], str, Optional[str]]]:
+Table1Row = tuple[Optional[paper.PaperModel], str, Optional[str]]
+
+
+def _table1_variants(df: pd.DataFrame, distilled: Optional[str]) -> list[Table1Row]:
     """(paper row or None, recipe, our variant) for Table 1's rows, the paper's three first."""
     by = paper.table1_by_recipe()
-    rows: list[tuple[Optional[paper.PaperModel], str, Optional[str]]] = []
+    rows: list[Table1Row] = []
     for recipe, p in (("baseline", by["baseline"]), (distilled or "distill-L4", by["distill-L4"]),
                       ("int8-dynamic", by["int8-dynamic"])):
         rows.append((p, recipe, variant_for_recipe(df, recipe)))
@@ -127,7 +131,8 @@ def table1(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional[str] =
     for g in ("Params", "Size", "CPU time", "GPU time", "WER", f"CO\u2082 ({ek})", f"Energy ({ek})"):
         cols += [(g, "paper"), (g, "ours")]
     t = Table("table1", "Table 1",
-              f"Original, distilled and quantized models: the paper's figures beside ours. Times: {TIME_LABELS[time_col]}"
+              "Original, distilled and quantized models: the paper's figures beside ours. "
+              f"Times: {TIME_LABELS[time_col]}"
               f" over the whole test set; CO\u2082 (g) and energy (Wh) per run on the {ek} (the paper's: GPU; "
               "its 0.0032 kg = 3.2 g, 0.0087 kWh = 8.7 Wh). "
               + _dataset_line(df), cols)
@@ -265,7 +270,8 @@ def table2(df: pd.DataFrame, time_col: str = "e2e_s") -> Table:
             rows = _rows(data, v)
             tt = _stat(on(rows, kind), time_col)
             row += [Cell(f"{n}", v if v not in ("teacher",) and not v.endswith(f"L{n}") else "", "ours", n),
-                    ours(_stat(rows, "params"), "params", spread=False), ours(_stat(rows, "size_mb"), "size", spread=False),
+                    ours(_stat(rows, "params"), "params", spread=False),
+                    ours(_stat(rows, "size_mb"), "size", spread=False),
                     ours(tt, "time"), ratio_cell(base_t.median, tt.median, "ours"),
                     ours(_stat(rows, "wer"), "pct", scale=100.0, spread=False)]
         else:

@@ -127,7 +127,8 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "reports", str(tmp_path / "missing")], cwd=ROOT, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines()[-1] == f"python -m reports: error: {tmp_path / 'missing'}: no such results folder"
+    want = f"python -m reports: error: {tmp_path / 'missing'}: no such results folder"
+    assert r.stderr.strip().splitlines()[-1] == want
     r = subprocess.run([sys.executable, "-m", "reports", str(FIXTURE), "--hours", "-3"], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "hours must be positive" in r.stderr

@@ -73,7 +73,7 @@ def test_sqlite_written_by_bench_store_loads(tmp_path: Path) -> None:
     results = pytest.importorskip("bench.results", reason="bench.results not in this checkout")
     rows = pd.read_csv(FIXTURE / "results.csv").head(4).to_dict("records")
     store = results.ResultsStore(tmp_path)
-    for i, r in enumerate(rows):
+    for r in rows:
         r = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in r.items()}
         r["row_key"] = f"h|{r['variant']}|{r['device']}|{r['repeat']}|perf"
         r["scenario"] = "batched"
