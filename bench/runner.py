@@ -568,8 +568,10 @@ def run_benchmark(cfg: RunConfig, loader: Loader | None = None, progress: bool =
             try:
                 t0 = time.perf_counter()
                 v = loader(job.spec, local_dev)
+                dtype = getattr(v, "dtype", None)  # fp16/bf16 variants compute in their dtype
                 tr = Transcriber(v.model, do_normalize=v.do_normalize, device=local_dev, batch_size=job.batch_size,
-                                 max_batch_seconds=cfg.max_batch_seconds)
+                                 max_batch_seconds=cfg.max_batch_seconds,
+                                 dtype=None if dtype in (None, torch.float32) else dtype)
                 load_s = time.perf_counter() - t0
             except Exception as exc:  # noqa: BLE001 - one variant failing on one device must not stop the run
                 if isinstance(exc, FootprintError) and len(cfg.devices) == 1 and len(jobs) == 1:
@@ -791,7 +793,7 @@ def _make_row(cfg: RunConfig, e: dict[str, Any], dev: str, rep: int, parts: list
     acc = e.get("acc") or {}
     return {
         "schema_version": SCHEMA_VERSION, "run_id": run_id, "variant": job.variant, "recipe": e["recipe"],
-        "model_path": e["model_path"], "weights": job.weights, "device": dev, "device_name": _device_name(dev),
+        "model_path": e["model_path"], "weights": "random" if info.get("trained") is False else job.weights, "device": dev, "device_name": _device_name(dev),
         "threads": _threads(), "batch_size": batch_size, "repeat": rep, "n_utts": sum(r["n_utts"] for r in rs),
         "n_skipped": getattr(wl_full, "n_skipped", 0), "audio_s": audio_s, "wall_s": wall_s, "model_s": model_s,
         "decode_s": max(r["decode_s"] for r in rs), "e2e_s": max(_e2e(r) for r in rs),
