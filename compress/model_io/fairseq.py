@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from bench.errors import FootprintError
-from bench.text import BLANK_ID, FAIRSEQ_SPECIALS, LETTERS, VOCAB, VOCAB_DICT
+from bench.text import BLANK_ID, FAIRSEQ_SPECIALS, LETTERS, VOCAB
 
 log = logging.getLogger(__name__)
 

@@ -75,6 +75,12 @@ def _check_model_dir(p: Path) -> None:
         raise FootprintError(f"{p}: no config.json, not a saved Hugging Face model")
     if not any((p / w).is_file() for w in WEIGHT_FILES):
         raise FootprintError(f"{p}: no weights ({' or '.join(WEIGHT_FILES[:2])})")
+    try:
+        model_type = json.loads((p / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError) as exc:
+        raise FootprintError(f"{p / 'config.json'}: unreadable ({_first_line(exc)})") from None
+    if model_type != "wav2vec2":
+        raise FootprintError(f"{p / 'config.json'}: model_type {model_type!r}, expected 'wav2vec2'")
 
 
 def load_model_dir(path: str | Path):
@@ -168,6 +174,8 @@ def import_model(src: str | Path, out_dir: str | Path, dict_path: str | Path | N
     if out.is_dir() and any(out.iterdir()) and (out / "config.json").exists():
         log.warning("%s: overwriting an existing model directory", out)
 
+    if dict_path is not None and not p.is_file():
+        raise FootprintError(f"{dict_path}: --dict applies only to fairseq checkpoints (.pt), not to {src_s}")
     if p.is_file():
         from compress.model_io.fairseq import convert_fairseq_checkpoint
 

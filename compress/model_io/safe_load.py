@@ -149,14 +149,16 @@ def _disallowed(names: list[str], allowed: list[Any]) -> list[str]:
         from torch import _weights_only_unpickler as wou
 
         ok = set(wou._get_allowed_globals()) | set(wou._get_user_allowed_globals())
-    except Exception:  # private API moved: fall back to our own list plus torch's namespace
-        ok = set()
+        fallback = False
+    except Exception:  # private API moved: trust torch's own rebuild helpers, name everything else
+        ok, fallback = set(), True
     for item in allowed:
         ok.add(item[1] if isinstance(item, tuple) else f"{item.__module__}.{item.__qualname__}")
     out: list[str] = []
     for name in names:
-        if name not in ok and name not in out and not (not ok and name.startswith("torch.")):
-            out.append(name)
+        if name in ok or name in out or (fallback and name.startswith(("torch.", "collections.OrderedDict"))):
+            continue
+        out.append(name)
     return out
 
 
