@@ -78,6 +78,12 @@ class CarbonTrackerMeter(Meter):
             # Power samples of this window; a window shorter than one sampling interval has none: then the
             # latest earlier sample stands in (carbontracker itself would count 0 J).
             samples = next((p for p in reversed(comp.power_usages) if p), None)
+            if not samples:  # nothing sampled yet at all: ask the component once, synchronously
+                try:
+                    samples = list(comp.handler.power_usage())
+                except Exception as exc:  # noqa: BLE001 - carbontracker raises its own error types
+                    log.debug("carbontracker %s: %s", comp.name, exc)
+                    samples = None
             if not samples:
                 notes.append(f"{comp.name}: no power sample yet")
                 continue

@@ -1,0 +1,84 @@
+"""The results store: the schema matches ARCHITECTURE.md and reports' loader, rows are append-only and
+idempotent by key, NaN becomes NULL, the CSV export and load_results round-trip."""
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bench.errors import FootprintError
+from bench.results import (ALL_COLUMNS, EXTRA_COLUMNS, SCHEMA_COLUMNS, ResultsStore, load_results, read_meta,
+                           row_key, write_meta)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_schema_matches_architecture_md() -> None:
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    block = text.split("Columns (unit-suffixed):", 1)[1].split("Stored in", 1)[0]
+    cols = re.findall(r"[a-z][a-z0-9_]*", block.replace("`", " ").split('("trained"')[0] + " " +
+                      block.split('"random"),', 1)[1])
+    assert tuple(cols) == SCHEMA_COLUMNS
+    assert not set(EXTRA_COLUMNS) & set(SCHEMA_COLUMNS)
+
+
+def test_schema_matches_reports_loader() -> None:
+    load = pytest.importorskip("reports.load")
+    assert tuple(load.SCHEMA_COLUMNS) == SCHEMA_COLUMNS
+
+
+def _row(rep: int, **kw) -> dict:  # noqa: ANN003
+    r = {"schema_version": 1, "run_id": "r1", "variant": "v", "device": "cpu", "repeat": rep, "wall_s": 1.5 + rep,
+         "wer": float("nan"), "energy_measured": False, "params": 315_461_792, "row_key": row_key("h", "v", "cpu", rep),
+         "energy_components_j": {"cpu": 1.0}}
+    r.update(kw)
+    return r
+
+
+def test_append_is_idempotent_and_nan_is_null(tmp_path) -> None:  # noqa: ANN001
+    store = ResultsStore(tmp_path)
+    assert store.append(_row(0)) is True
+    assert store.append(_row(0, wall_s=99.0)) is False  # same key: ignored, never overwritten
+    assert store.append(_row(1)) is True
+    assert store.done_keys() == {"h|v|cpu|0|perf", "h|v|cpu|1|perf"}
+    rows = store.rows()
+    assert [r["wall_s"] for r in rows] == [1.5, 2.5] and rows[0]["wer"] is None
+    with pytest.raises(ValueError, match="unknown result column"):
+        store.append({"not_a_column": 1})
+    store.put_pass("k", "accuracy", "v", "cpu", {"wer": 0.1}, "t")
+    assert store.get_pass("k") == {"wer": 0.1} and store.passes("accuracy")[0]["variant"] == "v"
+    csv = store.export_csv()
+    store.close()
+    header = csv.read_text().splitlines()[0].split(",")
+    assert tuple(header) == ALL_COLUMNS
+    df = load_results(tmp_path)
+    assert list(df.columns[: len(SCHEMA_COLUMNS)]) == list(SCHEMA_COLUMNS)
+    assert df["params"].iloc[0] == 315_461_792 and math.isnan(df["wer"].iloc[0])
+    assert df["energy_measured"].iloc[0] is False or bool(df["energy_measured"].iloc[0]) is False
+    (tmp_path / "results.sqlite").unlink()  # the CSV alone loads too
+    assert len(load_results(tmp_path)) == 2
+
+
+def test_old_store_gains_new_columns(tmp_path) -> None:  # noqa: ANN001
+    con = sqlite3.connect(tmp_path / "results.sqlite")
+    con.execute("CREATE TABLE results (run_id TEXT, variant TEXT, device TEXT, repeat INTEGER, row_key TEXT)")
+    con.execute("INSERT INTO results VALUES ('old', 'v', 'cpu', 0, 'old-key')")
+    con.commit()
+    con.close()
+    store = ResultsStore(tmp_path)
+    store.append(_row(3))
+    assert store.done_keys() == {"old-key", "h|v|cpu|3|perf"}
+    store.close()
+
+
+def test_meta_roundtrip_and_errors(tmp_path) -> None:  # noqa: ANN001
+    write_meta(tmp_path, {"run_id": "x", "n": 1})
+    assert read_meta(tmp_path) == {"run_id": "x", "n": 1}
+    (tmp_path / "meta.json").write_text("{broken")
+    with pytest.raises(FootprintError, match="meta.json: invalid JSON"):
+        read_meta(tmp_path)
+    with pytest.raises(FootprintError, match="neither results.sqlite nor results.csv"):
+        load_results(tmp_path / "empty")

@@ -1,0 +1,137 @@
+"""The runner on a tiny random model and an 8-utterance synthetic corpus: rows, timing columns, energy,
+interleaving, resume, paper-loop / architecture-only scenarios, an injected loader, the CLI."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from bench.errors import FootprintError
+from bench.results import SCHEMA_COLUMNS, load_results, read_meta
+from bench.runner import LoadedVariant, RunConfig, basic_info, default_loader, run_benchmark
+from bench.testing import save_tiny_model, tiny_corpus, tiny_model
+from bench.workload import arch_workload, dev_clean_durations
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):  # noqa: ANN001, ANN201
+    root = tmp_path_factory.mktemp("assets")
+    a = save_tiny_model(root / "tiny-a", layers=2)
+    b = save_tiny_model(root / "tiny-b", layers=1, seed=1)
+    data = tiny_corpus(root / "corpus", 8)
+    trace = root / "trace.json"  # a constant 50 W "measured" counter, replayed in real time
+    trace.write_text(json.dumps({"method": "rapl", "measured": True, "detail": "test trace",
+                                 "samples": [[float(t), {"package-0": 50.0 * t}] for t in range(0, 3601, 60)]}))
+    return {"a": a, "b": b, "data": data, "trace": trace, "root": root}
+
+
+def _cfg(assets, out, **kw) -> RunConfig:  # noqa: ANN001
+    base = dict(out=str(out), models=[str(assets["a"]), str(assets["b"])], data=str(assets["data"]), repeats=2,
+                warmup=1, energy=f"replay:{assets['trace']}", carbon_intensity=400.0, overhead_pairs=1)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def test_rows_columns_energy_and_interleaving(assets, tmp_path) -> None:  # noqa: ANN001
+    out = tmp_path / "run"
+    summary = run_benchmark(_cfg(assets, out), progress=False)
+    assert summary.rows_written == 4 and summary.rows_skipped == 0
+    df = load_results(out)
+    assert list(df.columns[: len(SCHEMA_COLUMNS)]) == list(SCHEMA_COLUMNS)
+    # variants interleaved between repeats, the order rotated each repeat
+    assert list(zip(df["variant"], df["repeat"])) == [("tiny-a", 0), ("tiny-b", 0), ("tiny-b", 1), ("tiny-a", 1)]
+    assert (df["n_utts"] == 8).all() and df["wer"].notna().all() and df["cer"].notna().all()
+    assert (df["decode_s"] > 0).all() and (df["model_s"] > 0).all()
+    assert (df["e2e_s"] >= df["model_s"]).all() and (df["wall_s"] >= df["model_s"]).all()
+    assert df["rtfx"].tolist() == pytest.approx((df["audio_s"] / df["model_s"]).tolist())
+    assert df["rtf"].tolist() == pytest.approx((1 / df["rtfx"]).tolist())
+    assert (df["energy_method"] == "replay").all() and df["energy_measured"].all()
+    assert df["energy_j"].tolist() == pytest.approx((50 * df["wall_s"]).tolist(), rel=0.2, abs=0.5)
+    assert df["co2_kg"].tolist() == pytest.approx((df["energy_kwh"] * 0.4).tolist())
+    assert df["kwh_per_audio_hour"].tolist() == pytest.approx((df["energy_kwh"] / (df["audio_s"] / 3600)).tolist())
+    assert (df["carbon_intensity_source"] == "user input (--carbon-intensity)").all()
+    assert df["params"].iloc[0] == basic_info(tiny_model(2))["params"]
+    assert (df["transformer_layers"].tolist() == [2, 1, 1, 2]) and (df["weights"] == "trained").all()
+    assert (df["peak_rss_mb"] > 0).all() and df["cuda_max_alloc_mb"].isna().all()
+    assert df["git_commit"].notna().all() and (df["manifest_hash"] == df["manifest_hash"].iloc[0]).all()
+    assert df["tracker_overhead_frac"].notna().all()
+    meta = read_meta(out)
+    assert meta["config"]["repeats"] == 2 and meta["energy"]["cpu"]["method"] == "replay"
+    assert meta["tracker_overhead"]["cpu"]["pairs"] == 1 and "fraction" in meta["tracker_overhead"]["cpu"]
+    assert meta["energy"]["cpu"]["fallbacks"] == []
+    hyps = (out / "hyps" / "tiny-a__cpu.tsv").read_text().splitlines()
+    assert hyps[0] == "utt_id\treference\thypothesis" and len(hyps) == 9
+    assert (out / "results.csv").read_text().count("\n") == 5
+
+    # the same command again: everything is resumed, nothing duplicated
+    again = run_benchmark(_cfg(assets, out), progress=False)
+    assert again.rows_written == 0 and again.rows_skipped == 4
+    assert len(load_results(out)) == 4 and len(read_meta(out)["attempts"]) == 2
+    # more repeats is another configuration: refused in the same folder
+    with pytest.raises(FootprintError, match="meta.json: this folder holds a run with another configuration"):
+        run_benchmark(_cfg(assets, out, repeats=3), progress=False)
+
+
+def test_paper_loop_arch_idle_and_injected_loader(assets, tmp_path) -> None:  # noqa: ANN001
+    calls = []
+
+    def loader(spec: str, device: str):  # noqa: ANN202
+        calls.append(spec)
+        if spec == "in-memory":
+            m = tiny_model(1)
+            return LoadedVariant(m, True, "in-memory", "test-recipe", basic_info(m))
+        return default_loader(spec, device)
+
+    cfg = _cfg(assets, tmp_path / "run", models=["in-memory"], repeats=1, limit=3, paper_loop=True,
+               arch=["embedded"], layers=[1], arch_fraction=0.001, idle_baseline_s=0.1, overhead_pairs=0,
+               energy=f"rapl,replay:{assets['trace']}")
+    run_benchmark(cfg, loader=loader, progress=False)
+    assert calls == ["in-memory", "arch-embedded-L1", "in-memory"]
+    df = load_results(tmp_path / "run").set_index("variant")
+    assert sorted(df.index) == ["arch-embedded-L1", "in-memory", "in-memory@paper-loop"]
+    assert df.loc["in-memory", "scenario"] == "batched" and df.loc["in-memory", "recipe"] == "test-recipe"
+    pl = df.loc["in-memory@paper-loop"]
+    assert pl["scenario"] == "paper-loop" and pl["batch_size"] == 1 and pl["n_utts"] == 3
+    assert pl["wer"] == pytest.approx(df.loc["in-memory", "wer"], abs=0.2)  # layer-norm model: padding-insensitive
+    arch = df.loc["arch-embedded-L1"]
+    assert arch["weights"] == "random" and math.isnan(arch["wer"]) and math.isnan(arch["decode_s"])
+    assert arch["scenario"] == "arch" and 0 < arch["workload_fraction"] < 0.01 and arch["n_utts"] == 3
+    assert arch["model_s_full_est"] == pytest.approx(arch["model_s"] / arch["workload_fraction"])
+    assert arch["recipe"] == "arch-embedded-L1" and arch["transformer_layers"] == 1
+    assert df["idle_w"].tolist() == pytest.approx([50.0] * 3, rel=0.2)
+    assert (df["energy_j"] <= df["energy_j_gross"]).all() and df["energy_source_detail"].str.contains("idle").all()
+    meta = read_meta(tmp_path / "run")
+    assert "rapl" in meta["energy"]["cpu"]["fallbacks"][0]
+
+
+def test_cuda_on_a_cpu_machine_is_one_line(assets, tmp_path) -> None:  # noqa: ANN001
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    with pytest.raises(FootprintError, match="--device cuda: no CUDA GPU visible"):
+        run_benchmark(_cfg(assets, tmp_path / "run", devices=["cuda"]), progress=False)
+
+
+def test_unloadable_variant_is_skipped_with_reason(assets, tmp_path) -> None:  # noqa: ANN001
+    cfg = _cfg(assets, tmp_path / "run", models=[str(assets["a"]), str(assets["root"])], repeats=1,
+               energy="none", overhead_pairs=0)
+    run_benchmark(cfg, progress=False)
+    assert list(load_results(tmp_path / "run")["variant"]) == ["tiny-a"]
+    skipped = read_meta(tmp_path / "run")["skipped"]
+    assert skipped[0]["variant"] == assets["root"].name and skipped[0]["reason"]
+
+
+def test_dev_clean_shaped_workload() -> None:
+    d = dev_clean_durations()
+    assert len(d) == 2703 and d.mean() == pytest.approx(7.2, abs=1e-3)
+    assert d.min() >= 1.5 and d.max() == pytest.approx(32.6)
+    wl = arch_workload(0.01)
+    assert len(wl) == 27 and wl.references is None and not wl.from_files
+    assert wl.fraction == pytest.approx(wl.audio_s / wl.full_audio_s)
+    assert wl.audio_s / len(wl) == pytest.approx(7.2, rel=0.15)  # quantile sample keeps the mean
+    a = wl.loader(0)
+    assert a.dtype.name == "float32" and len(a) == round(wl.durations[0] * 16000)
+    sh = [wl.shard(r, 2) for r in range(2)]
+    assert sorted(sh[0].utt_ids + sh[1].utt_ids) == sorted(wl.utt_ids)
