@@ -32,6 +32,9 @@ def register_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--figures", metavar="DIR", type=Path, default=None, help="also write each figure as DIR/<id>.png")
     p.add_argument("--time", choices=("e2e_s", "model_s", "wall_s"), default="e2e_s",
                    help="time column for tables and plots (default e2e_s: decoding + model + CTC, as the paper timed)")
+    p.add_argument("--logs", metavar="PATH", action="append", default=[],
+                   help="a train_log.csv, or a folder of students with one each, for Figures 1 and 2 (repeatable; "
+                        "RUN_DIR, the benchmarked students' folder and $W2V_FOOTPRINT_STUDENTS are searched anyway)")
     p.add_argument("--scenario", default=None,
                    help="timing scenario to report when the run has several (default: batched, else the only one)")
     p.set_defaults(func=_run)
@@ -42,6 +45,7 @@ def _run(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path(args.run_dir) / "report.html"
     path = write_report(args.run_dir, out, hours=args.hours, time_col=args.time, markdown_dir=args.markdown,
-                        latex_dir=args.latex, figures_dir=args.figures, scenario=args.scenario)
+                        latex_dir=args.latex, figures_dir=args.figures, scenario=args.scenario,
+                        logs=args.logs)
     print(path)
     return 0

@@ -73,8 +73,8 @@ def figure1(logs: Sequence[TrainLog]) -> Optional[Rendered]:
     """Dev WER per epoch of students initialised from alternate vs last teacher layers (paper Figure 1)."""
     by_init: dict[str, TrainLog] = {}
     # Prefer the logs trained on the most data, so that init is the only difference.
-    for tl in sorted(logs, key=lambda t: -(t.train_hours or 0.0)):
-        if tl.init in INIT_LABELS and tl.init not in by_init and not tl.per_epoch.empty:
+    for tl in sorted(logs, key=lambda t: (-(t.train_hours or 0.0), t.name)):
+        if tl.is_student and tl.init in INIT_LABELS and tl.init not in by_init and not tl.per_epoch.empty:
             by_init[tl.init] = tl
     if len(by_init) < 2:
         log.info("figure 1 skipped: need train_log.csv of an 'alternate' and a 'last' student, found %s",
@@ -101,7 +101,7 @@ def _where(tl: TrainLog) -> str:
 
 def figure2(logs: Sequence[TrainLog]) -> Optional[Rendered]:
     """Dev WER per epoch for students trained on different amounts of audio (paper Figure 2)."""
-    candidates = [t for t in logs if t.train_hours and t.init != "last" and not t.per_epoch.empty]
+    candidates = [t for t in logs if t.train_hours and t.is_student and t.init != "last" and not t.per_epoch.empty]
     by_hours: dict[float, TrainLog] = {}
     for tl in candidates:
         by_hours.setdefault(round(float(tl.train_hours or 0), 3), tl)

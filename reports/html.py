@@ -416,9 +416,10 @@ def build_report(run: Run, hours: float = DEFAULT_HOURS, time_col: str = "e2e_s"
 
 def write_report(run_dir: str | Path, out: str | Path, hours: float = DEFAULT_HOURS, time_col: str = "e2e_s",
                  markdown_dir: Optional[Path] = None, latex_dir: Optional[Path] = None,
-                 figures_dir: Optional[Path] = None, scenario: Optional[str] = None) -> Path:
+                 figures_dir: Optional[Path] = None, scenario: Optional[str] = None,
+                 logs: Iterable[str | Path] = ()) -> Path:
     """Load RUN_DIR, write the HTML report to ``out`` (and tables / figures if asked); return the report path."""
-    run = load_run(run_dir)
+    run = load_run(run_dir, extra_log_paths=logs)
     df = select_scenario(run.results, scenario)
     time_col = time_column(df, time_col)
     tables = all_tables(df, time_col)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sqlite3
 from dataclasses import dataclass, field
@@ -68,6 +69,14 @@ class TrainLog:
     init: Optional[str] = None          # "alternate" | "last" | None (unknown)
     train_hours: Optional[float] = None  # size of the training set in hours of audio
     config: dict[str, Any] = field(default_factory=dict)
+    recipe: Optional[str] = None         # from variant.json, when there is one
+
+    @property
+    def is_student(self) -> bool:
+        """A distillation log (not, e.g., the teacher's own training log)."""
+        if self.recipe is not None:
+            return self.recipe.startswith(("distill", "maxpool"))
+        return self.name != "teacher"
 
     @property
     def per_epoch(self) -> pd.DataFrame:
@@ -211,8 +220,9 @@ def read_train_log(path: str | Path, name: Optional[str] = None) -> TrainLog:
         frame[c] = pd.to_numeric(frame[c], errors="coerce")
     config = _variant_config(path.parent / "variant.json")
     name = name or path.parent.name
+    recipe = config.get("recipe") if isinstance(config.get("recipe"), str) else None
     return TrainLog(name=name, path=path, frame=frame, init=_init_strategy(config, name),
-                    train_hours=_train_hours(config, frame), config=config)
+                    train_hours=_train_hours(config, frame), config=config, recipe=recipe)
 
 
 def _variant_config(path: Path) -> dict[str, Any]:
@@ -224,8 +234,13 @@ def _variant_config(path: Path) -> dict[str, Any]:
         raise FootprintError(f"{path}: invalid JSON: {exc}") from None
     if not isinstance(data, dict):
         return {}
-    config = data.get("config") if isinstance(data.get("config"), dict) else {}
-    return {**{k: v for k, v in data.items() if k != "config"}, **config}
+    # compress writes {"recipe", "stages": [{"name", "config"}], ...}; older or hand-made files {"config": {...}}.
+    merged = {k: v for k, v in data.items() if k not in ("config", "stages")}
+    stages = data.get("stages") if isinstance(data.get("stages"), list) else []
+    for part in [*(s.get("config") for s in stages if isinstance(s, dict)), data.get("config")]:
+        if isinstance(part, dict):
+            merged.update(part)
+    return merged
 
 
 def _init_strategy(config: dict[str, Any], name: str) -> Optional[str]:
@@ -252,23 +267,38 @@ def _train_hours(config: dict[str, Any], frame: pd.DataFrame) -> Optional[float]
     return float(first["audio_hours"].iloc[-1])
 
 
+# The students folder compress uses (compress.methods.registry.STUDENTS_ENV; read here, never imported).
+STUDENTS_ENV = "W2V_FOOTPRINT_STUDENTS"
+
+
 def find_train_logs(run_dir: Path, results: Optional[pd.DataFrame] = None,
                     extra: Iterable[str | Path] = ()) -> list[TrainLog]:
-    """Training logs in RUN_DIR (any depth up to 3), beside each results row's model_path, and any given paths."""
+    """Training logs: in RUN_DIR (up to 3 levels down); beside each row's model_path and in the folders next to it
+    (the students folder also holds students that were trained but not benchmarked, e.g. the ``last``-init one of
+    Figure 1); in $W2V_FOOTPRINT_STUDENTS; and at the paths given (a file, or a folder searched one level down)."""
     seen: dict[Path, None] = {}
-    for pattern in ("train_log.csv", "*/train_log.csv", "*/*/train_log.csv", "*/*/*/train_log.csv"):
-        for p in sorted(run_dir.glob(pattern)):
-            seen[p.resolve()] = None
+
+    def scan(folder: Path, patterns: tuple[str, ...]) -> None:
+        for pattern in patterns:
+            for p in sorted(folder.glob(pattern)):
+                if p.is_file():
+                    seen[p.resolve()] = None
+
+    scan(run_dir, ("train_log.csv", "*/train_log.csv", "*/*/train_log.csv", "*/*/*/train_log.csv"))
     if results is not None and "model_path" in results:
         for mp in results["model_path"].dropna().unique():
-            for base in (Path(mp), run_dir / str(mp)):
-                candidate = base / "train_log.csv"
-                if candidate.is_file():
-                    seen[candidate.resolve()] = None
+            for base in (Path(str(mp)).expanduser(), run_dir / str(mp)):
+                if (base / "train_log.csv").is_file():
+                    scan(base.parent, ("*/train_log.csv",))
                     break
-    for p in extra:
-        p = Path(p)
-        seen[(p / "train_log.csv" if p.is_dir() else p).resolve()] = None
+    env = os.environ.get(STUDENTS_ENV)
+    if env and Path(env).is_dir():
+        scan(Path(env), ("*/train_log.csv",))
+    for p in map(Path, extra):
+        if p.is_dir():
+            scan(p, ("train_log.csv", "*/train_log.csv"))
+        else:
+            seen[p.resolve()] = None  # a missing file is the user's to fix: read_train_log names it
     logs = [read_train_log(p) for p in seen]
     log.debug("training logs: %s", ", ".join(str(t.path) for t in logs) or "none")
     return logs

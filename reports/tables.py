@@ -114,9 +114,13 @@ def _table1_variants(df: pd.DataFrame, distilled: Optional[str]) -> list[Table1R
     for recipe, p in (("baseline", by["baseline"]), (distilled or "distill-L4", by["distill-L4"]),
                       ("int8-dynamic", by["int8-dynamic"])):
         rows.append((p, recipe, variant_for_recipe(df, recipe)))
-    # Our extra compressions (not in the paper's Table 1).
-    extras = sorted(r for r in trained(df)["recipe"].dropna().unique()
-                    if ("+" in r and "int8" in r) or r.startswith("prune"))
+    # Our other compressions (not in the paper's Table 1): pruning, fp16/bf16, static int8, combinations...
+    # Plain students belong to Table 2, max-pool ones to Table 3.
+    taken = {"baseline", distilled, "int8-dynamic"}
+    extras = sorted((r for r in trained(df)["recipe"].dropna().unique()
+                     if r not in taken and not re.fullmatch(r"distill-L\d+", r) and not r.startswith("maxpool")
+                     and not r.startswith("arch-")),
+                    key=lambda r: ("+" in r, r))
     for r in extras:
         rows.append((None, r, variant_for_recipe(df, r)))
     return rows
@@ -287,7 +291,8 @@ def table2_arch(df: pd.DataFrame, time_col: str = "e2e_s", arch: str = "large") 
     df = select_scenario(df)
     time_col = time_column(df, time_col)
     rnd = random_weights(df)
-    rnd = rnd[rnd["recipe"].fillna("").str.startswith(f"arch-{arch}")]
+    recipes = rnd["recipe"].fillna("")
+    rnd = rnd[recipes.str.startswith(f"arch-{arch}") & ~recipes.str.contains("+", regex=False)]  # fp32 only
     by_layers: dict[int, pd.DataFrame] = {}
     for n, g in rnd.groupby("transformer_layers"):
         by_layers[int(n)] = g

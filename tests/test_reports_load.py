@@ -176,3 +176,42 @@ def test_bad_train_log(tmp_path: Path) -> None:
 
 def test_meta_is_plain_json() -> None:
     assert json.loads((FIXTURE / "meta.json").read_text())["fixture"].startswith("made-up numbers")
+
+
+def _log(folder: Path, wer: float = 0.5, variant: dict | None = None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train_log.csv").write_text(f"epoch,dev_wer,audio_hours\n1,{wer},1.0\n2,{wer / 2},2.0\n")
+    if variant is not None:
+        (folder / "variant.json").write_text(json.dumps(variant))
+
+
+def test_students_beside_the_benchmarked_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    students = tmp_path / "students"
+    # compress's variant.json: the init lives in the first stage's config.
+    _log(students / "distill-L4", variant={"recipe": "distill-L4", "stages": [
+        {"name": "distill-L4", "config": {"init": "alternate", "layers": 4}}]})
+    _log(students / "distill-L4-last")             # not benchmarked, found as a sibling
+    _log(tmp_path / "env" / "distill-L4-half")     # found through $W2V_FOOTPRINT_STUDENTS
+    monkeypatch.setenv("W2V_FOOTPRINT_STUDENTS", str(tmp_path / "env"))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    df = pd.DataFrame({"model_path": [str(students / "distill-L4"), None]})
+    logs = {t.name: t for t in find_train_logs(run_dir, df)}
+    assert set(logs) == {"distill-L4", "distill-L4-last", "distill-L4-half"}
+    assert logs["distill-L4"].init == "alternate" and logs["distill-L4"].recipe == "distill-L4"
+    assert logs["distill-L4-last"].init == "last"
+
+
+def test_teacher_log_is_not_a_student(tmp_path: Path) -> None:
+    _log(tmp_path / "teacher", variant={"recipe": "baseline"})
+    (t,) = find_train_logs(tmp_path)
+    assert not t.is_student
+
+
+def test_explicit_log_paths(tmp_path: Path) -> None:
+    _log(tmp_path / "a" / "s1")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    assert [t.name for t in find_train_logs(run_dir, extra=[tmp_path / "a"])] == ["s1"]
+    with pytest.raises(FootprintError, match="no such training log"):
+        find_train_logs(run_dir, extra=[tmp_path / "nope.csv"])

@@ -114,3 +114,17 @@ def test_units() -> None:
     assert fmt_mass(19_000) == "19 t" and fmt_mass(0.0019) == "1.9 g" and fmt_mass(2.5) == "2.5 kg"
     assert fmt_energy(51_000) == "51 MWh" and fmt_energy(0.0051) == "5.1 Wh" and fmt_energy(2e6) == "2 GWh"
     assert fmt_hours(54e6) == "54 million h" and fmt_hours(5.4) == "5.4 h"
+
+
+def test_runner_shaped_results_use_one_scenario(df: pd.DataFrame) -> None:
+    import importlib.util
+
+    # Borrow the helper by path: 'tests' is not a package, and plain `pytest` does not put the root on sys.path.
+    spec = importlib.util.spec_from_file_location("_tables_tests", Path(__file__).with_name("test_reports_tables.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    r = mod.runner_shaped(df)
+    assert default_pairs(r)[0] == ("embedded", "distill-L4")
+    (cpu,) = compute_savings(r, "baseline", "distill-L4", device="cpu")
+    (ref,) = compute_savings(df, "baseline", "distill-L4", device="cpu")
+    assert cpu.kwh_saved_per_hour.median == pytest.approx(ref.kwh_saved_per_hour.median)

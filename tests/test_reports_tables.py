@@ -52,7 +52,8 @@ def test_table1_paper_beside_ours(df: pd.DataFrame) -> None:
     # Our extra compressions follow, with no paper figures.
     labels = [r[0].sub for r in t.rows]
     assert any("distill-L4+int8" in s for s in labels) and any("prune-sensitivity" in s for s in labels)
-    assert t.column("Size", "ours")[-1].sub == "on disk 29.8 MB"
+    prune = next(i for i, r in enumerate(t.rows) if "prune-sensitivity" in r[0].sub)
+    assert t.column("Size", "ours")[prune].sub == "on disk 29.8 MB"
 
 
 def test_table1_without_gpu_rows(df: pd.DataFrame) -> None:
@@ -175,3 +176,29 @@ def test_paper_data_matches_facts() -> None:
     assert [d.layers for d in paper.TABLE2] == [24, 12, 10, 8, 6]
     assert paper.EXTRAPOLATION.computed_t == pytest.approx(19.0)
     assert paper.EXTRAPOLATION.stated_t == 21.0
+
+
+def runner_shaped(df: pd.DataFrame) -> pd.DataFrame:
+    """The fixture as bench's runner names things: the teacher is 'embedded', a paper-loop copy of each trained
+    variant ('<name>@paper-loop', scenario 'paper-loop', 3x slower), arch rows in scenario 'arch', plus fp16 and
+    an int8 arch row that must stay out of the arch table."""
+    df = df.assign(variant=df["variant"].replace({"teacher": "embedded"}),
+                   scenario=df["weights"].map({"trained": "batched", "random": "arch"}))
+    t = df[df["weights"] == "trained"]
+    loop = t.assign(variant=t["variant"] + "@paper-loop", scenario="paper-loop", e2e_s=t["e2e_s"] * 3)
+    fp16 = t[t["recipe"] == "baseline"].assign(variant="fp16", recipe="fp16", size_mb=19.2)
+    arch_int8 = df[df["recipe"] == "arch-large-L24"].assign(variant="arch-large-L24+int8-dynamic",
+                                                           recipe="arch-large-L24+int8-dynamic", e2e_s=1.0)
+    return pd.concat([df, loop, fp16, arch_int8], ignore_index=True)
+
+
+def test_runner_shaped_results(df: pd.DataFrame) -> None:
+    r = runner_shaped(df)
+    t = table1(r)
+    assert t.rows[0][0].sub == "ours: embedded (12 layers)"
+    assert t.column("CPU time", "ours")[0].value == pytest.approx(_median(df, "teacher", "cpu", "e2e_s"))
+    assert any(row[0].sub.startswith("ours: fp16") for row in t.rows)
+    arch = table2_arch(r)
+    assert arch.column("Ours: CPU", "Time")[0].value == pytest.approx(_median(df, "arch-large-L24", "cpu", "e2e_s"))
+    loop = table1(select_scenario(r, "paper-loop"))
+    assert loop.rows[0][0].sub == "ours: embedded@paper-loop (12 layers)"
