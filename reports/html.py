@@ -78,6 +78,8 @@ ul.table-notes { font-size:12px; color:var(--muted); margin:2px 0 16px; padding-
 dl.kv { display:grid; grid-template-columns:210px 1fr; gap:3px 14px; margin:6px 0 12px; }
 dl.kv dt { color:var(--muted); }
 dl.kv dd { margin:0; overflow-wrap:anywhere; }
+details { margin:12px 0; }
+details > summary { cursor:pointer; color:var(--accent); }
 figure { margin:18px 0 26px; }
 figure img { max-width:100%; border:1px solid var(--line); border-radius:4px; }
 figcaption { font-size:12.5px; color:var(--ink); max-width:1100px; }
@@ -275,11 +277,13 @@ def method_html(run: Run, time_col: str, scenario: Optional[str] = None) -> str:
           ("Python", join(_unique(df, "python_version"))), ("Suite commit", join(_unique(df, "git_commit"))),
           ("Results schema", join([f"{v:g}" for v in sorted(df["schema_version"].dropna().unique())])),
           ("Run id(s)", join(_unique(df, "run_id")))]
-    src = tr if len(tr) else df
-    hours = stat(src["audio_s"]).median / 3600.0
-    data = [("Dataset", join(_unique(df, "dataset"))), ("Manifest hash", join(_unique(df, "manifest_hash"))),
-            ("Test set", f"{stat(src['n_utts']).median:.0f} utterances, {hours:.2f} h of audio per pass"
-                         + _skipped(src))]
+    data = [("Dataset", join(_unique(df, "dataset"))), ("Manifest hash", join(_unique(df, "manifest_hash")))]
+    if len(tr):
+        hours = stat(tr["audio_s"]).median / 3600.0
+        data.append(("Test set", f"{stat(tr['n_utts']).median:.0f} utterances, {hours:.2f} h of audio per pass"
+                     + _skipped(tr)))
+    else:
+        data.append(("Test set", "no trained model in this run (timing only)"))
     rnd = random_weights(df)
     if len(rnd):
         data.append(("Architecture-only timing", f"{stat(rnd['n_utts']).median:.0f} utterances, "
@@ -290,11 +294,10 @@ def method_html(run: Run, time_col: str, scenario: Optional[str] = None) -> str:
     worst = spreads.idxmax() if len(spreads) else None
     rep = [("Repeats per variant and device", f"{reps.min()}&ndash;{reps.max()}" if reps.min() != reps.max()
             else f"{reps.min()}"),
-           ("Timing", e(TIME_LABELS.get(time_col, time_col)) + "; also recorded: model-only time "
-            "(<code>model_s</code>), CTC decoding (<code>decode_s</code>), RTFx"),
-           ("Timing scenario", (f"{e(chosen)}" + (f" (also in the results, not shown: "
-             f"{e(', '.join(x for x in scenarios(run.results) if x not in (chosen, 'arch')))})"
-             if len(set(scenarios(run.results)) - {chosen, 'arch'}) else "")) if chosen else "one (not labelled)"),
+           ("Time in the tables", f"<code>{e(time_col)}</code>: " + e(TIME_LABELS.get(time_col, time_col))
+            + "; also recorded: model-only time (<code>model_s</code>), audio file decoding (<code>decode_s</code>), "
+            "RTFx"),
+           ("Timing scenario", _scenario_text(run.results, chosen)),
            ("Statistic", "median over repeats; spread = min&ndash;max (too few repeats for quartiles)"),
            ("Largest spread", f"{spreads.max() * 100:.1f}% of the median ({e(worst[0])} on {e(worst[1])})"
             if worst is not None else "n/a"),
@@ -316,11 +319,26 @@ def method_html(run: Run, time_col: str, scenario: Optional[str] = None) -> str:
     parts = ["<h3>Hardware</h3>", _kv(hw), "<h3>Software</h3>", _kv(sw), "<h3>Data</h3>", _kv(data),
              "<h3>Repeats and spread</h3>", _kv(rep), "<h3>Energy: measured or estimated, and how</h3>",
              _kv(energy_rows) if energy_rows else "<p>No energy columns.</p>", _kv(carbon)]
+    timing = meta.get("timing")
+    if isinstance(timing, dict) and timing:
+        parts += ["<h3>What each time column measures (from meta.json)</h3>",
+                  _kv((f"{k}", e(str(v))) for k, v in timing.items())]
     if meta:
-        parts += ["<h3>Run configuration (meta.json)</h3>", _kv((k, e(v)) for k, v in _flat(meta))]
+        # Collapsed: complete for auditors, out of the way for readers (a <details> needs no script).
+        rest = {k: v for k, v in meta.items() if k != "timing"}
+        parts += ["<details><summary><b>Run configuration (meta.json)</b></summary>",
+                  _kv((k, e(v)) for k, v in _flat(rest)), "</details>"]
     else:
         parts += ["<p>No meta.json in the run folder.</p>"]
     return "\n".join(parts)
+
+
+def _scenario_text(df: pd.DataFrame, chosen: Optional[str]) -> str:
+    found = scenarios(df)
+    if chosen is None:
+        return "architecture-only timing (arch)" if found == ["arch"] else "one (not labelled)"
+    others = [x for x in found if x not in (chosen, "arch")]
+    return e(chosen) + (f" (also in the results, not shown: {e(', '.join(others))}; see --scenario)" if others else "")
 
 
 def _skipped(df: pd.DataFrame) -> str:

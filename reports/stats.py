@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 # Time columns in order of preference for comparisons with the paper: it timed decoding + model + CTC decoding.
 TIME_COLUMNS: tuple[str, ...] = ("e2e_s", "model_s", "wall_s")
 TIME_LABELS = {
-    "e2e_s": "end-to-end time (audio decoding + model + CTC decoding, as the paper timed)",
+    "e2e_s": "end-to-end time (audio file decoding + input preparation + model + CTC decoding, as the paper timed)",
     "model_s": "model time (forward passes only)",
     "wall_s": "wall time of the timed pass",
 }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import pkgutil
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +22,8 @@ REPORT_MODULES = ("reports", "reports.paper", "reports.load", "reports.stats", "
 
 
 def test_reports_never_import_torch() -> None:
+    found = {f"reports.{m.name}" for m in pkgutil.iter_modules([str(ROOT / "reports")]) if m.name != "__main__"}
+    assert found <= set(REPORT_MODULES), f"add {sorted(found - set(REPORT_MODULES))} to REPORT_MODULES"
     code = (f"import {', '.join(REPORT_MODULES)}; import sys; "
             "assert 'torch' not in sys.modules, 'torch imported'; "
             "assert 'transformers' not in sys.modules, 'transformers imported'")
