@@ -1,0 +1,322 @@
+"""Quantization recipes: ``int8-dynamic`` (the paper's, done right), ``int8-static`` (beyond the paper),
+``fp16`` / ``bf16`` (GPU) and ``int8-weight-only-torchao`` (GPU, optional extra).
+
+int8-dynamic
+    Every ``nn.Linear`` - the attention q/k/v/out projections included, and the feature projection and CTC head -
+    gets int8 weights and dynamically quantized activations.  The paper's code turned the attention projections
+    back into fp32 for inference (its section 5.2), which is why it saw only ~8 % CPU speed-up.  The conv front
+    end and the positional conv stay fp32 (PyTorch has no dynamic int8 Conv1d).  Weights are per-tensor by
+    default (as ``quantize_dynamic``'s default, what the paper used); ``per_channel`` gives one scale per
+    output row.
+
+    It uses ``torch.ao.quantization.quantize_dynamic``: deprecated in torch 2.x in favour of torchao, but still
+    working in torch 2.13, and - unlike torchao's int8 dynamic path, which is 5-14x *slower* than fp32 on this
+    AVX2 CPU without VNNI - it has fast fbgemm/x86 int8 kernels.  The call lives in :func:`_quantize_dynamic`
+    only; loading a saved variant builds the quantized modules directly from the stored int8 tensors.
+
+int8-static (beyond the paper)
+    Each ``nn.Linear`` is wrapped as quantize -> int8 Linear -> dequantize, with activation ranges calibrated on
+    a few utterances (not the reported test set: the synthetic ``train-clean`` by default).  Everything between
+    two Linears - GELU, layer norms, softmax, residual adds - runs in fp32: this is exactly the paper's section 5.1
+    workaround (dequantize before GELU, requantize after), applied at every Linear.  Output activations are
+    requantized with a calibrated scale, which costs accuracy against dynamic quantization; the benchmark
+    reports its WER and speed as they are.
+
+fp16 / bf16
+    Every floating tensor cast; meant for GPU inference (CPU half-precision kernels are slow or missing).
+
+int8-weight-only-torchao
+    ``torchao.quantization.quantize_(model, Int8WeightOnlyConfig())`` when torchao is installed (extra
+    ``torchao``).  torchao's tensor subclasses do not serialise to plain safetensors, so the variant stores the
+    fp32 weights and re-applies the (deterministic) quantization on load: its size on disk is the fp32 size,
+    its memory size the int8 one.  Not a CPU default (see above).
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.errors import FootprintError
+
+log = logging.getLogger(__name__)
+
+_warned_deprecated = False
+
+
+# ----------------------------------------------------------------------------------------------- configs
+@dataclass
+class Int8DynamicConfig:
+    per_channel: bool = False  # False: one scale per weight tensor (quantize_dynamic's default, the paper's)
+
+
+@dataclass
+class Int8StaticConfig:
+    calibration_data: str = "embedded:train-clean"  # never the reported test set
+    calibration_utterances: int = 16
+    observer: str = "histogram"  # histogram (clips outliers; PyTorch's default for x86) | minmax
+    per_channel: bool = True
+    do_normalize: bool | None = None  # filled from the source variant
+
+
+@dataclass
+class HalfConfig:
+    dtype: str = "float16"  # float16 | bfloat16
+
+
+@dataclass
+class TorchaoInt8WeightOnlyConfig:
+    pass
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def linear_names(model: nn.Module) -> list[str]:
+    return [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+
+
+def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
+def _no_grad_float(model: nn.Module) -> nn.Module:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if any(p.is_floating_point() and p.dtype != torch.float32 for p in model.parameters()):
+        model.float()
+    return model
+
+
+def _reject_quantized(model: nn.Module, what: str) -> None:
+    from compress.methods.base import _is_dynamic_qlinear, _is_static_qlinear
+
+    if any(_is_dynamic_qlinear(m) or _is_static_qlinear(m) for m in model.modules()):
+        raise FootprintError(f"{what}: the model is already int8-quantized; apply {what} to a float model")
+
+
+# ----------------------------------------------------------------------------------------------- int8 dynamic
+def _quantize_dynamic(model: nn.Module, names: list[str], per_channel: bool) -> nn.Module:
+    """The project's one call to ``torch.ao.quantization.quantize_dynamic`` (deprecated, working in torch 2.13)."""
+    global _warned_deprecated
+    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+
+    if not _warned_deprecated:
+        log.info("int8-dynamic uses torch.ao.quantization.quantize_dynamic: deprecated in favour of torchao, "
+                 "still working in torch %s and the fast int8 path on CPUs without VNNI", torch.__version__)
+        _warned_deprecated = True
+    qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the deprecation notice (logged once above) and per-call warnings
+        return quantize_dynamic(model, {n: qconfig for n in names}, dtype=torch.qint8, inplace=True)
+
+
+def apply_int8_dynamic(model: nn.Module, config: Int8DynamicConfig) -> nn.Module:
+    _reject_quantized(model, "int8-dynamic")
+    model = _no_grad_float(model.cpu())
+    names = linear_names(model)
+    model = _quantize_dynamic(model, names, config.per_channel)
+    log.info("int8-dynamic: %d Linear layers quantized (attention projections included)", len(names))
+    return model
+
+
+# ----------------------------------------------------------------------------------------------- int8 static
+class StaticQuantLinear(nn.Module):
+    """quantize -> Linear -> dequantize: an int8 Linear inside an otherwise fp32 model (section 5.1 workaround)."""
+
+    def __init__(self, linear: nn.Module) -> None:
+        super().__init__()
+        from torch.ao.quantization import DeQuantStub, QuantStub
+
+        self.quant = QuantStub()
+        self.linear = linear
+        self.dequant = DeQuantStub()
+        self.in_features = getattr(linear, "in_features", None)
+        self.out_features = getattr(linear, "out_features", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dequant(self.linear(self.quant(x)))
+
+
+def _static_qconfig(config: Int8StaticConfig):  # noqa: ANN202
+    from torch.ao.quantization import (HistogramObserver, MinMaxObserver, PerChannelMinMaxObserver, QConfig)
+
+    act_cls = HistogramObserver if config.observer == "histogram" else MinMaxObserver
+    # reduce_range keeps the x86/fbgemm int8 matmul free of 16-bit overflow on CPUs without VNNI.
+    act = act_cls.with_args(dtype=torch.quint8, qscheme=torch.per_tensor_affine, reduce_range=True)
+    weight = (PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
+              if config.per_channel else MinMaxObserver.with_args(dtype=torch.qint8,
+                                                                    qscheme=torch.per_tensor_symmetric))
+    return QConfig(activation=act, weight=weight)
+
+
+def calibration_audio(spec: str, n: int) -> list[Any]:
+    """The first ``n`` utterances (id order) of a data spec; ``embedded:train-clean`` = the synthetic corpus."""
+    from pathlib import Path
+
+    from bench.data.librispeech import load_audio, read_subset
+
+    if spec.startswith("embedded:"):
+        subset = spec.split(":", 1)[1] or "train-clean"
+        from bench.data.synth.corpus import SynthConfig, ensure_corpus
+
+        subset_dir = Path(ensure_corpus(SynthConfig(), (subset,))) / "LibriSpeech" / subset
+    else:
+        subset_dir = Path(spec).expanduser()
+    manifest = read_subset(subset_dir).subset_of(n)
+    if not manifest.utterances:
+        raise FootprintError(f"{subset_dir}: no utterances for calibration")
+    return [load_audio(u) for u in manifest.utterances]
+
+
+def apply_int8_static(model: nn.Module, config: Int8StaticConfig) -> nn.Module:
+    from torch.ao.quantization import convert, prepare
+
+    from bench.inference import Transcriber
+
+    _reject_quantized(model, "int8-static")
+    model = _no_grad_float(model.cpu())
+    qconfig = _static_qconfig(config)
+    names = linear_names(model)
+    for name in names:
+        wrapper = StaticQuantLinear(model.get_submodule(name))
+        wrapper.qconfig = qconfig
+        _set_module(model, name, wrapper)
+    audios = calibration_audio(config.calibration_data, config.calibration_utterances)
+    do_norm = True if config.do_normalize is None else config.do_normalize
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepare(model, inplace=True)
+        # batch 1: no padding in the calibrated ranges
+        tr = Transcriber(model, do_normalize=do_norm, device="cpu", batch_size=1)
+        tr.transcribe(audios)
+        convert(model, inplace=True)
+    log.info("int8-static: %d Linear layers, activations calibrated on %d utterances of %s", len(names),
+             len(audios), config.calibration_data)
+    return model
+
+
+# ----------------------------------------------------------------------------------------------- half / torchao
+def apply_half(model: nn.Module, config: HalfConfig) -> nn.Module:
+    if config.dtype not in ("float16", "bfloat16"):
+        raise FootprintError(f"half precision: unknown dtype {config.dtype!r} (float16 | bfloat16)")
+    _reject_quantized(model, config.dtype)
+    return model.eval().to(getattr(torch, config.dtype))
+
+
+def torchao_available() -> bool:
+    try:
+        import torchao  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def apply_torchao_int8_weight_only(model: nn.Module, config: TorchaoInt8WeightOnlyConfig) -> nn.Module:
+    try:
+        from torchao.quantization import quantize_
+    except ImportError:
+        raise FootprintError("int8-weight-only-torchao: torchao is not installed "
+                             "(pip install 'w2v-footprint[torchao]')") from None
+    try:
+        from torchao.quantization import Int8WeightOnlyConfig
+
+        tconf: Any = Int8WeightOnlyConfig()
+    except ImportError:  # torchao < 0.9
+        from torchao.quantization import int8_weight_only
+
+        tconf = int8_weight_only()
+    _reject_quantized(model, "int8-weight-only-torchao")
+    model = _no_grad_float(model)
+    quantize_(model, tconf)
+    return model
+
+
+# ----------------------------------------------------------------------------------------------- (de)serialisation
+def quantized_modules(model: nn.Module) -> dict[str, str]:
+    """name -> "dynamic" | "static" for every int8 Linear in ``model``."""
+    from compress.methods.base import _is_dynamic_qlinear, _is_static_qlinear
+
+    out: dict[str, str] = {}
+    for name, m in model.named_modules():
+        if _is_dynamic_qlinear(m):
+            out[name] = "dynamic"
+        elif _is_static_qlinear(m):
+            out[name] = "static"
+    return out
+
+
+def _qtensor_parts(w: torch.Tensor) -> dict[str, torch.Tensor]:
+    if w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        return {"qweight": w.int_repr(), "wscale": w.q_per_channel_scales().double(),
+                "wzp": w.q_per_channel_zero_points().long()}
+    return {"qweight": w.int_repr(), "wscale": torch.tensor([w.q_scale()], dtype=torch.float64),
+            "wzp": torch.tensor([w.q_zero_point()], dtype=torch.int64)}
+
+
+def _qtensor_from_parts(parts: dict[str, torch.Tensor], per_channel: bool) -> torch.Tensor:
+    q = parts["qweight"]
+    if per_channel:
+        return torch._make_per_channel_quantized_tensor(q, parts["wscale"].double(), parts["wzp"].long(), 0)
+    return torch._make_per_tensor_quantized_tensor(q, float(parts["wscale"][0]), int(parts["wzp"][0]))
+
+
+def export_quantized(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Plain tensors (int8 weights, float scales) for every int8 Linear, and the layout to rebuild them."""
+    from compress.methods.base import packed_weight_bias
+
+    tensors: dict[str, torch.Tensor] = {}
+    layout: dict[str, Any] = {}
+    for name, kind in quantized_modules(model).items():
+        m = model.get_submodule(name)
+        w, b = packed_weight_bias(m)
+        per_channel = w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
+        for k, v in _qtensor_parts(w).items():
+            tensors[f"{name}::{k}"] = v.contiguous()
+        if b is not None:
+            tensors[f"{name}::bias"] = b.detach().float().contiguous()
+        entry = {"kind": kind, "per_channel": per_channel, "in_features": int(m.in_features),
+                 "out_features": int(m.out_features), "bias": b is not None}
+        if kind == "static":
+            entry.update(out_scale=float(m.scale), out_zero_point=int(m.zero_point))
+        layout[name] = entry
+    return tensors, layout
+
+
+def rebuild_quantized(model: nn.Module, layout: dict[str, Any], tensors: dict[str, torch.Tensor]) -> nn.Module:
+    """Put int8 Linear modules, built from stored tensors, where ``layout`` says (no quantize_dynamic call).
+
+    For static entries the name is the inner Linear of a :class:`StaticQuantLinear`; its quantize stub's
+    scale and zero point come with the model's other tensors.
+    """
+    import torch.ao.nn.quantized as nnq
+    import torch.ao.nn.quantized.dynamic as nnqd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, e in layout.items():
+            parts = {k: tensors[f"{name}::{k}"] for k in ("qweight", "wscale", "wzp")}
+            qw = _qtensor_from_parts(parts, e["per_channel"])
+            bias = tensors.get(f"{name}::bias")
+            if e["kind"] == "dynamic":
+                q = nnqd.Linear(e["in_features"], e["out_features"], bias_=e["bias"], dtype=torch.qint8)
+                q.set_weight_bias(qw, bias)
+                _set_module(model, name, q)
+            else:
+                wrapper_name = name.removesuffix(".linear")  # "<name>.linear" -> the wrapper at <name>
+                wrapper = StaticQuantLinear(model.get_submodule(wrapper_name))
+                wrapper.quant = nnq.Quantize(float(tensors[f"{wrapper_name}.quant.scale"].reshape(-1)[0]),
+                                             int(tensors[f"{wrapper_name}.quant.zero_point"].reshape(-1)[0]),
+                                             torch.quint8)
+                q = nnq.Linear(e["in_features"], e["out_features"], bias_=e["bias"], dtype=torch.qint8)
+                q.set_weight_bias(qw, bias)
+                q.scale, q.zero_point = float(e["out_scale"]), int(e["out_zero_point"])
+                wrapper.linear = q
+                wrapper.dequant = nnq.DeQuantize()
+                _set_module(model, wrapper_name, wrapper)
+    return model

@@ -1,0 +1,159 @@
+"""Model specs -> ready-to-run :class:`~compress.methods.base.Variant` objects (what the benchmark runner loads).
+
+A spec is one of:
+
+* ``embedded`` - the shipped teacher, ``compress/embedded/teacher/`` (or ``$W2V_FOOTPRINT_TEACHER``);
+* a directory - a saved variant (Hugging Face files + ``variant.json``) or any Hugging Face ``Wav2Vec2ForCTC``;
+* a recipe - ``int8-dynamic``, ``prune-sensitivity+int8-dynamic``, ``distill-L4+int8-dynamic`` ... built from
+  the teacher (``teacher=``, default ``embedded``) by :mod:`compress.methods.registry`; a ``distill-L{n}``
+  stage loads the trained student from the students directory (``students_dir=`` or
+  ``$W2V_FOOTPRINT_STUDENTS``, default ``compress/embedded/students``) and says how to train it if missing.
+
+``Variant.info``: params, size_mb (params x 4 / 1e6, the paper's MB), size_on_disk_mb (bytes of the stored
+weights: the real file for a directory, the bytes ``save_variant`` would write for an in-memory recipe),
+memory_mb, sparsity, conv_layers, transformer_layers, storage, compute_dtype, trained, FLOPs per second of audio.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from bench.errors import FootprintError
+from compress.methods.base import Variant
+
+__all__ = ["Variant", "load_variant", "teacher_dir", "build_variant"]
+
+log = logging.getLogger(__name__)
+
+TEACHER_ENV = "W2V_FOOTPRINT_TEACHER"
+
+
+def teacher_dir() -> Path:
+    env = os.environ.get(TEACHER_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parent / "embedded" / "teacher"
+
+
+def _looks_like_path(spec: str) -> bool:
+    return "/" in spec or spec.startswith((".", "~")) or os.sep in spec
+
+
+def _info(model: Any, rec: dict[str, Any], size_on_disk_bytes: int | None) -> dict[str, Any]:
+    from compress.methods.base import compute_dtype, model_stats
+
+    info = model_stats(model)
+    if size_on_disk_bytes is not None:
+        info["size_on_disk_mb"] = round(size_on_disk_bytes / 1e6, 4)
+    info["storage"] = rec.get("storage", "hf")
+    info["compute_dtype"] = str(compute_dtype(model)).replace("torch.", "")
+    info["trained"] = bool(rec.get("trained", True))
+    if "pruned_tensors_sparsity" in rec:
+        info["pruned_tensors_sparsity"] = rec["pruned_tensors_sparsity"]
+    return info
+
+
+def _finish(model: Any, do_normalize: bool, name: str, recipe: str, rec: dict[str, Any], path: Path | None,
+            device: str, size_on_disk: int | None) -> Variant:
+    import torch
+
+    from compress.methods.base import compute_dtype
+    from compress.methods.quantize import quantized_modules
+
+    dev = torch.device(device)
+    if dev.type != "cpu" and quantized_modules(model):
+        raise FootprintError(f"{name}: int8 (torch.ao) quantized models run on CPU only, not {device}")
+    dtype = compute_dtype(model)
+    if dev.type == "cpu" and dtype in (torch.float16, torch.bfloat16):
+        log.warning("%s: %s on CPU is slow or unsupported; it is meant for GPU", name, dtype)
+    model = model.to(dev).eval()
+    return Variant(model=model, do_normalize=bool(do_normalize), name=name, recipe=recipe,
+                   info=_info(model, rec, size_on_disk), path=str(path) if path else None, dtype=dtype,
+                   device=str(dev), record=rec)
+
+
+def _load_dir(path: Path, device: str, name: str | None = None) -> Variant:
+    from compress.methods.base import weights_bytes_on_disk
+    from compress.methods.storage import load_variant_dir
+
+    model, do_norm, rec = load_variant_dir(path)
+    recipe = rec.get("recipe", "baseline")
+    return _finish(model, do_norm, name or path.name, recipe, rec, path, device, weights_bytes_on_disk(path))
+
+
+def _load_teacher(teacher: str, device: str) -> Variant:
+    if teacher == "embedded":
+        d = teacher_dir()
+        if not d.is_dir():
+            raise FootprintError(f"{d}: the shipped teacher is missing (set ${TEACHER_ENV} to a model directory, "
+                                 "or train one with: footprint compress train-teacher --out DIR)")
+        v = _load_dir(d, device, name="teacher")
+        return v
+    p = Path(teacher).expanduser()
+    if p.is_dir():
+        return _load_dir(p, device)
+    raise FootprintError(f"{teacher}: teacher must be 'embedded' or a model directory")
+
+
+def build_variant(recipe: str, teacher: str = "embedded", device: str = "cpu", students_dir: str | None = None,
+                  overrides: dict[str, dict[str, Any]] | None = None) -> tuple[Variant, list[Any], Variant | None]:
+    """Apply a recipe; returns (variant, stages, the variant it was built from)."""
+    from compress.methods.registry import apply_stages, parse_recipe
+    from compress.methods.storage import planned_size_bytes, source_info
+
+    stages = parse_recipe(recipe, overrides)
+    first = stages[0]
+    if first.method.needs_training:
+        from compress.methods.registry import fill_context
+
+        fill_context(first.config, students_dir=students_dir)
+        base = _load_dir_or_explain(first, device="cpu")
+        rest = stages[1:]
+    else:
+        base = _load_teacher(teacher, "cpu")
+        rest = [s for s in stages if s.method.name != "baseline"]
+    model = apply_stages(base.model, rest, do_normalize=base.do_normalize, students_dir=students_dir)
+    src = base.record
+    rec = {"recipe": recipe, "stages": [s.as_record() for s in stages],
+           "source_model": base.path or teacher, "source_hash": src.get("source_hash") if first.method.needs_training
+           else (source_info(teacher, Path(base.path)).get("hash") if base.path else None),
+           "storage": "tensors" if any(s.method.quantized_int8 for s in rest) else src.get("storage", "hf"),
+           "trained": bool(src.get("trained", True))}
+    if hasattr(model, "pruning_report"):
+        rec["pruned_tensors_sparsity"] = model.pruning_report["pruned_tensors_sparsity"]
+    reapply = any(s.method.reapply_on_load for s in rest)
+    size = None if reapply else planned_size_bytes(model)
+    v = _finish(model, base.do_normalize, recipe, recipe, rec, None, device, size)
+    return v, stages, base
+
+
+def _load_dir_or_explain(stage: Any, device: str) -> Variant:
+    from compress.methods.registry import student_path
+
+    path = student_path(stage.config)
+    if not path.is_dir():
+        stage.method.apply(None, stage.config)  # raises the one-line "train it with: ..." error
+    return _load_dir(path, device, name=stage.name)
+
+
+def load_variant(spec: str, device: str = "cpu", teacher: str = "embedded", students_dir: str | None = None,
+                 name: str | None = None) -> Variant:
+    """A model spec (``embedded``, a directory, or a recipe) -> :class:`Variant` on ``device``."""
+    spec = str(spec).strip()
+    if spec == "embedded":
+        v = _load_teacher("embedded", device)
+        v.recipe = "baseline"
+        if name:
+            v.name = name
+        return v
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        return _load_dir(p, device, name)
+    if _looks_like_path(spec) or p.suffix in (".pt", ".bin", ".safetensors"):
+        raise FootprintError(f"{spec}: no such model directory")
+    v, _, _ = build_variant(spec, teacher=teacher, device=device, students_dir=students_dir)
+    if name:
+        v.name = name
+    return v
