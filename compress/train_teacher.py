@@ -108,13 +108,16 @@ def lr_at(step: int, total: int, cfg: TeacherTrainConfig) -> float:
     return cfg.peak_lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def collate(audios: list[np.ndarray], labels: list[list[int]], idx: list[int], device: torch.device):
+def collate(audios: list[np.ndarray], labels: list[list[int]], idx: list[int], device: torch.device,
+            normalize: bool = True):
+    """Padded batch (x, attention mask, labels padded with -100); ``normalize``: per-utterance zero mean, unit var."""
     n = max(len(audios[i]) for i in idx)
     x = np.zeros((len(idx), n), np.float32)
     mask = np.zeros((len(idx), n), np.int64)
     for r, i in enumerate(idx):
         a = audios[i].astype(np.float32) / 32768.0
-        a = (a - a.mean()) / np.sqrt(a.var() + 1e-7)
+        if normalize:  # models without waveform normalisation (fairseq big_960h) take the raw scale
+            a = (a - a.mean()) / np.sqrt(a.var() + 1e-7)
         x[r, : len(a)] = a
         mask[r, : len(a)] = 1
     m = max(len(labels[i]) for i in idx)
