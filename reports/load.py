@@ -259,12 +259,16 @@ def _train_hours(config: dict[str, Any], frame: pd.DataFrame) -> Optional[float]
         v = config.get(key)
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return float(v)
-    # audio_hours may be the set size or cumulative hours seen: at the end of epoch 1 both equal the set size.
-    f = frame.dropna(subset=["audio_hours"])
+    # audio_hours is cumulative in compress's logs (hours processed so far; epochs may be fractional): then the set
+    # is hours / epochs.  A constant column is the set size itself.
+    f = frame.dropna(subset=["audio_hours", "epoch"])
+    f = f[f["epoch"] > 0]
     if f.empty:
         return None
-    first = f[f["epoch"] == f["epoch"].min()]
-    return float(first["audio_hours"].iloc[-1])
+    last = f.iloc[-1]
+    if len(f) > 1 and f["audio_hours"].iloc[-1] > f["audio_hours"].iloc[0] * 1.01:
+        return float(last["audio_hours"] / last["epoch"])
+    return float(last["audio_hours"])
 
 
 # The students folder compress uses (compress.methods.registry.STUDENTS_ENV; read here, never imported).

@@ -218,3 +218,12 @@ def test_explicit_log_paths(tmp_path: Path) -> None:
     assert [t.name for t in find_train_logs(run_dir, extra=[tmp_path / "a"])] == ["s1"]
     with pytest.raises(FootprintError, match="no such training log"):
         find_train_logs(run_dir, extra=[tmp_path / "nope.csv"])
+
+
+def test_train_hours_from_cumulative_audio_hours(tmp_path: Path) -> None:
+    p = tmp_path / "s" / "train_log.csv"
+    p.parent.mkdir()
+    p.write_text("epoch,step,dev_wer,audio_hours\n0.5,10,0.9,0.25\n1,20,0.6,0.5\n1.5,30,0.5,0.75\n")
+    assert read_train_log(p).train_hours == pytest.approx(0.5)
+    p.write_text("epoch,dev_wer,audio_hours\n1,0.9,3.0\n2,0.6,3.0\n")  # a constant column: the set size
+    assert read_train_log(p).train_hours == pytest.approx(3.0)
