@@ -1,0 +1,42 @@
+"""torchrun with 2 CPU processes (gloo): utterances sharded over ranks, one table gathered on rank 0."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.results import load_results, read_meta
+from bench.testing import save_tiny_model, tiny_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_torchrun_two_cpu_ranks(tmp_path) -> None:  # noqa: ANN001
+    model = save_tiny_model(tmp_path / "tiny")
+    data = tiny_corpus(tmp_path / "corpus", 6)
+    trace = tmp_path / "trace.json"
+    trace.write_text(json.dumps({"method": "rapl", "measured": True, "detail": "test trace",
+                                 "samples": [[float(t), {"package-0": 10.0 * t}] for t in range(0, 601, 10)]}))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "bench", "bench", "run", "--models", str(model), "--data", str(data), "--repeats", "2",
+           "--out", str(out), "--energy", f"replay:{trace}", "--threads", "1", "--no-progress", "--warmup", "0",
+           "--overhead-pairs", "0"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    df = load_results(out)
+    assert len(df) == 2 and sorted(df["repeat"]) == [0, 1]  # one table, not one per rank
+    assert (df["world_size"] == 2).all() and (df["n_utts"] == 6).all()
+    walls = [json.loads(w) for w in df["rank_wall_s"]]
+    assert all(len(w) == 2 for w in walls)
+    assert df["wall_s"].tolist() == [max(w) for w in walls]  # the slowest rank
+    # energy: two process-scope replays of 10 W, summed over the ranks
+    assert (df["energy_j"] > 10.0 * df["wall_s"] * 1.2).all()
+    assert df["wer"].notna().all()
+    meta = read_meta(out)
+    assert meta["world_size"] == 2
+    hyps = (out / "hyps" / "tiny__cpu.tsv").read_text().splitlines()
+    assert len(hyps) == 7  # every utterance, gathered from both ranks
