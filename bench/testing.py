@@ -34,3 +34,8 @@ def tiny_corpus(root: str | Path, utterances: int = 8) -> Path:
 
     base = ensure_corpus(SynthConfig(dev_utterances=utterances), ["dev-clean"], root=Path(root), progress=False)
     return Path(base) / "LibriSpeech" / "dev-clean"
+
+
+def shared_tiny_corpus(tmp_path_factory, utterances: int = 8) -> Path:  # noqa: ANN001
+    """One tiny corpus per pytest session (generation is idempotent and cached by its parameters)."""
+    return tiny_corpus(tmp_path_factory.getbasetemp() / "shared-tiny-corpus", utterances)

@@ -10,7 +10,7 @@ import pytest
 from bench.errors import FootprintError
 from bench.results import SCHEMA_COLUMNS, load_results, read_meta
 from bench.runner import LoadedVariant, RunConfig, basic_info, default_loader, run_benchmark
-from bench.testing import save_tiny_model, tiny_corpus, tiny_model
+from bench.testing import save_tiny_model, shared_tiny_corpus, tiny_model
 from bench.workload import arch_workload, dev_clean_durations
 
 
@@ -19,7 +19,7 @@ def assets(tmp_path_factory):  # noqa: ANN001, ANN201
     root = tmp_path_factory.mktemp("assets")
     a = save_tiny_model(root / "tiny-a", layers=2)
     b = save_tiny_model(root / "tiny-b", layers=1, seed=1)
-    data = tiny_corpus(root / "corpus", 8)
+    data = shared_tiny_corpus(tmp_path_factory)
     trace = root / "trace.json"  # a constant 50 W "measured" counter, replayed in real time
     trace.write_text(json.dumps({"method": "rapl", "measured": True, "detail": "test trace",
                                  "samples": [[float(t), {"package-0": 50.0 * t}] for t in range(0, 3601, 60)]}))

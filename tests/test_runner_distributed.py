@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 from bench.results import load_results, read_meta
-from bench.testing import save_tiny_model, tiny_corpus
+from bench.testing import save_tiny_model, shared_tiny_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_torchrun_two_cpu_ranks(tmp_path) -> None:  # noqa: ANN001
+def test_torchrun_two_cpu_ranks(tmp_path, tmp_path_factory) -> None:  # noqa: ANN001
     model = save_tiny_model(tmp_path / "tiny")
-    data = tiny_corpus(tmp_path / "corpus", 6)
+    data = shared_tiny_corpus(tmp_path_factory)
     trace = tmp_path / "trace.json"
     trace.write_text(json.dumps({"method": "rapl", "measured": True, "detail": "test trace",
                                  "samples": [[float(t), {"package-0": 10.0 * t}] for t in range(0, 601, 10)]}))
@@ -23,7 +23,7 @@ def test_torchrun_two_cpu_ranks(tmp_path) -> None:  # noqa: ANN001
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "bench", "bench", "run", "--models", str(model), "--data", str(data), "--repeats", "2",
            "--out", str(out), "--energy", f"replay:{trace}", "--threads", "1", "--no-progress", "--warmup", "0",
-           "--overhead-pairs", "0"]
+           "--overhead-pairs", "0", "--limit", "6"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from bench.results import load_results
-from bench.testing import save_tiny_model, tiny_corpus
+from bench.testing import save_tiny_model, shared_tiny_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,9 +29,9 @@ def _rows(db: Path) -> int:
         return 0
 
 
-def test_sigkill_then_resume(tmp_path) -> None:  # noqa: ANN001
+def test_sigkill_then_resume(tmp_path, tmp_path_factory) -> None:  # noqa: ANN001
     model = save_tiny_model(tmp_path / "tiny")
-    data = tiny_corpus(tmp_path / "corpus", 4)
+    data = shared_tiny_corpus(tmp_path_factory)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "bench", "bench", "run", "--models", str(model), "--data", str(data),
            "--repeats", "5", "--out", str(out), "--energy", "none", "--no-progress", "--limit", "2",

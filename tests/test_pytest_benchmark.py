@@ -1,0 +1,49 @@
+"""``pytest bench --benchmark-json`` on a tiny model and corpus: the JSON carries the runner's accuracy, size and
+energy in extra_info, the machine-info hook's fields, readable ids and groups; CUDA cases skip with a reason."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.testing import save_tiny_model, shared_tiny_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_pytest_bench_json(tmp_path, tmp_path_factory) -> None:  # noqa: ANN001
+    model = save_tiny_model(tmp_path / "tiny")
+    data = shared_tiny_corpus(tmp_path_factory)
+    out = tmp_path / "out.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FOOTPRINT_BENCH_MODELS": str(model),
+           "FOOTPRINT_BENCH_DEVICES": "cpu,cuda", "FOOTPRINT_BENCH_DATA": str(data), "FOOTPRINT_BENCH_LIMIT": "4",
+           "FOOTPRINT_BENCH_ROUNDS": "2", "FOOTPRINT_BENCH_ENERGY": "codecarbon",
+           "FOOTPRINT_BENCH_RUN_DIR": str(tmp_path / "run")}
+    done = subprocess.run([sys.executable, "-m", "pytest", "bench", "-q", "-rs", "-p", "no:cacheprovider",
+                           "--benchmark-json", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=150)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    import torch
+
+    if not torch.cuda.is_available():
+        assert "SKIPPED" in done.stdout and "no CUDA GPU visible" in done.stdout
+        assert "1 passed, 1 skipped" in done.stdout
+    report = json.loads(out.read_text())
+    mi = report["machine_info"]
+    for k in ("torch", "transformers", "gpu", "threads", "git_commit"):
+        assert k in mi, k
+    assert mi["torch"].startswith("2.") and mi["threads"] >= 1 and len(mi["git_commit"]) == 40
+    (bench,) = [b for b in report["benchmarks"] if b["name"] == "test_transcribe[tiny-cpu]"]
+    assert bench["group"] == "transcribe-cpu" and bench["stats"]["rounds"] == 2
+    extra = bench["extra_info"]
+    for k in ("wer", "cer", "size_mb", "params", "sparsity", "energy_kwh", "energy_method"):
+        assert k in extra, k
+    assert extra["params"] > 10_000 and extra["wer"] is not None and extra["energy_method"] == "codecarbon"
+    assert extra["energy_kwh"] > 0 and extra["n_utts"] == 4
+    # read from the runner's results, not computed in the timed call
+    from bench.results import load_results
+
+    rows = load_results(tmp_path / "run")
+    assert extra["wer"] == rows["wer"].iloc[0] and extra["row_keys"] == list(rows["row_key"])
