@@ -108,7 +108,9 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmark variants x devices into a tidy results table")
     bsub = p.add_subparsers(dest="bench_cmd", metavar="COMMAND")
     bsub.required = True
-    r = bsub.add_parser("run", help="accuracy pass + warm-up + interleaved timed repeats, with energy; resumable")
+    r = bsub.add_parser("run", help="accuracy pass + warm-up + interleaved timed repeats, with energy; resumable",
+                        epilog="Several GPUs: torchrun --standalone --nproc-per-node N -m bench bench run ... "
+                               "(utterances sharded over ranks, one table on rank 0).")
     add_run_arguments(r)
     r.set_defaults(func=cmd_run)
     s = bsub.add_parser("show", help="median table of a RUN_DIR")

@@ -1,5 +1,14 @@
 """Several processes (``torchrun --nproc-per-node N``): shard the utterances, gather one table on rank 0.
 
+Invocation (``python -m bench`` serves the ``corpus``, ``bench`` and ``run`` groups, so the bench group is
+named twice)::
+
+    torchrun --standalone --nproc-per-node N -m bench bench run --models ... --device cuda --out RUN_DIR
+
+Any entry point that calls :func:`bench.runner.run_benchmark` under torchrun shards the same way (so the main
+job, ``-m bench run ...``, does too if it goes through the runner).  Rows: ``model_s``/``wall_s`` of the slowest
+rank, ``rank_wall_s`` every rank's, ``audio_s`` and energy summed (a machine-wide meter counted once per host).
+
 Detected from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK); without it everything is a no-op
 on one process.  Backend: NCCL for CUDA devices, gloo for CPU (the tests run 2 CPU processes with gloo).
 """
