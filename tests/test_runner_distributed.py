@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,8 +26,16 @@ def test_torchrun_two_cpu_ranks(tmp_path, tmp_path_factory) -> None:  # noqa: AN
            "--out", str(out), "--energy", f"replay:{trace}", "--threads", "1", "--no-progress", "--warmup", "0",
            "--overhead-pairs", "0", "--limit", "6"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    # Own process group: on a timeout the ranks are killed with torchrun, never left behind.
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=150)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        raise AssertionError("torchrun timed out:\n" + output[-3000:]) from None
+    assert proc.returncode == 0, output[-3000:]
     df = load_results(out)
     assert len(df) == 2 and sorted(df["repeat"]) == [0, 1]  # one table, not one per rank
     assert (df["world_size"] == 2).all() and (df["n_utts"] == 6).all()
