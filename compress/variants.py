@@ -46,7 +46,7 @@ def _info(model: Any, rec: dict[str, Any], size_on_disk_bytes: int | None) -> di
 
     info = model_stats(model)
     if size_on_disk_bytes is not None:
-        info["size_on_disk_mb"] = round(size_on_disk_bytes / 1e6, 4)
+        info["size_on_disk_mb"] = round(size_on_disk_bytes / 1e6, 6)
     info["storage"] = rec.get("storage", "hf")
     info["compute_dtype"] = str(compute_dtype(model)).replace("torch.", "")
     info["trained"] = bool(rec.get("trained", True))
@@ -114,6 +114,11 @@ def build_variant(recipe: str, teacher: str = "embedded", device: str = "cpu", s
     else:
         base = _load_teacher(teacher, "cpu")
         rest = [s for s in stages if s.method.name != "baseline"]
+    if first.method.needs_training and not rest:  # just the trained student: the directory as it is
+        base.name = base.recipe = recipe
+        base.model = base.model.to(device)
+        base.device = device
+        return base, stages, base
     model = apply_stages(base.model, rest, do_normalize=base.do_normalize, students_dir=students_dir)
     src = base.record
     rec = {"recipe": recipe, "stages": [s.as_record() for s in stages],

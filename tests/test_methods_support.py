@@ -72,6 +72,15 @@ def write_corpus(root: Path, speakers: int = 4, per_speaker: int = 6, seed: int 
     return sub
 
 
+def safetensors_payload(path: Path) -> int:
+    """Bytes of tensor data in a safetensors file (file size minus its JSON header: large for tiny models)."""
+    import struct
+
+    with open(path, "rb") as fh:
+        (header,) = struct.unpack("<Q", fh.read(8))
+    return path.stat().st_size - 8 - header
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:  # noqa: ANN001
     return write_corpus(tmp_path_factory.mktemp("corpus"))

@@ -180,8 +180,8 @@ def model_stats(model: nn.Module) -> dict[str, Any]:
     params = count_params(model)
     sparsity, zeros, total = zero_fraction(model)
     conv, layers = layer_counts(model)
-    out: dict[str, Any] = dict(params=params, size_mb=round(params * 4 / 1e6, 4),
-                               memory_mb=round(memory_bytes(model) / 1e6, 4), sparsity=round(sparsity, 6),
+    out: dict[str, Any] = dict(params=params, size_mb=round(params * 4 / 1e6, 6),
+                               memory_mb=round(memory_bytes(model) / 1e6, 6), sparsity=round(sparsity, 6),
                                zero_weights=zeros, conv_layers=conv, transformer_layers=layers)
     try:
         from compress.model_io.info import model_info

@@ -251,12 +251,20 @@ def quantized_modules(model: nn.Module) -> dict[str, str]:
     return out
 
 
+def _compact(scale: torch.Tensor, zp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # observers compute scales in fp32, so fp32 storage is exact; keep fp64 if it is not
+    s32 = scale.float()
+    scale = s32 if torch.equal(s32.double(), scale.double()) else scale.double()
+    return scale, zp.int() if zp.abs().max() < 2**31 else zp.long()
+
+
 def _qtensor_parts(w: torch.Tensor) -> dict[str, torch.Tensor]:
     if w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
-        return {"qweight": w.int_repr(), "wscale": w.q_per_channel_scales().double(),
-                "wzp": w.q_per_channel_zero_points().long()}
-    return {"qweight": w.int_repr(), "wscale": torch.tensor([w.q_scale()], dtype=torch.float64),
-            "wzp": torch.tensor([w.q_zero_point()], dtype=torch.int64)}
+        scale, zp = _compact(w.q_per_channel_scales(), w.q_per_channel_zero_points())
+    else:
+        scale, zp = _compact(torch.tensor([w.q_scale()], dtype=torch.float64),
+                             torch.tensor([w.q_zero_point()], dtype=torch.int64))
+    return {"qweight": w.int_repr(), "wscale": scale, "wzp": zp}
 
 
 def _qtensor_from_parts(parts: dict[str, torch.Tensor], per_channel: bool) -> torch.Tensor:

@@ -160,7 +160,7 @@ def save_variant(model: nn.Module, out_dir: str | Path, *, recipe: str, stages: 
         "do_normalize": bool(do_normalize),
         "trained": bool(trained),
         "size_bytes": size_bytes,
-        "size_on_disk_mb": round(size_bytes / 1e6, 4),
+        "size_on_disk_mb": round(size_bytes / 1e6, 6),
         **stats,
         "maxpool_layers": list(getattr(model.config, "maxpool_layers", None) or []),
         "quantized_linears": layout,

@@ -1,0 +1,132 @@
+"""Quantization recipes on a tiny random model: what is quantized, honest sizes, exact save/load round trips."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from test_methods_support import safetensors_payload, tiny_corpus, tiny_model  # noqa: F401 - fixture
+
+from bench.errors import FootprintError
+from compress.methods import quantize as q
+from compress.methods.base import count_params, memory_bytes
+from compress.methods.storage import load_variant_dir, save_variant
+
+X = torch.randn(2, 12000, generator=torch.Generator().manual_seed(0))
+
+
+def _save_load(model: nn.Module, out: Path, recipe: str) -> tuple[nn.Module, dict]:
+    rec = save_variant(model, out, recipe=recipe, stages=[{"name": recipe, "config": {}}], do_normalize=True)
+    loaded, do_norm, rec2 = load_variant_dir(out)
+    assert do_norm is True and rec2["recipe"] == recipe
+    return loaded, rec
+
+
+def test_int8_dynamic_quantizes_every_linear(tmp_path: Path) -> None:
+    model = tiny_model(layers=4)
+    n_linear = sum(isinstance(m, nn.Linear) for m in model.modules())
+    assert n_linear == 4 * 6 + 2  # q, k, v, out, 2 FFN per layer + feature projection + CTC head
+    with torch.no_grad():
+        ref = model(X).logits
+    fp32_bytes = memory_bytes(model)
+    params = count_params(model)
+    qm = q.apply_int8_dynamic(model, q.Int8DynamicConfig())
+    kinds = q.quantized_modules(qm)
+    assert len(kinds) == n_linear and set(kinds.values()) == {"dynamic"}
+    assert not any(isinstance(m, nn.Linear) for m in qm.modules())  # attention projections included
+    assert {f"wav2vec2.encoder.layers.{i}.attention.{p}_proj" for i in range(4) for p in "qkv"} <= set(kinds)
+    assert count_params(qm) == params
+    assert memory_bytes(qm) < 0.6 * fp32_bytes
+    with torch.no_grad():
+        out = qm(X).logits
+    assert (out - ref).abs().max() < 0.05 * ref.abs().max()  # int8 stays close on a random model
+
+    loaded, rec = _save_load(qm, tmp_path / "int8", "int8-dynamic")
+    files = {p.name for p in (tmp_path / "int8").iterdir()}
+    assert "variant.safetensors" in files and "model.safetensors" not in files  # from_pretrained fails loudly
+    assert rec["storage"] == "tensors" and len(rec["quantized_linears"]) == n_linear
+    assert rec["size_bytes"] == (tmp_path / "int8" / "variant.safetensors").stat().st_size
+    assert rec["size_mb"] == pytest.approx(params * 4 / 1e6)
+    assert safetensors_payload(tmp_path / "int8" / "variant.safetensors") < 0.45 * params * 4
+    with torch.no_grad():
+        assert torch.equal(loaded(X).logits, out)  # bit-exact: the stored int8 weights, not a requantization
+    from safetensors.torch import load_file
+
+    t = load_file(str(tmp_path / "int8" / "variant.safetensors"))
+    assert t["wav2vec2.encoder.layers.0.attention.q_proj::qweight"].dtype == torch.int8
+
+
+def test_int8_dynamic_per_channel_round_trip(tmp_path: Path) -> None:
+    qm = q.apply_int8_dynamic(tiny_model(layers=2), q.Int8DynamicConfig(per_channel=True))
+    loaded, rec = _save_load(qm, tmp_path / "pc", "int8-dynamic")
+    assert all(e["per_channel"] for e in rec["quantized_linears"].values())
+    with torch.no_grad():
+        assert torch.equal(loaded(X).logits, qm(X).logits)
+
+
+def test_quantizing_twice_is_one_line_error() -> None:
+    qm = q.apply_int8_dynamic(tiny_model(layers=1), q.Int8DynamicConfig())
+    with pytest.raises(FootprintError, match="already int8"):
+        q.apply_int8_dynamic(qm, q.Int8DynamicConfig())
+
+
+def test_int8_static_calibrates_and_round_trips(tmp_path: Path, tiny_corpus: Path) -> None:  # noqa: F811
+    model = tiny_model(layers=2)
+    with torch.no_grad():
+        ref = model(X).logits
+    cfg = q.Int8StaticConfig(calibration_data=str(tiny_corpus), calibration_utterances=4, observer="minmax")
+    qm = q.apply_int8_static(model, cfg)
+    kinds = q.quantized_modules(qm)
+    assert len(kinds) == 2 * 6 + 2 and set(kinds.values()) == {"static"}
+    with torch.no_grad():
+        out = qm(X).logits
+    assert torch.isfinite(out).all() and out.shape == ref.shape
+    loaded, rec = _save_load(qm, tmp_path / "static", "int8-static")
+    with torch.no_grad():
+        assert torch.equal(loaded(X).logits, out)
+    # Linear weights int8 (+ per-row fp32 scale, int32 zero point); the conv front end, a third of this tiny
+    # 2-layer model, stays fp32
+    linear = sum(e["in_features"] * e["out_features"] for e in rec["quantized_linears"].values())
+    payload = safetensors_payload(tmp_path / "static" / "variant.safetensors")
+    assert payload < rec["params"] * 4 - 2.5 * linear
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_variants(tmp_path: Path, dtype: str) -> None:
+    model = q.apply_half(tiny_model(layers=2), q.HalfConfig(dtype))
+    assert all(p.dtype == getattr(torch, dtype) for p in model.parameters())
+    loaded, rec = _save_load(model, tmp_path / dtype, "fp16" if dtype == "float16" else "bf16")
+    assert rec["storage"] == "hf" and rec["compute_dtype"] == dtype
+    assert safetensors_payload(tmp_path / dtype / "model.safetensors") == 2 * rec["params"]  # 2 bytes a weight
+    assert next(loaded.parameters()).dtype == getattr(torch, dtype)
+    xx = X.to(getattr(torch, dtype))
+    with torch.no_grad():
+        assert torch.equal(loaded(xx).logits, model(xx).logits)
+
+
+def test_torchao_recipe_needs_torchao() -> None:
+    from compress.methods.registry import resolve_stage
+
+    if q.torchao_available():
+        m = q.apply_torchao_int8_weight_only(tiny_model(layers=1), q.TorchaoInt8WeightOnlyConfig())
+        assert memory_bytes(m) < 0.7 * count_params(m) * 4
+    else:
+        with pytest.raises(FootprintError, match="torchao"):
+            resolve_stage("int8-weight-only-torchao")
+        with pytest.raises(FootprintError, match="torchao"):
+            q.apply_torchao_int8_weight_only(tiny_model(layers=1), q.TorchaoInt8WeightOnlyConfig())
+
+
+def test_variant_json_fields(tmp_path: Path) -> None:
+    qm = q.apply_int8_dynamic(tiny_model(layers=2), q.Int8DynamicConfig())
+    save_variant(qm, tmp_path / "v", recipe="int8-dynamic", stages=[{"name": "int8-dynamic", "config": {}}],
+                 do_normalize=True, source={"spec": "x", "hash": "sha256:abc"})
+    rec = json.loads((tmp_path / "v" / "variant.json").read_text())
+    for key in ("recipe", "config", "source_hash", "params", "size_bytes", "size_on_disk_mb", "memory_mb",
+                "sparsity", "conv_layers", "transformer_layers", "versions", "storage"):
+        assert key in rec, key
+    assert rec["conv_layers"] == 7 and rec["transformer_layers"] == 2
+    assert rec["versions"]["torch"] == torch.__version__
