@@ -22,6 +22,8 @@ def _add_train_teacher(csub: argparse._SubParsersAction) -> None:
     t.add_argument("--checkpoint-minutes", type=float, default=5.0)
     t.add_argument("--device", default="auto")
     t.add_argument("--threads", type=int, default=None)
+    t.add_argument("--save-dtype", choices=("float32", "float16"), default="float32")
+    t.add_argument("--dev-eval-utterances", type=int, default=150)
     t.add_argument("--arch-overrides", default="{}", help="JSON of Wav2Vec2Config overrides (tests, sweeps)")
 
     def _run(args: argparse.Namespace) -> int:
@@ -31,7 +33,8 @@ def _add_train_teacher(csub: argparse._SubParsersAction) -> None:
                                  steps=args.steps, time_budget_minutes=args.time_budget_minutes,
                                  peak_lr=args.peak_lr, batch_seconds=args.batch_seconds,
                                  eval_every=args.eval_every, checkpoint_minutes=args.checkpoint_minutes,
-                                 device=args.device, threads=args.threads,
+                                 device=args.device, threads=args.threads, save_dtype=args.save_dtype,
+                                 dev_eval_utterances=args.dev_eval_utterances,
                                  arch_overrides=json.loads(args.arch_overrides))
         print(train_teacher(cfg))
         return 0

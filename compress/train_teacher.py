@@ -59,6 +59,7 @@ class TeacherTrainConfig:
     log_every: int = 50
     threads: int | None = None
     decode_jobs: int | None = None
+    save_dtype: str = "float32"  # "float16" halves the shipped size; loaders upcast to fp32
 
 
 def _decode_one(path: str) -> np.ndarray:
@@ -151,7 +152,6 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
     from transformers import Wav2Vec2ForCTC
 
     from compress.model_io.arch import wav2vec2_config
-    from compress.model_io.hf import save_model_dir
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -177,6 +177,9 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
     train_hours = sum(lengths) / 16000 / 3600
     log.info("train: %d utterances, %.2f h; dev: %d utterances", len(audios), train_hours, len(dev_audios))
 
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     model = Wav2Vec2ForCTC(wav2vec2_config(cfg.arch, **cfg.arch_overrides)).to(device)
     model.train()
     decay, no_decay = [], []
@@ -268,7 +271,9 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
     log_file.close()
     model.eval()
     final_dir = out / "model"
-    save_model_dir(model.float().cpu(), final_dir, do_normalize=True)
+    from compress.model_io.hf import save_model_dir
+
+    save_model_dir(model.to(getattr(torch, cfg.save_dtype)).cpu(), final_dir, do_normalize=True)
     summary = {"steps": state["step"], "epochs": state["epoch"], "wall_s": state["wall_s"],
                "audio_hours_processed": state["audio_seconds"] / 3600, "train_hours": train_hours,
                "device": str(device), "torch": torch.__version__}
