@@ -104,6 +104,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ratios(args: argparse.Namespace) -> int:
+    from bench.ratios import format_report, write
+
+    res, path = write(args.run_dir)
+    print(format_report(res))
+    print(f"written to {path}")
+    return 0
+
+
 def register_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmark variants x devices into a tidy results table")
     bsub = p.add_subparsers(dest="bench_cmd", metavar="COMMAND")
@@ -117,3 +126,6 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     s.add_argument("run_dir")
     s.add_argument("--all", action="store_true", help="every row and column")
     s.set_defaults(func=cmd_show)
+    q = bsub.add_parser("ratios", help="paired per-repeat ratios: batched vs paper-loop, int8 vs fp32, tracker overhead")
+    q.add_argument("run_dir")
+    q.set_defaults(func=cmd_ratios)

@@ -82,3 +82,23 @@ def test_meta_roundtrip_and_errors(tmp_path) -> None:  # noqa: ANN001
         read_meta(tmp_path)
     with pytest.raises(FootprintError, match="neither results.sqlite nor results.csv"):
         load_results(tmp_path / "empty")
+
+
+def test_ratios_are_paired_per_repeat(tmp_path) -> None:  # noqa: ANN001
+    from bench.ratios import compute, format_report
+
+    store = ResultsStore(tmp_path)
+    for rep, (fast, slow, q) in enumerate([(1.0, 3.0, 0.8), (2.0, 4.0, 1.0), (1.0, 2.5, 0.5)]):
+        for variant, t, wer in (("m", fast, 0.10), ("m@paper-loop", slow, 0.10), ("m+int8-dynamic", q, 0.11)):
+            store.append(_row(rep, variant=variant, model_s=t, e2e_s=t + 0.5, audio_s=10.0, wer=wer,
+                              row_key=row_key("h", variant, "cpu", rep)))
+    store.close()
+    write_meta(tmp_path, {"tracker_overhead": {"cpu": {"method": "codecarbon", "fraction": 0.01, "pairs": 2}}})
+    res = compute(tmp_path)
+    by = {(r["kind"], r["metric"]): r for r in res["ratios"]}
+    assert by[("batched/paper-loop", "rtfx (model only)")]["per_repeat"] == [3.0, 2.0, 2.5]
+    assert by[("batched/paper-loop", "rtfx (model only)")]["median_ratio"] == 2.5
+    assert by[("batched/paper-loop", "rtfx (model only)")]["wer_diff_points"] == 0.0
+    int8 = by[("int8/fp32", "model-time speed-up")]
+    assert int8["per_repeat"] == [1.25, 2.0, 2.0] and int8["wer_diff_points"] == pytest.approx(1.0)
+    assert "tracker overhead" in format_report(res)

@@ -1,0 +1,98 @@
+"""Item-8 comparisons from one run: paired per repeat (the variants were interleaved, so repeat r of two
+variants ran minutes apart on the same machine state), then the median of the per-repeat ratios.
+
+* batched vs paper-loop: RTFx ratio (model only) and end-to-end ratio, with the WER difference in points;
+* int8 vs fp32: model-time speed-up for ``X+int8-dynamic`` vs ``X`` (and ``int8-dynamic`` vs the teacher);
+* the energy tracker's overhead from meta.json.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+INT8 = "+int8-dynamic"
+TEACHER_NAMES = ("embedded", "baseline", "teacher")
+
+
+@dataclass
+class Ratio:
+    kind: str          # batched/paper-loop | int8/fp32
+    device: str
+    a: str             # numerator variant (the faster one, if the claim holds)
+    b: str
+    metric: str
+    median_ratio: float
+    per_repeat: list[float]
+    wer_diff_points: float | None = None
+
+
+def _paired(df: Any, a: str, b: str, device: str, num: str, den: str) -> list[float]:
+    """Per repeat: (audio/time) of a over (audio/time) of b, i.e. b's time / a's time for the same audio."""
+    ra = df[(df["variant"] == a) & (df["device"] == device)].set_index("repeat")
+    rb = df[(df["variant"] == b) & (df["device"] == device)].set_index("repeat")
+    out = []
+    for rep in sorted(set(ra.index) & set(rb.index)):
+        ta, tb = float(ra.loc[rep, num]), float(rb.loc[rep, den])
+        if ta > 0 and not math.isnan(tb):
+            out.append((tb / float(rb.loc[rep, "audio_s"])) / (ta / float(ra.loc[rep, "audio_s"])))
+    return out
+
+
+def _wer_diff(df: Any, a: str, b: str, device: str) -> float | None:
+    wa = df[(df["variant"] == a) & (df["device"] == device)]["wer"].median()
+    wb = df[(df["variant"] == b) & (df["device"] == device)]["wer"].median()
+    return None if math.isnan(wa) or math.isnan(wb) else 100.0 * (wa - wb)
+
+
+def compute(run_dir: str | Path) -> dict[str, Any]:
+    from bench.results import load_results, read_meta
+
+    df = load_results(run_dir)
+    meta = read_meta(run_dir)
+    variants = set(df["variant"].dropna())
+    ratios: list[Ratio] = []
+    for device in sorted(df["device"].dropna().unique()):
+        for v in sorted(variants):
+            pl = v + "@paper-loop"
+            if pl in variants:
+                for metric, col in (("rtfx (model only)", "model_s"), ("end-to-end", "e2e_s")):
+                    per = _paired(df, v, pl, device, col, col)
+                    if per:
+                        ratios.append(Ratio("batched/paper-loop", device, v, pl, metric, statistics.median(per),
+                                            per, _wer_diff(df, v, pl, device)))
+            base = v[: -len(INT8)] if v.endswith(INT8) else None
+            if v == "int8-dynamic":
+                base = next((t for t in TEACHER_NAMES if t in variants), None)
+            if base and base in variants:
+                per = _paired(df, v, base, device, "model_s", "model_s")
+                if per:
+                    ratios.append(Ratio("int8/fp32", device, v, base, "model-time speed-up",
+                                        statistics.median(per), per, _wer_diff(df, v, base, device)))
+    return {"run_dir": str(run_dir), "ratios": [asdict(r) for r in ratios],
+            "tracker_overhead": meta.get("tracker_overhead", {})}
+
+
+def format_report(res: dict[str, Any]) -> str:
+    lines = []
+    for r in res["ratios"]:
+        wer = f", WER {r['wer_diff_points']:+.2f} pt" if r["wer_diff_points"] is not None else ""
+        reps = ", ".join(f"{x:.2f}" for x in r["per_repeat"])
+        lines.append(f"{r['kind']:<19} {r['device']:<5} {r['a']} vs {r['b']}: {r['metric']} x{r['median_ratio']:.2f} "
+                     f"(per repeat {reps}){wer}")
+    for dev, o in res["tracker_overhead"].items():
+        lines.append(f"tracker overhead    {dev:<5} {o.get('method')}: {100 * o.get('fraction', float('nan')):+.2f} % "
+                     f"(min with vs without over {o.get('pairs')} pairs; median-based "
+                     f"{100 * o.get('median_fraction', o.get('fraction', float('nan'))):+.2f} %; window open/close "
+                     f"{100 * o.get('window_ops_fraction', float('nan')):.3f} %)")
+    return "\n".join(lines) or "no comparable pairs in this run"
+
+
+def write(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
+    res = compute(run_dir)
+    path = Path(run_dir) / "ratios.json"
+    path.write_text(json.dumps(res, indent=2))
+    return res, path
