@@ -23,7 +23,7 @@ from typing import Any
 from bench.errors import FootprintError
 from compress.methods.base import Variant
 
-__all__ = ["Variant", "load_variant", "teacher_dir", "build_variant"]
+__all__ = ["Variant", "build_variant", "load_variant", "teacher_dir"]
 
 log = logging.getLogger(__name__)
 

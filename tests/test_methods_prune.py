@@ -7,11 +7,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_methods_support import tiny_model
 from torch.nn.utils import parametrize, prune
 
-from test_methods_support import tiny_model
-
-from compress.methods.prune import PruneConfig, SensitivityPruning, apply_prune, prune_plan, transformer_sensitivity
+from compress.methods.prune import (
+    PruneConfig,
+    SensitivityPruning,
+    apply_prune,
+    prune_plan,
+    transformer_sensitivity,
+)
 from compress.methods.storage import load_variant_dir, save_variant
 
 

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
-
 from test_methods_support import safetensors_payload, tiny_corpus, tiny_model  # noqa: F401 - fixture
+from torch import nn
 
 from bench.errors import FootprintError
 from compress.methods import quantize as q

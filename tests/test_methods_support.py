@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-TINY = dict(hidden_size=32, intermediate_size=64, num_attention_heads=2, conv_dim=(16,) * 7,
-            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+TINY = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "conv_dim": (16,) * 7,
+        "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4}
 WORDS = ["IN", "THE", "BEGINNING", "GOD", "CREATED", "HEAVEN", "AND", "EARTH", "LIGHT", "WATERS"]
 
 
@@ -41,7 +41,7 @@ def tiny_model(layers: int = 4, seed: int = 0, randomize_biases: bool = True, **
     return model
 
 
-def save_tiny(model, out: Path, recipe: str = "baseline") -> Path:  # noqa: ANN001
+def save_tiny(model, out: Path, recipe: str = "baseline") -> Path:
     from compress.methods.storage import save_variant
 
     save_variant(model, out, recipe=recipe, stages=[{"name": recipe, "config": {}}], do_normalize=True,
@@ -82,12 +82,12 @@ def safetensors_payload(path: Path) -> int:
 
 
 @pytest.fixture(scope="session")
-def tiny_corpus(tmp_path_factory) -> Path:  # noqa: ANN001
+def tiny_corpus(tmp_path_factory) -> Path:
     return write_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 @pytest.fixture(scope="session")
-def tiny_teacher_dir(tmp_path_factory) -> Path:  # noqa: ANN001
+def tiny_teacher_dir(tmp_path_factory) -> Path:
     return save_tiny(tiny_model(layers=4, seed=1), tmp_path_factory.mktemp("teacher") / "teacher")
 
 

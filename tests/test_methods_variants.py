@@ -6,9 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from test_methods_support import (safetensors_payload, save_tiny, tiny_corpus, tiny_model,  # noqa: F401
-                                  tiny_teacher_dir)
+from test_methods_support import (  # noqa: F401
+    safetensors_payload,
+    save_tiny,
+    tiny_corpus,
+    tiny_model,
+    tiny_teacher_dir,
+)
 
 from bench.errors import FootprintError
 from compress.methods.distill import build_student
@@ -73,7 +77,7 @@ def test_distill_recipe_resolves_to_trained_student(env: Path, tiny_teacher_dir:
         load_variant("maxpool-conv4")
 
 
-def _cli(args: list[str], capsys) -> str:  # noqa: ANN001
+def _cli(args: list[str], capsys) -> str:
     from bench.cli import main
 
     rc = main(args, groups=["compress"])
@@ -82,7 +86,7 @@ def _cli(args: list[str], capsys) -> str:  # noqa: ANN001
     return out.out.strip().splitlines()[-1]
 
 
-def test_cli_quantize_prune_maxpool_apply(env: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_cli_quantize_prune_maxpool_apply(env: Path, tmp_path: Path, capsys) -> None:
     line = _cli(["compress", "quantize", "--model", "embedded", "--out", str(tmp_path / "q"),
                  "--method", "int8-dynamic"], capsys)
     assert line.startswith(str(tmp_path / "q")) and "int8-dynamic" in line
@@ -102,7 +106,7 @@ def test_cli_quantize_prune_maxpool_apply(env: Path, tmp_path: Path, capsys) -> 
     assert "int8-dynamic" in _cli(["compress", "recipes"], capsys)
 
 
-def test_cli_error_is_one_line(env: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_cli_error_is_one_line(env: Path, tmp_path: Path, capsys) -> None:
     from bench.cli import main
 
     rc = main(["compress", "quantize", "--model", "distill-L6", "--out", str(tmp_path / "x")], groups=["compress"])
@@ -122,7 +126,8 @@ def test_trained_maxpool_student_via_init_from(env: Path, tiny_teacher_dir: Path
                  trained=False)
     res = distill(DistillConfig(out_dir=str(env / "maxpool-conv4"), teacher=str(tiny_teacher_dir),
                                 init_from=str(tmp_path / "mp"), layers=2, data=str(tiny_corpus), val_utterances=4,
-                                epochs=1, max_steps=2, batch_seconds=3, threads=1, lr=1e-3))
+                                epochs=1, max_steps=2, batch_seconds=3, threads=1, lr=1e-3,
+                                device="cpu"))
     assert res.steps == 2
     v = load_variant("maxpool-conv4")
     assert v.info["conv_layers"] == 4 and v.info["transformer_layers"] == 2 and v.info["trained"]

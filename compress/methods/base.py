@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -138,8 +139,8 @@ def _tensor_nbytes(t: torch.Tensor) -> int:
         try:
             names, _ = t.__tensor_flatten__()
             return sum(_tensor_nbytes(getattr(t, n)) for n in names)
-        except Exception:  # noqa: BLE001 - fall back to the logical size
-            pass
+        except Exception as exc:  # noqa: BLE001 - fall back to the logical size
+            log.debug("packed size of %s unknown (%s); counting its logical size", type(t).__name__, exc)
     return t.numel() * t.element_size()
 
 
@@ -178,11 +179,11 @@ def compute_dtype(model: nn.Module) -> torch.dtype:
 def model_stats(model: nn.Module) -> dict[str, Any]:
     """Params, sizes (paper MB and in-memory MB), sparsity, layer counts, FLOPs (when the info module is there)."""
     params = count_params(model)
-    sparsity, zeros, total = zero_fraction(model)
+    sparsity, zeros, _ = zero_fraction(model)
     conv, layers = layer_counts(model)
-    out: dict[str, Any] = dict(params=params, size_mb=round(params * 4 / 1e6, 6),
-                               memory_mb=round(memory_bytes(model) / 1e6, 6), sparsity=round(sparsity, 6),
-                               zero_weights=zeros, conv_layers=conv, transformer_layers=layers)
+    out: dict[str, Any] = {"params": params, "size_mb": round(params * 4 / 1e6, 6),
+                           "memory_mb": round(memory_bytes(model) / 1e6, 6), "sparsity": round(sparsity, 6),
+                           "zero_weights": zeros, "conv_layers": conv, "transformer_layers": layers}
     try:
         from compress.model_io.info import model_info
 

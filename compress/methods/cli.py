@@ -257,7 +257,7 @@ def _add_apply(csub: argparse._SubParsersAction) -> None:
         from compress.methods.storage import save_variant
         from compress.variants import build_variant
 
-        v, stages, base = build_variant(args.recipe, teacher=args.teacher, students_dir=args.students_dir)
+        v, stages, _ = build_variant(args.recipe, teacher=args.teacher, students_dir=args.students_dir)
         if any(s.method.reapply_on_load for s in stages):
             from bench.errors import FootprintError
 

@@ -51,7 +51,6 @@ import csv
 import hashlib
 import json
 import logging
-import math
 import os
 import random
 import shutil
@@ -308,6 +307,11 @@ def _setup_dist(cfg: DistillConfig) -> _Dist:
             dist.init_process_group("nccl" if want_cuda else "gloo", timeout=datetime.timedelta(minutes=60))
             d.owns_group = True
     if want_cuda:
+        if not torch.cuda.is_available():
+            raise FootprintError("distill: --device cuda but CUDA is not available here")
+        if world > 1 and d.local_rank >= torch.cuda.device_count():
+            raise FootprintError(f"distill: {d.local_world} ranks on this node but {torch.cuda.device_count()} "
+                                 "GPU(s); use one rank per GPU, or --device cpu")
         d.device = torch.device(cfg.device if cfg.device.startswith("cuda:") and world == 1
                                 else f"cuda:{d.local_rank}")
         torch.cuda.set_device(d.device)
@@ -683,7 +687,7 @@ def distill(cfg: DistillConfig) -> DistillResult:
             csv.writer(fh).writerow(LOG_COLUMNS)
 
     def warm_steps() -> int:
-        return max(1, min(int(round(cfg.warmup_epochs * steps_per_epoch)), state["total_steps"] // 5))
+        return max(1, min(round(cfg.warmup_epochs * steps_per_epoch), state["total_steps"] // 5))
 
     def save_checkpoint() -> None:
         if d.main:

@@ -49,7 +49,7 @@ class MaxPoolFeatureLayer(nn.Module):
         return self.pool(hidden_states)
 
 
-def layers_to_replace(config, conv_layers: int) -> list[int]:  # noqa: ANN001 - a Wav2Vec2Config
+def layers_to_replace(config, conv_layers: int) -> list[int]:
     n = len(config.conv_dim)
     if not 1 <= conv_layers <= n:
         raise FootprintError(f"maxpool: --conv-layers must be between 1 and {n}, got {conv_layers}")

@@ -46,7 +46,7 @@ class SensitivityPruning(prune.BasePruningMethod):
         return default_mask * (t.abs() > threshold).to(default_mask.dtype)
 
     @classmethod
-    def apply(cls, module: nn.Module, name: str, sensitivity: float):  # noqa: ANN206 - torch's signature
+    def apply(cls, module: nn.Module, name: str, sensitivity: float):
         return super().apply(module, name, sensitivity=sensitivity)
 
 

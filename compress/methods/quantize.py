@@ -104,7 +104,11 @@ def _reject_quantized(model: nn.Module, what: str) -> None:
 def _quantize_dynamic(model: nn.Module, names: list[str], per_channel: bool) -> nn.Module:
     """The project's one call to ``torch.ao.quantization.quantize_dynamic`` (deprecated, working in torch 2.13)."""
     global _warned_deprecated
-    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+    from torch.ao.quantization import (
+        default_dynamic_qconfig,
+        per_channel_dynamic_qconfig,
+        quantize_dynamic,
+    )
 
     if not _warned_deprecated:
         log.info("int8-dynamic uses torch.ao.quantization.quantize_dynamic: deprecated in favour of torchao, "
@@ -143,8 +147,13 @@ class StaticQuantLinear(nn.Module):
         return self.dequant(self.linear(self.quant(x)))
 
 
-def _static_qconfig(config: Int8StaticConfig):  # noqa: ANN202
-    from torch.ao.quantization import (HistogramObserver, MinMaxObserver, PerChannelMinMaxObserver, QConfig)
+def _static_qconfig(config: Int8StaticConfig):
+    from torch.ao.quantization import (
+        HistogramObserver,
+        MinMaxObserver,
+        PerChannelMinMaxObserver,
+        QConfig,
+    )
 
     act_cls = HistogramObserver if config.observer == "histogram" else MinMaxObserver
     # reduce_range keeps the x86/fbgemm int8 matmul free of 16-bit overflow on CPUs without VNNI.

@@ -25,9 +25,10 @@ import dataclasses
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench.errors import FootprintError
 
@@ -98,7 +99,7 @@ def apply_trained_student(model: Any, config: TrainedStudentConfig) -> Any:
     if not (path / "variant.json").exists() and not (path / "config.json").exists():
         raise FootprintError(f"{path}: no trained student {config.name!r}; train it with: "
                              f"{train_command(config.name, config.layers, config.conv_layers, path)}")
-    student, _, rec = load_variant_dir(path)
+    student, _, _ = load_variant_dir(path)
     return student
 
 

@@ -37,8 +37,13 @@ import torch
 from torch import nn
 
 from bench.errors import FootprintError
-from compress.methods.base import (dir_weights_hash, model_stats, versions, weight_files,
-                                   weights_bytes_on_disk)
+from compress.methods.base import (
+    dir_weights_hash,
+    model_stats,
+    versions,
+    weight_files,
+    weights_bytes_on_disk,
+)
 
 log = logging.getLogger(__name__)
 
