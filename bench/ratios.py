@@ -87,7 +87,8 @@ def format_report(res: dict[str, Any]) -> str:
         lines.append(f"tracker overhead    {dev:<5} {o.get('method')}: {100 * o.get('fraction', float('nan')):+.2f} % "
                      f"(min with vs without over {o.get('pairs')} pairs; median-based "
                      f"{100 * o.get('median_fraction', o.get('fraction', float('nan'))):+.2f} %; window open/close "
-                     f"{100 * o.get('window_ops_fraction', float('nan')):.3f} %)")
+                     f"{100 * o.get('window_ops_fraction', float('nan')):.3f} %; process CPU time "
+                     f"{100 * o.get('cpu_time_fraction', float('nan')):+.2f} %)")
     return "\n".join(lines) or "no comparable pairs in this run"
 
 
