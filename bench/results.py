@@ -149,7 +149,8 @@ class ResultsStore:
     def passes(self, kind: str | None = None) -> list[dict[str, Any]]:
         q = "SELECT key, kind, variant, device, payload, timestamp FROM passes"
         rows = self.con.execute(q + (" WHERE kind = ?" if kind else ""), (kind,) if kind else ()).fetchall()
-        return [dict(key=k, kind=kd, variant=v, device=d, timestamp=t, **json.loads(p)) for k, kd, v, d, p, t in rows]
+        return [{**json.loads(p), "key": k, "kind": kd, "variant": v, "device": d, "timestamp": t}
+                for k, kd, v, d, p, t in rows]
 
     # -- export --------------------------------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:

@@ -48,8 +48,8 @@ def test_append_is_idempotent_and_nan_is_null(tmp_path) -> None:  # noqa: ANN001
     assert [r["wall_s"] for r in rows] == [1.5, 2.5] and rows[0]["wer"] is None
     with pytest.raises(ValueError, match="unknown result column"):
         store.append({"not_a_column": 1})
-    store.put_pass("k", "accuracy", "v", "cpu", {"wer": 0.1}, "t")
-    assert store.get_pass("k") == {"wer": 0.1} and store.passes("accuracy")[0]["variant"] == "v"
+    store.put_pass("k", "accuracy", "v", "cpu", {"wer": 0.1, "variant": "payload's own"}, "t")
+    assert store.get_pass("k") == {"wer": 0.1, "variant": "payload's own"} and store.passes("accuracy")[0]["variant"] == "v"
     csv = store.export_csv()
     store.close()
     header = csv.read_text().splitlines()[0].split(",")
