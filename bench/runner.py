@@ -591,7 +591,7 @@ def run_benchmark(cfg: RunConfig, loader: Loader | None = None, progress: bool =
                 continue
             info = dict(getattr(v, "info", {}) or {})
             if any(info.get(k) is None for k in ("params", "size_mb", "sparsity", "conv_layers", "transformer_layers")):
-                info = {**basic_info(tr.model), **{k: v for k, v in info.items() if v is not None}}
+                info = {**basic_info(tr.model), **{k: x for k, x in info.items() if x is not None}}
             entry = {"job": job, "tr": tr, "wl": wl, "wl_full": wl_full, "info": info,
                      "recipe": getattr(v, "recipe", job.spec), "model_path": getattr(v, "path", None) or
                      (str(Path(job.spec).expanduser().resolve()) if Path(job.spec).expanduser().is_dir() else ""),
@@ -626,7 +626,8 @@ def run_benchmark(cfg: RunConfig, loader: Loader | None = None, progress: bool =
             entry["acc"] = acc or {}
             if pending(job, dev) and cfg.warmup > 0:
                 plan = [[i] for i in range(len(wl))] if job.scenario == "paper-loop" else tr.plan(wl.durations)
-                picks = sorted({round(k * (len(plan) - 1) / max(cfg.warmup - 1, 1)) for k in range(cfg.warmup)})
+                # evenly spaced batches ending with the longest (it sets the allocator's high-water mark)
+                picks = sorted({round((k + 1) * (len(plan) - 1) / cfg.warmup) for k in range(cfg.warmup)})
                 warm = run_pass(tr, wl, job.scenario, audio_cache=entry["audio_cache"],
                                 batches=[plan[p] for p in picks])
                 if store:
