@@ -194,3 +194,55 @@ def test_carbontracker_offline_no_network_records_pue(no_network, tmp_path) -> N
     assert "PUE 1.58" in m.detail and "TDP" in m.detail and m.measured is False
     assert m.joules_by_component["pue_overhead"] == pytest.approx(0.58 * m.joules_by_component["cpu"])
     assert no_network == []
+
+
+def _fake_pynvml(supported: bool = True):  # noqa: ANN202
+    import types
+
+    mod = types.ModuleType("pynvml")
+
+    class NVMLError(Exception):
+        pass
+
+    state = {"mj": 1_000_000}
+    mod.NVMLError = NVMLError
+    mod.nvmlInit = lambda: None
+    mod.nvmlShutdown = lambda: None
+    mod.nvmlDeviceGetHandleByIndex = lambda i: f"handle{i}"
+
+    def by_uuid(uuid):  # noqa: ANN001, ANN202
+        raise NVMLError("not found")
+
+    def energy(handle):  # noqa: ANN001, ANN202
+        if not supported:
+            raise NVMLError("Not Supported")
+        state["mj"] += 2500  # 2.5 J per read
+        return state["mj"]
+
+    mod.nvmlDeviceGetHandleByUUID = by_uuid
+    mod.nvmlDeviceGetTotalEnergyConsumption = energy
+    mod.nvmlDeviceGetName = lambda h: b"Fake H100"
+    return mod
+
+
+def test_nvml_counter_with_a_fake_driver(monkeypatch) -> None:  # noqa: ANN001
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_pynvml())
+    meter = open_meter(["nvml", "none"], "cuda:0")
+    assert meter.name == "nvml"
+    with meter.window("w") as w:
+        pass
+    meter.close()
+    m = w.measurement
+    assert m.joules_by_component == {"gpu0": pytest.approx(2.5)} and m.measured
+    assert "Fake H100" in m.detail and "host CPU and RAM not included" in m.detail
+
+
+def test_nvml_pre_volta_falls_back_with_reason(monkeypatch, caplog) -> None:  # noqa: ANN001
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_pynvml(supported=False))
+    with caplog.at_level(logging.WARNING, logger="bench.energy"):
+        meter = open_meter(["nvml", "none"], "cuda:0")
+    assert meter.name == "none" and "Volta" in caplog.text
