@@ -204,3 +204,18 @@ def test_ddp_two_processes_stay_in_sync(tiny_teacher_dir: Path, tiny_corpus: Pat
     line = next(ln for ln in res.stderr.splitlines() if "ranks' parameters" in ln)
     digests = line.split("(")[-1].rstrip(")").split(", ")
     assert len(digests) == 2 and digests[0] == digests[1]
+
+
+def test_max_minutes_fits_the_schedule_to_the_budget(tiny_teacher_dir: Path, tiny_corpus: Path,  # noqa: F811
+                                                     tmp_path: Path) -> None:
+    from compress.methods.distill import DistillConfig, distill
+
+    cfg = DistillConfig(out_dir=str(tmp_path / "budget"), teacher=str(tiny_teacher_dir), layers=2,
+                        data=str(tiny_corpus), val_utterances=4, epochs=300, batch_seconds=3, threads=1,
+                        device="cpu", max_minutes=0.08, calibration_steps=5, lr=1e-3)
+    t0 = time.time()
+    res = distill(cfg)
+    tr = json.loads((tmp_path / "budget" / "variant.json").read_text())["training"]
+    assert tr["finished"] and tr["truncated_by_budget"] and res.steps == tr["total_steps"]
+    assert res.steps < 300 * tr["steps_per_epoch"]
+    assert time.time() - t0 < 60

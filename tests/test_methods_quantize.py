@@ -11,7 +11,7 @@ from torch import nn
 
 from bench.errors import FootprintError
 from compress.methods import quantize as q
-from compress.methods.base import count_params, memory_bytes
+from compress.methods.base import count_params, memory_bytes, model_stats
 from compress.methods.storage import load_variant_dir, save_variant
 
 X = torch.randn(2, 12000, generator=torch.Generator().manual_seed(0))
@@ -77,7 +77,9 @@ def test_int8_static_calibrates_and_round_trips(tmp_path: Path, tiny_corpus: Pat
     with torch.no_grad():
         ref = model(X).logits
     cfg = q.Int8StaticConfig(calibration_data=str(tiny_corpus), calibration_utterances=4, observer="minmax")
+    flops = model_stats(model)["flops_per_s"]
     qm = q.apply_int8_static(model, cfg)
+    assert model_stats(qm)["flops_per_s"] == pytest.approx(flops)  # each Linear counted once
     kinds = q.quantized_modules(qm)
     assert len(kinds) == 2 * 6 + 2 and set(kinds.values()) == {"static"}
     with torch.no_grad():

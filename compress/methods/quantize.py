@@ -140,8 +140,7 @@ class StaticQuantLinear(nn.Module):
         self.quant = QuantStub()
         self.linear = linear
         self.dequant = DeQuantStub()
-        self.in_features = getattr(linear, "in_features", None)
-        self.out_features = getattr(linear, "out_features", None)
+        # no in_features/out_features here: FLOP counters find them on the inner Linear (counted once)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dequant(self.linear(self.quant(x)))
