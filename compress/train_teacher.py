@@ -43,7 +43,7 @@ class TeacherTrainConfig:
     arch_overrides: dict = field(default_factory=dict)
     steps: int = 20000
     time_budget_minutes: float | None = None  # if set, calibrates ``steps`` to fit the budget
-    calibration_steps: int = 30
+    calibration_steps: int = 60
     peak_lr: float = 1.5e-3
     warmup_fraction: float = 0.08
     min_lr_fraction: float = 0.02
@@ -60,6 +60,7 @@ class TeacherTrainConfig:
     threads: int | None = None
     decode_jobs: int | None = None
     save_dtype: str = "float32"  # "float16" halves the shipped size; loaders upcast to fp32
+    init_from: str | None = None  # continue from a saved model directory (fresh optimizer and schedule)
 
 
 def _decode_one(path: str) -> np.ndarray:
@@ -181,6 +182,11 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     model = Wav2Vec2ForCTC(wav2vec2_config(cfg.arch, **cfg.arch_overrides)).to(device)
+    if cfg.init_from:
+        from compress.model_io.hf import load_model_dir
+
+        model.load_state_dict(load_model_dir(cfg.init_from)[0].state_dict())
+        log.info("initialised from %s", cfg.init_from)
     model.train()
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -215,6 +221,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
     t_start = time.perf_counter() - state["wall_s"]
     last_ckpt = time.perf_counter()
     losses: list[float] = []
+    calib_t0 = time.perf_counter()
     bar = tqdm(total=state["total_steps"], initial=state["step"], desc="train teacher", unit="step")
     while state["step"] < state["total_steps"]:
         rng = random.Random(cfg.seed * 1000 + state["epoch"])
@@ -236,10 +243,13 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
             state["wall_s"] = time.perf_counter() - t_start
             losses.append(float(loss.detach()))
             bar.update(1)
+            if not state["calibrated"] and state["step"] == cfg.calibration_steps // 2:
+                calib_t0 = time.perf_counter()  # the first steps pay for CUDA/cuDNN warm-up: time after them
             if not state["calibrated"] and state["step"] >= cfg.calibration_steps:
-                per_step = state["wall_s"] / state["step"]
+                per_step = (time.perf_counter() - calib_t0) / (cfg.calibration_steps - cfg.calibration_steps // 2)
+                remaining = cfg.time_budget_minutes * 60 - state["wall_s"]
                 # leave ~8 % of the budget for evaluation and checkpoints
-                state["total_steps"] = max(state["step"] + 1, int(cfg.time_budget_minutes * 60 * 0.92 / per_step))
+                state["total_steps"] = max(state["step"] + 1, state["step"] + int(remaining * 0.92 / per_step))
                 state["calibrated"] = True
                 bar.total = state["total_steps"]
                 log.info("calibrated: %.3f s/step -> %d steps in %.1f min", per_step, state["total_steps"],

@@ -4,7 +4,7 @@
 # the GPU image travel in .whl (see .git/info/exclude).  Calls the library directly, not the CLI, so that
 # work in progress elsewhere in the tree cannot break the run.
 set -euo pipefail
-BUDGET_MIN=${BUDGET_MIN:-6.5}
+BUDGET_MIN=${BUDGET_MIN-6.5}
 HOURS=${HOURS:-30}
 if [ -d .whl ] && [ "${SKIP_WHEELS:-0}" != 1 ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -24,8 +24,8 @@ root = ensure_corpus(SynthConfig(hours_train=float("$HOURS")), ("train-clean", "
 print("synth took", round(time.time() - t), "s")
 from compress.train_teacher import TeacherTrainConfig, train_teacher
 cfg = TeacherTrainConfig(out_dir="/tmp/teacher_run", corpus_root="/tmp/corpus", hours_train=float("$HOURS"),
-    time_budget_minutes=float("$BUDGET_MIN"), batch_seconds=float("${BATCH_SECONDS:-400}"),
-    peak_lr=float("${PEAK_LR:-2e-3}"), eval_every=250, checkpoint_minutes=2, save_dtype="float16",
+    time_budget_minutes=(float("$BUDGET_MIN") if "$BUDGET_MIN" else None), steps=int("${STEPS:-20000}"), batch_seconds=float("${BATCH_SECONDS:-400}"),
+    peak_lr=float("${PEAK_LR:-2e-3}"), eval_every=int("${EVAL_EVERY:-250}"), checkpoint_minutes=2, save_dtype="float16",
     dev_eval_utterances=int("${DEV_EVAL:-300}"), decode_jobs=16)
 print(json.dumps(cfg.__dict__))
 train_teacher(cfg)

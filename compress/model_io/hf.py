@@ -90,7 +90,10 @@ def load_model_dir(path: str | Path):
     p = Path(path)
     _check_model_dir(p)
     try:
-        model = Wav2Vec2ForCTC.from_pretrained(str(p), local_files_only=True)
+        import torch
+
+        # fp16-stored weights (the shipped teacher) are upcast: CPU inference and int8 expect fp32
+        model = Wav2Vec2ForCTC.from_pretrained(str(p), local_files_only=True, dtype=torch.float32)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise FootprintError(f"{p}: cannot load as Wav2Vec2ForCTC ({_first_line(exc)})") from None
     if (p / "preprocessor_config.json").is_file():
