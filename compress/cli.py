@@ -25,6 +25,8 @@ def _add_train_teacher(csub: argparse._SubParsersAction) -> None:
     t.add_argument("--save-dtype", choices=("float32", "float16"), default="float32")
     t.add_argument("--dev-eval-utterances", type=int, default=150)
     t.add_argument("--init-from", default=None, help="continue from this model directory (new optimizer)")
+    t.add_argument("--extend-steps", type=int, default=0,
+                   help="on resume, lengthen the finished schedule by N steps (continue a finished run)")
     t.add_argument("--warmup-fraction", type=float, default=0.08)
     t.add_argument("--arch-overrides", default="{}", help="JSON of Wav2Vec2Config overrides (tests, sweeps)")
 
@@ -37,7 +39,7 @@ def _add_train_teacher(csub: argparse._SubParsersAction) -> None:
                                  eval_every=args.eval_every, checkpoint_minutes=args.checkpoint_minutes,
                                  device=args.device, threads=args.threads, save_dtype=args.save_dtype,
                                  dev_eval_utterances=args.dev_eval_utterances, init_from=args.init_from,
-                                 warmup_fraction=args.warmup_fraction,
+                                 warmup_fraction=args.warmup_fraction, extend_steps=args.extend_steps,
                                  arch_overrides=json.loads(args.arch_overrides))
         print(train_teacher(cfg))
         return 0

@@ -61,6 +61,7 @@ class TeacherTrainConfig:
     decode_jobs: int | None = None
     save_dtype: str = "float32"  # "float16" halves the shipped size; loaders upcast to fp32
     init_from: str | None = None  # continue from a saved model directory (fresh optimizer and schedule)
+    extend_steps: int = 0  # on resume: lengthen the finished schedule by this many steps (re-warms the cosine)
 
 
 def _decode_one(path: str) -> np.ndarray:
@@ -204,6 +205,10 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
         state.update(saved["state"])
         torch.set_rng_state(saved["torch_rng"])
         log.info("resumed from %s at step %d (epoch %d)", ckpt, state["step"], state["epoch"])
+        if cfg.extend_steps:
+            state["total_steps"] += cfg.extend_steps
+            state["calibrated"] = True
+            log.info("schedule extended by %d steps to %d", cfg.extend_steps, state["total_steps"])
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
     log_path = out / "train_log.csv"
     new_log = not log_path.exists()

@@ -1,0 +1,92 @@
+"""``footprint run``: the main job on the embedded default (or on real data and checkpoints), end to end.
+
+1. the synthetic dev-clean (generated once, then cached), or ``--data`` (a LibriSpeech subset directory);
+2. the shipped teacher (or ``--model``: a Hugging Face directory, e.g. from ``footprint model import``);
+3. the variants built from it: int8-dynamic, Distiller-style pruning, and every shipped student (plus its int8
+   version) that exists; missing students are listed with the command that trains them;
+4. ``bench run`` on CPU (and CUDA when visible): accuracy pass, warm-up, interleaved timed repeats, energy;
+   plus architecture-only timing of the paper's large model at a few depths (random weights, timing only);
+5. the HTML report, whose path is printed.
+
+It is sized to finish in about 10 minutes on a 2-core machine: ``--limit`` utterances (default 100) for the timed
+passes, 2 repeats; the numbers say so in the report.  A rerun resumes: finished rows are skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+log = logging.getLogger("footprint.run")
+
+DEFAULT_RECIPES = ("int8-dynamic", "prune-sensitivity")
+STUDENT_RECIPES = ("distill-L4", "distill-L2", "distill-L3", "distill-L6", "maxpool-conv4")
+
+
+def register_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="the main job: corpus -> variants -> benchmark -> HTML report")
+    p.add_argument("--model", default="embedded", help="teacher: 'embedded' or a Hugging Face model directory")
+    p.add_argument("--data", default="embedded:dev-clean", help="'embedded:dev-clean' or a LibriSpeech subset dir")
+    p.add_argument("--out", default="runs/main", help="RUN_DIR (results, report)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cpu,cuda (default: cpu, plus cuda if visible)")
+    p.add_argument("--limit", type=int, default=100, help="utterances benchmarked (default 100; 0 = all)")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-arch", action="store_true", help="skip the architecture-only timing of the large model")
+    p.add_argument("--arch-layers", default="24,12,6", help="depths of the random-weight large model to time")
+    p.add_argument("--arch-fraction", type=float, default=0.0015,
+                   help="fraction of the dev-clean-shaped workload timed per depth on CPU")
+    p.add_argument("--country", default=None, help="ISO code for carbon intensity (default: the world average)")
+    p.add_argument("--carbon-intensity", type=float, default=None, metavar="G_PER_KWH")
+    p.set_defaults(func=main_job)
+
+
+def available_students() -> tuple[list[str], list[str]]:
+    from compress.methods.registry import default_students_dir
+
+    root = default_students_dir()
+    have = [r for r in STUDENT_RECIPES if (root / r / "config.json").exists() or (root / r / "variant.json").exists()]
+    return have, [r for r in STUDENT_RECIPES if r not in have]
+
+
+def main_job(args: argparse.Namespace) -> int:
+    import torch
+
+    from bench.data import resolve_data
+    from bench.runner import RunConfig, run_benchmark
+    from reports.html import write_report
+
+    t0 = time.perf_counter()
+    devices = args.device.split(",") if args.device else (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    log.info("step 1/4: data %s", args.data)
+    resolve_data(args.data)  # generates and caches the synthetic corpus on first use
+    models = [args.model]
+    if args.model == "embedded":
+        models += list(DEFAULT_RECIPES)
+        have, missing = available_students()
+        for s in have:
+            models += [s, f"{s}+int8-dynamic"] if s == "distill-L4" else [s]
+        if missing:
+            log.warning("no shipped students %s: the shipped teacher is below the 25%% WER floor for distillation"
+                        " (see README, model card); train them with 'footprint compress distill'", ", ".join(missing))
+    else:
+        models += [f"{r}" for r in DEFAULT_RECIPES]
+        log.info("recipes are applied to %s", args.model)
+    layers = [int(x) for x in args.arch_layers.split(",") if x.strip()]
+    cfg = RunConfig(out=args.out, models=models, data=args.data, devices=devices, repeats=args.repeats,
+                    threads=args.threads, limit=args.limit or None, country=args.country,
+                    carbon_intensity=args.carbon_intensity, arch=[] if args.no_arch else ["large"],
+                    layers=layers, arch_fraction=args.arch_fraction)
+    if args.model != "embedded":
+        import os
+
+        from compress.variants import TEACHER_ENV
+
+        os.environ[TEACHER_ENV] = args.model  # recipes are built from the user's model
+    log.info("step 2-3/4: benchmark %s on %s", ", ".join(models), ",".join(devices))
+    run_benchmark(cfg)
+    log.info("step 4/4: report")
+    out = write_report(args.out, f"{args.out}/report.html")
+    log.info("main job done in %.0f s", time.perf_counter() - t0)
+    print(out)
+    return 0
