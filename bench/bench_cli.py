@@ -113,6 +113,20 @@ def cmd_ratios(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_device(args: argparse.Namespace) -> int:
+    """One line per device: visible or not (exit 2 with the reason), its name, and which energy meter would run."""
+    from bench import energy
+    from bench.runner import _check_devices, _device_name
+
+    _check_devices(args.devices)
+    for dev in args.devices:
+        meter = energy.open_meter(energy.parse_chain(args.energy, dev), dev)
+        print(f"{dev}: {_device_name(dev)}; energy: {meter.name} ({'measured' if meter.measured else 'estimated'}): "
+              f"{meter.describe()}")
+        meter.close()
+    return 0
+
+
 def register_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmark variants x devices into a tidy results table")
     bsub = p.add_subparsers(dest="bench_cmd", metavar="COMMAND")
@@ -126,6 +140,10 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     s.add_argument("run_dir")
     s.add_argument("--all", action="store_true", help="every row and column")
     s.set_defaults(func=cmd_show)
+    c = bsub.add_parser("check-device", help="is the device visible, and which energy meter would run on it")
+    c.add_argument("--device", dest="devices", type=_csv, default=["cpu"])
+    c.add_argument("--energy", default="auto")
+    c.set_defaults(func=cmd_check_device)
     q = bsub.add_parser("ratios", help="paired per-repeat ratios: batched vs paper-loop, int8 vs fp32, tracker overhead")
     q.add_argument("run_dir")
     q.set_defaults(func=cmd_ratios)

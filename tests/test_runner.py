@@ -135,3 +135,15 @@ def test_dev_clean_shaped_workload() -> None:
     assert a.dtype.name == "float32" and len(a) == round(wl.durations[0] * 16000)
     sh = [wl.shard(r, 2) for r in range(2)]
     assert sorted(sh[0].utt_ids + sh[1].utt_ids) == sorted(wl.utt_ids)
+
+
+def test_check_device_command(capsys) -> None:  # noqa: ANN001
+    import torch
+
+    from bench.cli import main
+
+    assert main(["bench", "check-device", "--device", "cpu", "--energy", "none"], groups=["bench"]) == 0
+    assert "cpu:" in capsys.readouterr().out
+    if not torch.cuda.is_available():
+        assert main(["bench", "check-device", "--device", "cuda"], groups=["bench"]) == 2
+        assert "no CUDA GPU visible" in capsys.readouterr().err
