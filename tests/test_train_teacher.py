@@ -1,0 +1,67 @@
+"""Teacher training: a tiny model trains, checkpoints, survives SIGKILL and resumes where it stopped."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.data.synth.corpus import SynthConfig, ensure_corpus
+from compress.train_teacher import TeacherTrainConfig, lr_at, make_batches
+
+TINY = {"num_hidden_layers": 2, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
+        "conv_dim": [16] * 7, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4}
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ensure_corpus(SynthConfig(hours_train=0.01, dev_utterances=4, n_train_speakers=4, n_dev_speakers=2),
+                         ("train-clean", "dev-clean"), root=tmp_path_factory.mktemp("c"), progress=False)
+
+
+def test_schedule_and_batches() -> None:
+    cfg = TeacherTrainConfig(out_dir="x", peak_lr=1e-3, warmup_fraction=0.1)
+    lrs = [lr_at(s, 100, cfg) for s in range(100)]
+    assert max(lrs) == pytest.approx(1e-3) and lrs.index(max(lrs)) == 9 and lrs[-1] < 1e-4
+    import random
+
+    lengths = [5, 1, 4, 2, 3, 9]
+    first = make_batches(lengths, 8, random.Random(0), shortest_first=True)
+    assert [lengths[b[0]] for b in first] == sorted(lengths[b[0]] for b in first)  # curriculum
+    assert sorted(i for b in first for i in b) == list(range(6))
+
+
+def _cmd(corpus: Path, out: Path, steps: int) -> list[str]:
+    return [sys.executable, "-m", "compress", "compress", "train-teacher", "--out", str(out), "--corpus", str(corpus),
+            "--steps", str(steps), "--checkpoint-minutes", "0", "--eval-every", "100000", "--device", "cpu",
+            "--threads", "1", "--batch-seconds", "12", "--dev-eval-utterances", "2",
+            "--arch-overrides", json.dumps(TINY)]
+
+
+def test_resumes_after_sigkill(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(_cmd(corpus, out, 120), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    ckpt = out / "checkpoint.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(ckpt, weights_only=True)["state"]["step"]
+    assert 0 < killed_at < 120
+    done = subprocess.run(_cmd(corpus, out, 120), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resumed from {ckpt} at step" in done.stderr
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["steps"] == 120
+    assert (out / "model" / "config.json").exists() and (out / "train_log.csv").exists()
