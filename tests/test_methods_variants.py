@@ -127,10 +127,13 @@ def test_trained_maxpool_student_via_init_from(env: Path, tiny_teacher_dir: Path
     res = distill(DistillConfig(out_dir=str(env / "maxpool-conv4"), teacher=str(tiny_teacher_dir),
                                 init_from=str(tmp_path / "mp"), layers=2, data=str(tiny_corpus), val_utterances=4,
                                 epochs=1, max_steps=2, batch_seconds=3, threads=1, lr=1e-3,
-                                device="cpu"))
+                                device="cpu", save_dtype="float16"))
     assert res.steps == 2
     v = load_variant("maxpool-conv4")
     assert v.info["conv_layers"] == 4 and v.info["transformer_layers"] == 2 and v.info["trained"]
+    # stored in fp16 (shipping size), computed in fp32
+    assert v.dtype == torch.float32 and v.record["storage_dtype"] == "float16"
+    assert safetensors_payload(env / "maxpool-conv4" / "variant.safetensors") == 2 * v.info["params"]
     x = torch.randn(1, 7777)
     with torch.no_grad():
         assert v.model(x).logits.shape[1] == load_variant("embedded").model(x).logits.shape[1]
