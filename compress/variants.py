@@ -111,6 +111,7 @@ def build_variant(recipe: str, teacher: str = "embedded", device: str = "cpu", s
         fill_context(first.config, students_dir=students_dir)
         base = _load_dir_or_explain(first, device="cpu")
         rest = stages[1:]
+        _check_student_teacher(base, teacher)
     else:
         base = _load_teacher(teacher, "cpu")
         rest = [s for s in stages if s.method.name != "baseline"]
@@ -132,6 +133,19 @@ def build_variant(recipe: str, teacher: str = "embedded", device: str = "cpu", s
     size = None if reapply else planned_size_bytes(model)
     v = _finish(model, base.do_normalize, recipe, recipe, rec, None, device, size)
     return v, stages, base
+
+
+def _check_student_teacher(student: Variant, teacher: str) -> None:
+    """Warn when a shipped student was distilled from other teacher weights than the current teacher's."""
+    from compress.methods.base import dir_weights_hash
+
+    t_dir = teacher_dir() if teacher == "embedded" else Path(teacher).expanduser()
+    made_from = student.record.get("source_hash")
+    if made_from and t_dir.is_dir():
+        current = dir_weights_hash(t_dir)
+        if current and current != made_from:
+            log.warning("%s was distilled from teacher weights %s, the teacher now is %s: retrain it for a "
+                        "like-for-like comparison", student.path, made_from[:19], current[:19])
 
 
 def _load_dir_or_explain(stage: Any, device: str) -> Variant:
