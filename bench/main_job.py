@@ -8,7 +8,7 @@
    plus architecture-only timing of the paper's large model at a few depths (random weights, timing only);
 5. the HTML report, whose path is printed.
 
-It is sized to finish in about 10 minutes on a 2-core machine: ``--limit`` utterances (default 100) for the timed
+It is sized to finish in about 10 minutes on a 2-core machine: ``--limit`` utterances (default 60) for the timed
 passes, 2 repeats; the numbers say so in the report.  A rerun resumes: finished rows are skipped.
 """
 from __future__ import annotations
@@ -29,12 +29,12 @@ def register_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default="embedded:dev-clean", help="'embedded:dev-clean' or a LibriSpeech subset dir")
     p.add_argument("--out", default="runs/main", help="RUN_DIR (results, report)")
     p.add_argument("--device", default=None, help="cpu, cuda or cpu,cuda (default: cpu, plus cuda if visible)")
-    p.add_argument("--limit", type=int, default=100, help="utterances benchmarked (default 100; 0 = all)")
+    p.add_argument("--limit", type=int, default=60, help="utterances benchmarked (default 60; 0 = all)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-arch", action="store_true", help="skip the architecture-only timing of the large model")
     p.add_argument("--arch-layers", default="24,12,6", help="depths of the random-weight large model to time")
-    p.add_argument("--arch-fraction", type=float, default=0.0015,
+    p.add_argument("--arch-fraction", type=float, default=0.001,
                    help="fraction of the dev-clean-shaped workload timed per depth on CPU")
     p.add_argument("--country", default=None, help="ISO code for carbon intensity (default: the world average)")
     p.add_argument("--carbon-intensity", type=float, default=None, metavar="G_PER_KWH")
@@ -76,7 +76,7 @@ def main_job(args: argparse.Namespace) -> int:
     cfg = RunConfig(out=args.out, models=models, data=args.data, devices=devices, repeats=args.repeats,
                     threads=args.threads, limit=args.limit or None, country=args.country,
                     carbon_intensity=args.carbon_intensity, arch=[] if args.no_arch else ["large"],
-                    layers=layers, arch_fraction=args.arch_fraction)
+                    layers=layers, arch_fraction=args.arch_fraction, overhead_pairs=1)
     if args.model != "embedded":
         import os
 
