@@ -550,7 +550,8 @@ def distill(cfg: DistillConfig) -> DistillResult:
     ckpt_path = work / "checkpoint.pt"
     done = read_variant_json(out)
     if done.get("training", {}).get("finished") and not ckpt_path.exists():
-        log.info("%s already holds a trained student (%s); nothing to do", out, done.get("recipe"))
+        log.info("%s already holds a trained student (%s); nothing to do (use another --out to train again)",
+                 out, done.get("recipe"))
         return DistillResult(str(out), done["training"].get("steps", 0), done["training"].get("steps", 0),
                              done["training"].get("epochs_done", 0), done["training"].get("wall_s", 0.0),
                              done["training"].get("val_wer"), 0, "", already_done=True)
