@@ -18,21 +18,10 @@ from typing import Any, Iterable, Optional
 import pandas as pd
 
 from bench.errors import FootprintError
+from bench.results import SCHEMA_COLUMNS  # the contract, defined once; a stdlib-only module (no torch)
 
 log = logging.getLogger(__name__)
 
-# The contract, in ARCHITECTURE.md's order.  Kept here (not imported from bench.results) so that reports never
-# pulls in bench's heavier modules; tests/test_reports_load.py checks the two agree when bench.results exists.
-SCHEMA_COLUMNS: tuple[str, ...] = (
-    "schema_version", "run_id", "variant", "recipe", "model_path", "weights",
-    "device", "device_name", "threads", "batch_size", "repeat", "n_utts", "n_skipped", "audio_s", "wall_s", "model_s",
-    "decode_s", "e2e_s", "rtf", "rtfx", "wer", "cer", "params", "size_mb", "size_on_disk_mb", "sparsity",
-    "conv_layers", "transformer_layers", "peak_rss_mb", "cuda_max_alloc_mb", "energy_j", "energy_kwh",
-    "energy_method", "energy_measured", "energy_source_detail", "co2_kg", "carbon_intensity_g_per_kwh",
-    "carbon_intensity_source", "kwh_per_audio_hour", "co2_kg_per_audio_hour", "manifest_hash", "dataset",
-    "git_commit", "torch_version", "transformers_version", "python_version", "cpu_model", "gpu_name", "hostname",
-    "timestamp",
-)
 # Without these nothing can be grouped or rendered.
 REQUIRED_COLUMNS: tuple[str, ...] = ("variant", "recipe", "device", "repeat")
 NUMERIC_COLUMNS: tuple[str, ...] = (
