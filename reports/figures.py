@@ -194,7 +194,9 @@ def pareto(df: pd.DataFrame, time_col: str = "e2e_s") -> Optional[Rendered]:
     _pareto_panel(axes[1], s.assign(_x=s["kwh_per_audio_hour"] * 1000), "_x",
                   "energy (Wh per hour of audio, log scale)", True, logx=True)
     sizes = s.sort_values("device_kind").drop_duplicates("variant")  # size does not depend on the device
-    _pareto_panel(axes[2], sizes.assign(_x=sizes["size_mb"]), "_x", "size (MB)", False)
+    # size on disk where known (int8 and sparse storage shrink it; params x 4 B would hide that)
+    disk = sizes["size_on_disk_mb"] if "size_on_disk_mb" in sizes else sizes["size_mb"]
+    _pareto_panel(axes[2], sizes.assign(_x=disk.fillna(sizes["size_mb"])), "_x", "size on disk (MB)", False)
     axes[0].legend(frameon=False, loc="upper right")
     axes[0].set_title("WER vs time")
     axes[1].set_title("WER vs energy")
