@@ -67,8 +67,9 @@ def main_job(args: argparse.Namespace) -> int:
         for s in have:
             models += [s, f"{s}+int8-dynamic"] if s == "distill-L4" else [s]
         if missing:
-            log.warning("no shipped students %s: the shipped teacher is below the 25%% WER floor for distillation"
-                        " (see README, model card); train them with 'footprint compress distill'", ", ".join(missing))
+            log.warning("no shipped students %s: the shipped teacher's WER is above the 25%% floor set for "
+                        "distilling students (README, model card); train them with 'footprint compress distill'",
+                        ", ".join(missing))
     else:
         models += [f"{r}" for r in DEFAULT_RECIPES]
         log.info("recipes are applied to %s", args.model)
