@@ -51,6 +51,20 @@ def plan_batches(durations: Sequence[float], batch_size: int, max_batch_seconds:
     return batches
 
 
+def pad_batch(audios: Sequence[np.ndarray], do_normalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-padded float32 batch and its 0/1 mask; with ``do_normalize`` each utterance is scaled to zero mean and
+    unit variance over its real samples first (as Wav2Vec2FeatureExtractor).  Shared by inference and training."""
+    n = max(len(a) for a in audios)
+    batch = np.zeros((len(audios), n), dtype=np.float32)
+    mask = np.zeros((len(audios), n), dtype=np.int64)
+    for i, a in enumerate(audios):
+        if do_normalize:
+            a = (a - a.mean()) / np.sqrt(a.var() + 1e-7)
+        batch[i, : len(a)] = a
+        mask[i, : len(a)] = 1
+    return batch, mask
+
+
 class Transcriber:
     def __init__(self, model, do_normalize: bool = True, device: str | torch.device = "cpu",  # noqa: ANN001
                  batch_size: int = 8, max_batch_seconds: float | None = 240.0,
@@ -73,19 +87,12 @@ class Transcriber:
         return plan_batches(durations, self.batch_size, self.max_batch_seconds)
 
     def make_inputs(self, audios: Sequence[np.ndarray]) -> Inputs:
-        lengths = [len(a) for a in audios]
-        batch = np.zeros((len(audios), max(lengths)), dtype=np.float32)
-        mask = np.zeros((len(audios), max(lengths)), dtype=np.int64)
-        for i, a in enumerate(audios):
-            if self.do_normalize:  # per utterance, over real samples only (as Wav2Vec2FeatureExtractor)
-                a = (a - a.mean()) / np.sqrt(a.var() + 1e-7)
-            batch[i, : len(a)] = a
-            mask[i, : len(a)] = 1
+        batch, mask = pad_batch(audios, self.do_normalize)
         values = torch.from_numpy(batch).to(self.device)
         if self.dtype is not None:
             values = values.to(self.dtype)
         attn = None if self.group_norm else torch.from_numpy(mask).to(self.device)
-        return Inputs(values, attn, lengths)
+        return Inputs(values, attn, [len(a) for a in audios])
 
     @torch.inference_mode()
     def forward(self, inputs: Inputs) -> torch.Tensor:

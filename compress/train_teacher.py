@@ -114,15 +114,10 @@ def lr_at(step: int, total: int, cfg: TeacherTrainConfig) -> float:
 def collate(audios: list[np.ndarray], labels: list[list[int]], idx: list[int], device: torch.device,
             normalize: bool = True):
     """Padded batch (x, attention mask, labels padded with -100); ``normalize``: per-utterance zero mean, unit var."""
-    n = max(len(audios[i]) for i in idx)
-    x = np.zeros((len(idx), n), np.float32)
-    mask = np.zeros((len(idx), n), np.int64)
-    for r, i in enumerate(idx):
-        a = audios[i].astype(np.float32) / 32768.0
-        if normalize:  # models without waveform normalisation (fairseq big_960h) take the raw scale
-            a = (a - a.mean()) / np.sqrt(a.var() + 1e-7)
-        x[r, : len(a)] = a
-        mask[r, : len(a)] = 1
+    from bench.inference import pad_batch
+
+    # models without waveform normalisation (fairseq big_960h) take the raw scale
+    x, mask = pad_batch([audios[i].astype(np.float32) / 32768.0 for i in idx], normalize)
     m = max(len(labels[i]) for i in idx)
     y = np.full((len(idx), m), -100, np.int64)
     for r, i in enumerate(idx):
@@ -131,12 +126,15 @@ def collate(audios: list[np.ndarray], labels: list[list[int]], idx: list[int], d
             torch.from_numpy(y).to(device))
 
 
-def evaluate(model, audios, transcripts, device: torch.device) -> tuple[float, float]:  # noqa: ANN001
+def evaluate(model, audios, transcripts, device: torch.device, do_normalize: bool = True,  # noqa: ANN001
+             max_batch_seconds: float = 400.0) -> tuple[float, float]:
+    """Greedy dev WER/CER of int16 ``audios``; the model's train/eval mode is restored afterwards."""
     from bench.inference import Transcriber
     from bench.scoring import score
 
     was_training = model.training
-    tr = Transcriber(model, do_normalize=True, device=device, batch_size=16, max_batch_seconds=400)
+    tr = Transcriber(model, do_normalize=do_normalize, device=device, batch_size=16,
+                     max_batch_seconds=max_batch_seconds)
     hyps = tr.transcribe([a.astype(np.float32) / 32768.0 for a in audios])
     model.train(was_training)
     s = score(transcripts, hyps)

@@ -8,10 +8,10 @@ from transformers import Wav2Vec2ForCTC
 
 from bench.inference import Transcriber, plan_batches
 from bench.text import VOCAB_DICT, encode, greedy_ctc_decode, normalize_transcript
+from bench.testing import TINY_OVERRIDES
 from compress.model_io.arch import wav2vec2_config
 
-TINY = dict(hidden_size=32, intermediate_size=64, num_attention_heads=2, conv_dim=(16,) * 7,
-            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, layers=2)
+TINY = dict(TINY_OVERRIDES, layers=2)
 
 
 def test_greedy_decode_collapses_repeats_and_drops_blank() -> None:

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from bench.data.synth.corpus import SynthConfig, ensure_corpus
+from bench.testing import TINY_OVERRIDES
 from compress.train_teacher import TeacherTrainConfig, lr_at, make_batches
 
-TINY = {"num_hidden_layers": 2, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
-        "conv_dim": [16] * 7, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4}
+TINY = dict(TINY_OVERRIDES, num_hidden_layers=2, conv_dim=list(TINY_OVERRIDES["conv_dim"]))  # JSON for the CLI
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -487,16 +487,9 @@ def _evaluate(model: nn.Module, audios: list[np.ndarray], texts: list[str], do_n
               device: torch.device, batch_seconds: float) -> tuple[float | None, float | None]:
     if not audios:
         return None, None
-    from bench.inference import Transcriber
-    from bench.scoring import score
+    from compress.train_teacher import evaluate
 
-    was_training = model.training
-    tr = Transcriber(model, do_normalize=do_normalize, device=device, batch_size=16,
-                     max_batch_seconds=batch_seconds)
-    hyps = tr.transcribe([a.astype(np.float32) / 32768.0 for a in audios])
-    model.train(was_training)
-    s = score(texts, hyps)
-    return s.wer, s.cer
+    return evaluate(model, audios, texts, device, do_normalize, batch_seconds)
 
 
 def param_digest(model: nn.Module) -> str:
