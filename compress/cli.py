@@ -28,6 +28,8 @@ def _add_train_teacher(csub: argparse._SubParsersAction) -> None:
     t.add_argument("--extend-steps", type=int, default=0,
                    help="on resume, lengthen the finished schedule by N steps (continue a finished run)")
     t.add_argument("--warmup-fraction", type=float, default=0.08)
+    t.add_argument("--amp", choices=("auto", "bf16", "none"), default="auto",
+                   help="bf16 autocast: auto = on CUDA only; bf16 = also on CPU (faster where AVX512-BF16/AMX exist)")
     t.add_argument("--arch-overrides", default="{}", help="JSON of Wav2Vec2Config overrides (tests, sweeps)")
 
     def _run(args: argparse.Namespace) -> int:
@@ -40,7 +42,7 @@ def _add_train_teacher(csub: argparse._SubParsersAction) -> None:
                                  device=args.device, threads=args.threads, save_dtype=args.save_dtype,
                                  dev_eval_utterances=args.dev_eval_utterances, init_from=args.init_from,
                                  warmup_fraction=args.warmup_fraction, extend_steps=args.extend_steps,
-                                 arch_overrides=json.loads(args.arch_overrides))
+                                 amp=args.amp, arch_overrides=json.loads(args.arch_overrides))
         print(train_teacher(cfg))
         return 0
 
