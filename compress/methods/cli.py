@@ -90,7 +90,7 @@ def _add_distill(csub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "none"),
-                   help="autocast on GPU (auto: bf16 where supported)")
+                   help="autocast: auto = bf16 (or fp16) on GPU, off on CPU; bf16 = also on CPU (teacher pass included)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per process (default: cores / ranks)")
     p.add_argument("--no-teacher-cache", action="store_true",
                    help="run the teacher every step instead of caching its logits once")
@@ -99,7 +99,8 @@ def _add_distill(csub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
     p.add_argument("--checkpoint-steps", type=int, default=None)
     p.add_argument("--max-minutes", type=float, default=None,
-                   help="wall-clock budget: the step count is fitted to it after a few steps")
+                   help="wall-clock budget of the training loop (not data loading or the teacher pass): "
+                        "the step count is fitted to it after a few steps")
     p.add_argument("--max-steps", type=int, default=None, help="cap the run at this many optimizer steps")
     p.add_argument("--save-dtype", choices=("float32", "float16"), default="float32",
                    help="storage dtype of the saved weights (float16 halves the shipped size)")
