@@ -90,7 +90,8 @@ def _add_distill(csub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "none"),
-                   help="autocast: auto = bf16 (or fp16) on GPU, off on CPU; bf16 = also on CPU (teacher pass included)")
+                   help="autocast: auto = bf16 (or fp16) on GPU, off on CPU; "
+                        "bf16 = also on CPU (teacher pass included)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per process (default: cores / ranks)")
     p.add_argument("--no-teacher-cache", action="store_true",
                    help="run the teacher every step instead of caching its logits once")
