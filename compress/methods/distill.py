@@ -43,7 +43,8 @@ a rerun after any kill resumes at the saved step (and refuses a checkpoint made 
 ``max_minutes`` fits the step count to a wall-clock budget for the training loop (not data loading or the
 teacher pass) after a few calibration steps (stored, so a resumed run keeps the same schedule).
 Under ``torchrun --nproc-per-node K`` it runs DistributedDataParallel (gloo on CPU, nccl on GPU); every rank
-takes every K-th batch of the same shuffled epoch, the KD loss is normalised by the frame count of all ranks together, and at the end the ranks' parameters are compared.
+takes every K-th batch of the same shuffled epoch, the KD loss is normalised by the frame count of all ranks
+together, and at the end the ranks' parameters are compared.
 """
 from __future__ import annotations
 
