@@ -113,6 +113,18 @@ def cmd_ratios(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from bench.evaluate import evaluate_model, write_json
+
+    results = evaluate_model(args.model, args.data, limit=args.limit, batch_size=args.batch_size,
+                             threads=args.threads)
+    for r in results:
+        print(r.line())
+    if args.json:
+        write_json(results, args.json)
+    return 0
+
+
 def cmd_check_device(args: argparse.Namespace) -> int:
     """One line per device: visible or not (exit 2 with the reason), its name, and which energy meter would run."""
     from bench import energy
@@ -140,6 +152,15 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     s.add_argument("run_dir")
     s.add_argument("--all", action="store_true", help="every row and column")
     s.set_defaults(func=cmd_show)
+    e = bsub.add_parser("eval", help="accuracy only: WER/CER of one model on one or more datasets (no timing repeats)")
+    e.add_argument("--model", default="embedded", help="embedded, a model directory or a recipe (default: embedded)")
+    e.add_argument("--data", type=_csv, default=["embedded:dev-clean", "embedded:dev-other"],
+                   help="comma-separated subsets (default: embedded:dev-clean,embedded:dev-other)")
+    e.add_argument("--limit", type=int, default=None, help="only the first N utterances (id order)")
+    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--threads", type=int, default=None)
+    e.add_argument("--json", default=None, metavar="FILE", help="also write the results with provenance as JSON")
+    e.set_defaults(func=cmd_eval)
     c = bsub.add_parser("check-device", help="is the device visible, and which energy meter would run on it")
     c.add_argument("--device", dest="devices", type=_csv, default=["cpu"])
     c.add_argument("--energy", default="auto")

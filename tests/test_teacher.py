@@ -16,10 +16,15 @@ from compress.variants import teacher_dir
 
 
 @pytest.fixture(scope="module")
-def dev_clean(tmp_path_factory: pytest.TempPathFactory):
+def dev_clean_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = ensure_corpus(SynthConfig(dev_utterances=10), ("dev-clean",), root=tmp_path_factory.mktemp("t"),
                          progress=False)
-    m = read_subset(root / "LibriSpeech" / "dev-clean")
+    return root / "LibriSpeech" / "dev-clean"
+
+
+@pytest.fixture(scope="module")
+def dev_clean(dev_clean_dir: Path):
+    m = read_subset(dev_clean_dir)
     return [u.transcript for u in m.utterances], [load_audio(u) for u in m.utterances]
 
 
@@ -44,3 +49,24 @@ def test_teacher_beats_a_random_model(dev_clean) -> None:
     rand = score(refs, Transcriber(random_model, True, batch_size=4).transcribe(audios))
     assert rand.cer > 0.8 and rand.wer > 0.95
     assert trained.cer < 0.35 and trained.wer < 0.75, trained
+
+
+def test_bench_eval_reports_the_teacher_with_provenance(dev_clean_dir: Path, dev_clean, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    """``footprint bench eval`` gives the same WER as scoring the transcripts directly, and traces its data."""
+    import json
+
+    from bench.cli import main
+
+    out = tmp_path / "eval.json"
+    assert main(["bench", "eval", "--data", str(dev_clean_dir), "--limit", "6", "--batch-size", "3",
+                 "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    (row,) = doc["results"]
+    refs, audios = dev_clean
+    model, fe = load_model_dir(teacher_dir())
+    direct = score(refs[:6], Transcriber(model, fe.do_normalize, batch_size=3).transcribe(audios[:6]))
+    assert row["n_utts"] == 6 and row["wer"] == pytest.approx(direct.wer) and row["cer"] == pytest.approx(direct.cer)
+    assert row["manifest_hash"] == read_subset(dev_clean_dir).subset_of(6).content_hash
+    assert row["rtfx"] > 0 and doc["provenance"]["torch_version"]
+    assert f"WER {100 * direct.wer:.2f} %" in capsys.readouterr().out
