@@ -71,11 +71,16 @@ def _wer_curve(ax, tl: TrainLog, label: str, color: str) -> None:
 
 def figure1(logs: Sequence[TrainLog]) -> Optional[Rendered]:
     """Dev WER per epoch of students initialised from alternate vs last teacher layers (paper Figure 1)."""
+    usable = [t for t in logs if t.is_student and t.init in INIT_LABELS and not t.per_epoch.empty]
     by_init: dict[str, TrainLog] = {}
-    # Prefer the logs trained on the most data, so that init is the only difference.
-    for tl in sorted(logs, key=lambda t: (-(t.train_hours or 0.0), t.name)):
-        if tl.is_student and tl.init in INIT_LABELS and tl.init not in by_init and not tl.per_epoch.empty:
-            by_init[tl.init] = tl
+    # Compare students that differ only by init: same architecture and training data, the most data first.
+    groups: dict[tuple, dict[str, TrainLog]] = {}
+    for tl in sorted(usable, key=lambda t: (-(t.train_hours or 0.0), t.name)):
+        groups.setdefault((_arch(tl), round(float(tl.train_hours or 0), 3)), {}).setdefault(tl.init, tl)
+    by_init = next((g for g in groups.values() if len(g) >= 2), {})
+    if not by_init:  # no like-for-like pair: the best-trained of each init, as before
+        for tl in sorted(usable, key=lambda t: (-(t.train_hours or 0.0), t.name)):
+            by_init.setdefault(tl.init, tl)
     if len(by_init) < 2:
         log.info("figure 1 skipped: need train_log.csv of an 'alternate' and a 'last' student, found %s",
                  ", ".join(f"{t.name} ({t.init})" for t in logs) or "none")
@@ -94,17 +99,33 @@ def figure1(logs: Sequence[TrainLog]) -> Optional[Rendered]:
                     "from the first epoch on.", png_bytes(fig))
 
 
+def _arch(tl: TrainLog) -> tuple:
+    """What makes two students comparable: depth and front end (from variant.json), else the recipe name."""
+    layers = tl.config.get("layers")
+    if layers is not None:
+        return (int(layers), str(tl.config.get("student_arch") or "standard"))
+    return (tl.recipe or "",)
+
+
 def _where(tl: TrainLog) -> str:
     """The log's folder and file name: enough to find it, without this machine's absolute path."""
     return f"{tl.path.parent.name}/{tl.path.name}"
 
 
+def figure2_logs(logs: Sequence[TrainLog]) -> dict[float, TrainLog]:
+    """Figure 2's logs by hours of training audio."""
+    candidates = [t for t in logs if t.train_hours and t.is_student and t.init != "last" and not t.per_epoch.empty]
+    # Compare students that differ only by their data: same architecture and init (a depth sweep trained on the
+    # same hours must not stand in for the data comparison); the group with the most amounts of data wins.
+    groups: dict[tuple, dict[float, TrainLog]] = {}
+    for tl in sorted(candidates, key=lambda t: t.name):
+        groups.setdefault((_arch(tl), tl.init), {}).setdefault(round(float(tl.train_hours or 0), 3), tl)
+    return max(groups.values(), key=len, default={})
+
+
 def figure2(logs: Sequence[TrainLog]) -> Optional[Rendered]:
     """Dev WER per epoch for students trained on different amounts of audio (paper Figure 2)."""
-    candidates = [t for t in logs if t.train_hours and t.is_student and t.init != "last" and not t.per_epoch.empty]
-    by_hours: dict[float, TrainLog] = {}
-    for tl in candidates:
-        by_hours.setdefault(round(float(tl.train_hours or 0), 3), tl)
+    by_hours = figure2_logs(logs)
     if len(by_hours) < 2:
         log.info("figure 2 skipped: need train_log.csv of students trained on two amounts of data")
         return None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.figures import all_figures, figure1, figure2, pareto, pareto_front
+from reports.figures import all_figures, figure1, figure2, figure2_logs, pareto, pareto_front
 from reports.load import load_run
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "results_small"
@@ -47,3 +47,24 @@ def test_pareto_front() -> None:
     x = [1.0, 2.0, 3.0, 1.5, 4.0]
     y = [10.0, 5.0, 6.0, 12.0, 1.0]
     assert pareto_front(x, y) == [0, 1, 4]
+
+
+def test_figures_compare_like_with_like(tmp_path: Path) -> None:
+    """With a depth sweep present, Figure 1 pairs the two L4 inits and Figure 2 the two L4 data amounts."""
+    import pandas as pd
+
+    from reports.load import TrainLog
+
+    def tl(name: str, layers: int, init: str, hours: float) -> TrainLog:
+        frame = pd.DataFrame({"epoch": [1, 2], "dev_wer": [0.5, 0.4], "audio_hours": [hours, 2 * hours]})
+        return TrainLog(name, tmp_path / name / "train_log.csv", frame, init=init, train_hours=hours,
+                        config={"layers": layers, "init": init}, recipe=f"distill-L{layers}")
+
+    logs = [tl("distill-L2", 2, "alternate", 1.2), tl("distill-L4", 4, "alternate", 1.2),
+            tl("distill-L4-last", 4, "last", 1.2), tl("distill-L4-frac", 4, "alternate", 0.3),
+            tl("distill-L6", 6, "alternate", 1.2)]
+    f1, f2 = figure1(logs), figure2(logs)
+    assert "distill-L4/train_log.csv" in f1.caption and "distill-L4-last/train_log.csv" in f1.caption
+    assert "distill-L2/" not in f1.caption
+    assert f2 is not None
+    assert {h: t.name for h, t in figure2_logs(logs).items()} == {1.2: "distill-L4", 0.3: "distill-L4-frac"}
