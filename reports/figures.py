@@ -16,7 +16,7 @@ from typing import Iterable, Optional, Sequence
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from reports.load import TrainLog
 from reports.stats import is_gpu, recipe_rank, summary, trained, TIME_LABELS
@@ -89,7 +89,8 @@ def figure1(logs: Sequence[TrainLog]) -> Optional[Rendered]:
     for (init, tl), color in zip(sorted(by_init.items()), PALETTE):
         _wer_curve(ax, tl, f"{INIT_LABELS[init]}: {tl.name}", color)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("dev WER (%)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("validation WER (%)")  # distillation's held-out split, not the reported dev-clean
     ax.set_title("Student initialisation strategies")
     ax.legend(frameon=False)
     names = ", ".join(_where(t) for t in by_init.values())
@@ -133,7 +134,8 @@ def figure2(logs: Sequence[TrainLog]) -> Optional[Rendered]:
     for (hours, tl), color in zip(sorted(by_hours.items(), reverse=True), PALETTE):
         _wer_curve(ax, tl, f"{hours:g} h of training audio: {tl.name}", color)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("dev WER (%)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("validation WER (%)")  # distillation's held-out split, not the reported dev-clean
     ax.set_title("Amount of training data")
     ax.legend(frameon=False)
     return Rendered("figure2", "Figure 2",
