@@ -71,15 +71,16 @@ def _wer_curve(ax, tl: TrainLog, label: str, color: str) -> None:
 
 def figure1(logs: Sequence[TrainLog]) -> Optional[Rendered]:
     """Dev WER per epoch of students initialised from alternate vs last teacher layers (paper Figure 1)."""
-    usable = [t for t in logs if t.is_student and t.init in INIT_LABELS and not t.per_epoch.empty]
-    by_init: dict[str, TrainLog] = {}
-    # Compare students that differ only by init: same architecture and training data, the most data first.
+    # The most data first, so that the first pair found is the best-trained one.
+    usable = sorted((t for t in logs if t.is_student and t.init in INIT_LABELS and not t.per_epoch.empty),
+                    key=lambda t: (-(t.train_hours or 0.0), t.name))
+    # Compare students that differ only by init: same architecture and training data.
     groups: dict[tuple, dict[str, TrainLog]] = {}
-    for tl in sorted(usable, key=lambda t: (-(t.train_hours or 0.0), t.name)):
+    for tl in usable:
         groups.setdefault((_arch(tl), round(float(tl.train_hours or 0), 3)), {}).setdefault(tl.init, tl)
     by_init = next((g for g in groups.values() if len(g) >= 2), {})
     if not by_init:  # no like-for-like pair: the best-trained of each init, as before
-        for tl in sorted(usable, key=lambda t: (-(t.train_hours or 0.0), t.name)):
+        for tl in usable:
             by_init.setdefault(tl.init, tl)
     if len(by_init) < 2:
         log.info("figure 1 skipped: need train_log.csv of an 'alternate' and a 'last' student, found %s",
