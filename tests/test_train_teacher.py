@@ -84,3 +84,22 @@ def test_bf16_autocast_on_cpu_trains_fp32_weights(corpus: Path, tmp_path: Path) 
     # same seed and data: the two runs differ only by the autocast rounding, so the weights are close but not equal
     diff = (w_bf16 - fp32.lm_head.weight).abs().max().item()
     assert 0 < diff < 1e-2
+
+
+def test_time_budget_is_recalibrated_on_shuffled_batches(corpus: Path, tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """Epoch 0 (shortest first) calibrates the step count; the first shuffled steps of epoch 1 correct it once."""
+    import logging
+
+    from compress.train_teacher import train_teacher
+
+    caplog.set_level(logging.INFO, logger="compress.train_teacher")
+    train_teacher(TeacherTrainConfig(
+        out_dir=str(tmp_path / "run"), corpus_root=str(corpus), time_budget_minutes=0.1, calibration_steps=4,
+        eval_every=100000, device="cpu", threads=1, batch_seconds=3, dev_eval_utterances=2,
+        arch_overrides=dict(TINY), checkpoint_minutes=100))
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("calibrated:") for m in messages) == 1
+    assert sum(m.startswith("recalibrated on shuffled batches") for m in messages) == 1
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["state"]
+    assert state["recalibrated"] and state["epoch"] >= 1 and state["step"] == state["total_steps"]
