@@ -3,6 +3,8 @@ variants ran minutes apart on the same machine state), then the median of the pe
 
 * batched vs paper-loop: RTFx ratio (model only) and end-to-end ratio, with the WER difference in points;
 * int8 vs fp32: model-time speed-up for ``X+int8-dynamic`` vs ``X`` (and ``int8-dynamic`` vs the teacher);
+* bf16-autocast vs fp32 the same way, and the batched ``X+bf16-autocast`` against ``X``'s fp32 paper loop (the
+  suite's fastest equal-WER pipeline against the paper's);
 * the energy tracker's overhead from meta.json.
 """
 from __future__ import annotations
@@ -15,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 INT8 = "+int8-dynamic"
+AUTOCAST = "+bf16-autocast"
+# recipe suffix -> the kind of its speed-up over the same model in fp32
+SPEEDUP_KINDS = {INT8: "int8/fp32", AUTOCAST: "bf16-autocast/fp32"}
 TEACHER_NAMES = ("embedded", "baseline", "teacher")
 
 
 @dataclass
 class Ratio:
-    kind: str          # batched/paper-loop | int8/fp32
+    kind: str          # batched/paper-loop | batched+autocast/paper-loop | int8/fp32 | bf16-autocast/fp32
     device: str
     a: str             # numerator variant (the faster one, if the claim holds)
     b: str
@@ -64,14 +69,22 @@ def compute(run_dir: str | Path) -> dict[str, Any]:
                     if per:
                         ratios.append(Ratio("batched/paper-loop", device, v, pl, metric, statistics.median(per),
                                             per, _wer_diff(df, v, pl, device)))
-            base = v[: -len(INT8)] if v.endswith(INT8) else None
-            if v == "int8-dynamic":
-                base = next((t for t in TEACHER_NAMES if t in variants), None)
-            if base and base in variants:
-                per = _paired(df, v, base, device, "model_s", "model_s")
-                if per:
-                    ratios.append(Ratio("int8/fp32", device, v, base, "model-time speed-up",
-                                        statistics.median(per), per, _wer_diff(df, v, base, device)))
+            for suffix, kind in SPEEDUP_KINDS.items():
+                base = v[: -len(suffix)] if v.endswith(suffix) else None
+                if v == suffix[1:]:  # the recipe applied to the teacher itself
+                    base = next((t for t in TEACHER_NAMES if t in variants), None)
+                if base and base in variants:
+                    per = _paired(df, v, base, device, "model_s", "model_s")
+                    if per:
+                        ratios.append(Ratio(kind, device, v, base, "model-time speed-up",
+                                            statistics.median(per), per, _wer_diff(df, v, base, device)))
+                if suffix == AUTOCAST and base and base + "@paper-loop" in variants:
+                    pl = base + "@paper-loop"
+                    for metric, col in (("rtfx (model only)", "model_s"), ("end-to-end", "e2e_s")):
+                        per = _paired(df, v, pl, device, col, col)
+                        if per:
+                            ratios.append(Ratio("batched+autocast/paper-loop", device, v, pl, metric,
+                                                statistics.median(per), per, _wer_diff(df, v, pl, device)))
     return {"run_dir": str(run_dir), "ratios": [asdict(r) for r in ratios],
             "tracker_overhead": meta.get("tracker_overhead", {})}
 
@@ -81,10 +94,10 @@ def format_report(res: dict[str, Any]) -> str:
     for r in res["ratios"]:
         wer = f", WER {r['wer_diff_points']:+.2f} pt" if r["wer_diff_points"] is not None else ""
         reps = ", ".join(f"{x:.2f}" for x in r["per_repeat"])
-        lines.append(f"{r['kind']:<19} {r['device']:<5} {r['a']} vs {r['b']}: {r['metric']} x{r['median_ratio']:.2f} "
+        lines.append(f"{r['kind']:<27} {r['device']:<5} {r['a']} vs {r['b']}: {r['metric']} x{r['median_ratio']:.2f} "
                      f"(per repeat {reps}){wer}")
     for dev, o in res["tracker_overhead"].items():
-        lines.append(f"tracker overhead    {dev:<5} {o.get('method')}: {100 * o.get('fraction', float('nan')):+.2f} % "
+        lines.append(f"{'tracker overhead':<27} {dev:<5} {o.get('method')}: {100 * o.get('fraction', float('nan')):+.2f} % "
                      f"(min with vs without over {o.get('pairs')} pairs; median-based "
                      f"{100 * o.get('median_fraction', o.get('fraction', float('nan'))):+.2f} %; window open/close "
                      f"{100 * o.get('window_ops_fraction', float('nan')):.3f} %; process CPU time "

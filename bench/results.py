@@ -53,6 +53,7 @@ EXTRA_COLUMNS: tuple[str, ...] = (
     "tracker_overhead_frac",  # (wall with tracker - without) / without, from this run's overhead check
     "accuracy_batch_size",
     "git_dirty",
+    "compute_dtype",       # float32 | float16 | bfloat16 | bfloat16-autocast (fp32 weights, bf16 kernels)
 )
 ALL_COLUMNS: tuple[str, ...] = SCHEMA_COLUMNS + EXTRA_COLUMNS
 REAL_COLUMNS = {

@@ -883,6 +883,7 @@ def _make_row(cfg: RunConfig, e: dict[str, Any], dev: str, rep: int, parts: list
         "energy_components_j": comps if has_energy else None,
         "tracker_overhead_frac": overhead if overhead is not None else float("nan"),
         "accuracy_batch_size": acc.get("batch_size"), "git_dirty": prov.git_dirty,
+        "compute_dtype": info.get("compute_dtype"),
     }
 
 

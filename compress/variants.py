@@ -48,7 +48,11 @@ def _info(model: Any, rec: dict[str, Any], size_on_disk_bytes: int | None) -> di
     if size_on_disk_bytes is not None:
         info["size_on_disk_mb"] = round(size_on_disk_bytes / 1e6, 6)
     info["storage"] = rec.get("storage", "hf")
+    from compress.methods.quantize import autocast_dtype
+
     info["compute_dtype"] = str(compute_dtype(model)).replace("torch.", "")
+    if autocast_dtype(model):  # fp32 weights, bf16 kernels
+        info["compute_dtype"] = f"{autocast_dtype(model)}-autocast"
     info["trained"] = bool(rec.get("trained", True))
     if "pruned_tensors_sparsity" in rec:
         info["pruned_tensors_sparsity"] = rec["pruned_tensors_sparsity"]

@@ -108,6 +108,27 @@ def test_half_precision_variants(tmp_path: Path, dtype: str) -> None:
         assert torch.equal(loaded(xx).logits, model(xx).logits)
 
 
+def test_bf16_autocast_keeps_fp32_weights_and_runs_bf16_kernels() -> None:
+    import copy
+
+    model = tiny_model(layers=2)
+    with torch.no_grad():
+        ref = model(X).logits
+    am = q.apply_autocast(model, q.AutocastConfig())
+    assert q.autocast_dtype(am) == "bfloat16" and type(am).__name__ == "AutocastWav2Vec2ForCTC"
+    assert all(p.dtype == torch.float32 for p in am.parameters())  # the size does not change
+    assert am.config is model.config and callable(am._get_feat_extract_output_lengths)
+    with torch.no_grad():
+        out = am(X).logits
+        again = copy.deepcopy(am)(X).logits  # the autocast lives in the class, so copies keep it
+    assert out.dtype == torch.bfloat16 and again.dtype == torch.bfloat16
+    assert am.config._attn_implementation == "eager"  # on CPU (faster under bf16 with a mask, measured)
+    assert (out.float() - ref).abs().max() < 0.1 * ref.abs().max()  # bf16 rounding, not another model
+    assert q.apply_autocast(am, q.AutocastConfig()) is am  # applying twice changes nothing
+    with pytest.raises(FootprintError, match="unknown dtype"):
+        q.apply_autocast(tiny_model(layers=1), q.AutocastConfig("int4"))
+
+
 def test_torchao_recipe_needs_torchao() -> None:
     from compress.methods.registry import resolve_stage
 

@@ -51,6 +51,11 @@ def test_recipes_from_the_teacher(env: Path) -> None:
     pq = load_variant("prune-sensitivity+int8-dynamic")
     assert pq.info["sparsity"] > 0.1 and pq.info["memory_mb"] < 0.6 * base["memory_mb"]
     assert [s["name"] for s in pq.record["stages"]] == ["prune-sensitivity", "int8-dynamic"]
+    ac = load_variant("bf16-autocast")
+    assert ac.info["compute_dtype"] == "bfloat16-autocast" and ac.info["size_mb"] == base["size_mb"]
+    for chain in ("int8-dynamic+bf16-autocast", "bf16-autocast+int8-dynamic"):  # int8 kernels take no bf16
+        with pytest.raises(FootprintError, match="float model"):
+            load_variant(chain)
     mp = load_variant("maxpool-conv4-untrained")
     assert mp.info["conv_layers"] == 4 and mp.info["params"] < base["params"]
     with pytest.raises(FootprintError, match="unknown recipe 'int4'"):
@@ -104,6 +109,11 @@ def test_cli_quantize_prune_maxpool_apply(env: Path, tmp_path: Path, capsys) -> 
     v = load_variant(str(tmp_path / "a"))
     assert v.recipe == "prune-sensitivity+int8-dynamic" and v.info["sparsity"] > 0.1
     assert "int8-dynamic" in _cli(["compress", "recipes"], capsys)
+    from bench.cli import main
+
+    rc = main(["compress", "apply", "--recipe", "bf16-autocast", "--out", str(tmp_path / "ac")], groups=["compress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "nothing to save" in err[0]
 
 
 def test_cli_error_is_one_line(env: Path, tmp_path: Path, capsys) -> None:

@@ -102,3 +102,21 @@ def test_ratios_are_paired_per_repeat(tmp_path) -> None:  # noqa: ANN001
     int8 = by[("int8/fp32", "model-time speed-up")]
     assert int8["per_repeat"] == pytest.approx([1.25, 2.0, 2.0]) and int8["wer_diff_points"] == pytest.approx(1.0)
     assert "tracker overhead" in format_report(res)
+
+
+def test_autocast_ratios_pair_with_the_fp32_model_and_its_paper_loop(tmp_path) -> None:  # noqa: ANN001
+    from bench.ratios import compute
+
+    store = ResultsStore(tmp_path)
+    for rep, (fp32, paper, amp) in enumerate([(2.0, 3.0, 1.0), (2.2, 4.0, 1.6)]):
+        for variant, t, wer in (("embedded", fp32, 0.200), ("embedded@paper-loop", paper, 0.200),
+                                ("bf16-autocast", amp, 0.201)):
+            store.append(_row(rep, variant=variant, model_s=t, e2e_s=t + 0.5, audio_s=10.0, wer=wer,
+                              row_key=row_key("h", variant, "cpu", rep)))
+    store.close()
+    by = {(r["kind"], r["metric"]): r for r in compute(tmp_path)["ratios"]}
+    amp = by[("bf16-autocast/fp32", "model-time speed-up")]
+    assert amp["b"] == "embedded" and amp["per_repeat"] == pytest.approx([2.0, 2.2 / 1.6])
+    best = by[("batched+autocast/paper-loop", "end-to-end")]
+    assert best["b"] == "embedded@paper-loop" and best["per_repeat"] == pytest.approx([3.5 / 1.5, 4.5 / 2.1])
+    assert best["wer_diff_points"] == pytest.approx(0.1)

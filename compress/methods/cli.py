@@ -256,13 +256,18 @@ def _add_apply(csub: argparse._SubParsersAction) -> None:
     p.add_argument("--sparse-storage", action="store_true")
 
     def _run(args: argparse.Namespace) -> int:
+        from bench.errors import FootprintError
+        from compress.methods.registry import parse_recipe
         from compress.methods.storage import save_variant
         from compress.variants import build_variant
 
+        stages = parse_recipe(args.recipe)
+        if any(s.method.runtime_only for s in stages):
+            raise FootprintError(f"{args.recipe}: {', '.join(s.name for s in stages if s.method.runtime_only)} "
+                                 "changes how the model runs, not its weights: nothing to save; name the recipe "
+                                 "in footprint bench run instead")
         v, stages, _ = build_variant(args.recipe, teacher=args.teacher, students_dir=args.students_dir)
         if any(s.method.reapply_on_load for s in stages):
-            from bench.errors import FootprintError
-
             raise FootprintError(f"{args.recipe}: save torchao variants with footprint compress quantize")
         rec = save_variant(v.model, args.out, recipe=args.recipe, stages=[s.as_record() for s in stages],
                            do_normalize=v.do_normalize,

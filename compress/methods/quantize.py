@@ -25,6 +25,13 @@ int8-static (beyond the paper)
 fp16 / bf16
     Every floating tensor cast; meant for GPU inference (CPU half-precision kernels are slow or missing).
 
+bf16-autocast (beyond the paper)
+    Weights stay fp32 (the size does not change); the forward pass runs under ``torch.autocast`` in bfloat16, so
+    matmuls and convolutions use bf16 kernels while layer norms, softmax and the loss-sensitive reductions stay
+    fp32; on CPU the attention runs eagerly (see :class:`AutocastConfig`).  It pays on CPUs with native bf16
+    (AVX512-BF16 or AMX) and on GPUs; elsewhere it is emulated and slow, and says so.  It changes
+    how the model runs, not its weights: nothing to save, it is applied wherever the recipe is named.
+
 int8-weight-only-torchao
     ``torchao.quantization.quantize_(model, Int8WeightOnlyConfig())`` when torchao is installed (extra
     ``torchao``).  torchao's tensor subclasses do not serialise to plain safetensors, so the variant stores the
@@ -69,6 +76,15 @@ class HalfConfig:
 
 
 @dataclass
+class AutocastConfig:
+    dtype: str = "bfloat16"
+    # On CPU, transformers' SDPA path under bf16 autocast with a padding mask measured 12 % slower than eager
+    # attention (teacher, 100 dev-clean utt., batch 8: 2.01 vs 1.77 s; in fp32 the two were equal), so CPU
+    # forwards use eager attention; other devices keep the model's own choice.  "" keeps it everywhere.
+    cpu_attention: str = "eager"
+
+
+@dataclass
 class TorchaoInt8WeightOnlyConfig:
     pass
 
@@ -98,6 +114,9 @@ def _reject_quantized(model: nn.Module, what: str) -> None:
 
     if any(_is_dynamic_qlinear(m) or _is_static_qlinear(m) for m in model.modules()):
         raise FootprintError(f"{what}: the model is already int8-quantized; apply {what} to a float model")
+    if autocast_dtype(model):  # int8 kernels take no bf16 activations
+        raise FootprintError(f"{what}: the model already runs under {autocast_dtype(model)} autocast; "
+                             "put bf16-autocast last, on a float model")
 
 
 # ----------------------------------------------------------------------------------------------- int8 dynamic
@@ -215,6 +234,53 @@ def apply_half(model: nn.Module, config: HalfConfig) -> nn.Module:
         raise FootprintError(f"half precision: unknown dtype {config.dtype!r} (float16 | bfloat16)")
     _reject_quantized(model, config.dtype)
     return model.eval().to(getattr(torch, config.dtype))
+
+
+class _AutocastForward:
+    """Mixin placed before the model's class: ``forward`` runs under autocast on the device of the weights (so
+    the variant may be moved after the recipe is applied).  A class, not a patched bound method, so that
+    ``copy.deepcopy`` of the model keeps working."""
+
+    _footprint_autocast: str
+    _footprint_attention: dict[str, str]  # device type -> attention implementation
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        device = next(self.parameters()).device.type
+        attention = self._footprint_attention.get(device, self._footprint_attention["default"])
+        if self.config._attn_implementation != attention:  # the config is shared by every attention layer
+            self.config._attn_implementation = attention
+        with torch.autocast(device, dtype=getattr(torch, self._footprint_autocast)):
+            return super().forward(*args, **kwargs)
+
+
+def autocast_dtype(model: Any) -> str | None:
+    """The autocast dtype a ``bf16-autocast`` recipe put on ``model`` (None when it runs in its own dtype)."""
+    return getattr(model, "_footprint_autocast", None)
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def apply_autocast(model: nn.Module, config: AutocastConfig) -> nn.Module:
+    if config.dtype not in ("bfloat16", "float16"):
+        raise FootprintError(f"autocast: unknown dtype {config.dtype!r} (bfloat16 | float16)")
+    if autocast_dtype(model):
+        return model
+    _reject_quantized(model, "bf16-autocast")
+    if config.dtype == "bfloat16" and not cpu_has_native_bf16():
+        log.warning("bf16-autocast: this CPU has no native bf16 (AVX512-BF16/AMX); on CPU it will be slower than "
+                    "fp32 (on a GPU it is fine)")
+    cls = type(model)
+    model.__class__ = type(f"Autocast{cls.__name__}", (_AutocastForward, cls), {"__module__": cls.__module__})
+    model._footprint_autocast = config.dtype
+    model._footprint_attention = {"default": model.config._attn_implementation}
+    if config.cpu_attention:
+        model._footprint_attention["cpu"] = config.cpu_attention
+    return model.eval()
 
 
 def torchao_available() -> bool:

@@ -12,6 +12,7 @@ recipe                         what it does
 ``int8-dynamic``               every nn.Linear int8, dynamic activations (CPU)
 ``int8-static``                every nn.Linear int8 with calibrated activations (CPU; beyond the paper)
 ``fp16`` / ``bf16``            half precision (GPU)
+``bf16-autocast``              fp32 weights, forward under bf16 autocast (CPUs with AVX512-BF16/AMX, GPUs)
 ``int8-weight-only-torchao``   torchao int8 weight-only (GPU; only when torchao is installed)
 ``prune-sensitivity``          Distiller's sensitivity pruner with the paper's schedule
 =============================  ===========================================================================
@@ -52,6 +53,7 @@ class Method:
     available: Callable[[], bool] = _always
     reapply_on_load: bool = False  # stored as the float model, re-applied when loaded (torchao)
     quantized_int8: bool = False
+    runtime_only: bool = False  # changes how the model runs, not its weights: nothing to save
 
 
 # ----------------------------------------------------------------------------------------------- trained students
@@ -126,6 +128,8 @@ def _methods() -> dict[str, Method]:
                quantized_int8=True),
         Method("fp16", quantize.HalfConfig, quantize.apply_half, "float16 weights and compute (GPU)"),
         Method("bf16", quantize.HalfConfig, quantize.apply_half, "bfloat16 weights and compute (GPU)"),
+        Method("bf16-autocast", quantize.AutocastConfig, quantize.apply_autocast,
+               "fp32 weights, forward under bf16 autocast (CPUs with AVX512-BF16/AMX, GPUs)", runtime_only=True),
         Method("int8-weight-only-torchao", quantize.TorchaoInt8WeightOnlyConfig,
                quantize.apply_torchao_int8_weight_only, "torchao int8 weight-only (GPU)",
                available=quantize.torchao_available, reapply_on_load=True),
@@ -174,7 +178,7 @@ def resolve_stage(name: str, overrides: dict[str, Any] | None = None) -> tuple[M
 
 def recipe_names() -> list[str]:
     names = ["baseline", "distill-L{n}", "maxpool-conv{c}", "maxpool-conv{c}-untrained", "int8-dynamic",
-             "int8-static", "fp16", "bf16", "prune-sensitivity"]
+             "int8-static", "fp16", "bf16", "bf16-autocast", "prune-sensitivity"]
     from compress.methods.quantize import torchao_available
 
     if torchao_available():
