@@ -62,7 +62,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace):  # noqa: ANN201
     from bench.runner import RunConfig
 
-    return RunConfig(out=args.out, models=args.models if args.models is not None else ([] if args.arch else ["embedded"]),
+    models = args.models if args.models is not None else ([] if args.arch else ["embedded"])
+    return RunConfig(out=args.out, models=models,
                      data=args.data, devices=args.devices, repeats=args.repeats, warmup=args.warmup,
                      threads=args.threads, batch_size=args.batch_size, max_batch_seconds=args.max_batch_seconds,
                      limit=args.limit, energy=args.energy, carbon_intensity=args.carbon_intensity, country=args.country,
@@ -165,6 +166,7 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--device", dest="devices", type=_csv, default=["cpu"])
     c.add_argument("--energy", default="auto")
     c.set_defaults(func=cmd_check_device)
-    q = bsub.add_parser("ratios", help="paired per-repeat ratios: batched vs paper-loop, int8 vs fp32, tracker overhead")
+    q = bsub.add_parser("ratios", help="paired per-repeat ratios: batched vs paper-loop, int8 and bf16-autocast vs "
+                                       "fp32, tracker overhead")
     q.add_argument("run_dir")
     q.set_defaults(func=cmd_ratios)

@@ -10,7 +10,8 @@
 
 It is sized to finish well within 10 minutes on a 2-core machine (about 3 minutes on a quiet one): the whole
 synthetic dev-clean (300 utterances, 22.8 min of audio), 2 interleaved repeats, one tracker-overhead pair, and the
-large architecture timed on 0.1 % of a dev-clean-shaped workload; ``--limit N`` benchmarks fewer utterances.  A rerun resumes: finished rows are skipped.
+large architecture timed on 0.1 % of a dev-clean-shaped workload; ``--limit N`` benchmarks fewer utterances.
+A rerun resumes: finished rows are skipped.
 """
 from __future__ import annotations
 

@@ -97,7 +97,8 @@ def format_report(res: dict[str, Any]) -> str:
         lines.append(f"{r['kind']:<27} {r['device']:<5} {r['a']} vs {r['b']}: {r['metric']} x{r['median_ratio']:.2f} "
                      f"(per repeat {reps}){wer}")
     for dev, o in res["tracker_overhead"].items():
-        lines.append(f"{'tracker overhead':<27} {dev:<5} {o.get('method')}: {100 * o.get('fraction', float('nan')):+.2f} % "
+        frac = 100 * o.get("fraction", float("nan"))
+        lines.append(f"{'tracker overhead':<27} {dev:<5} {o.get('method')}: {frac:+.2f} % "
                      f"(min with vs without over {o.get('pairs')} pairs; median-based "
                      f"{100 * o.get('median_fraction', o.get('fraction', float('nan'))):+.2f} %; window open/close "
                      f"{100 * o.get('window_ops_fraction', float('nan')):.3f} %; process CPU time "

@@ -568,7 +568,8 @@ def run_benchmark(cfg: RunConfig, loader: Loader | None = None, progress: bool =
         local_dev = f"cuda:{ctx.local_rank}" if dev == "cuda" and ctx.active else dev
         for job in jobs:
             acc_key = key(job, dev, -1, "accuracy")
-            if not pending(job, dev) and (store is None or store.get_pass(acc_key) is not None or job.scenario == "arch"):
+            accuracy_known = store is None or store.get_pass(acc_key) is not None or job.scenario == "arch"
+            if not pending(job, dev) and accuracy_known:
                 continue
             wl_full = arch_wls[dev] if job.scenario == "arch" else data_wl
             wl = wl_full.shard(ctx.rank, ctx.world_size)
@@ -852,7 +853,8 @@ def _make_row(cfg: RunConfig, e: dict[str, Any], dev: str, rep: int, parts: list
     acc = e.get("acc") or {}
     return {
         "schema_version": SCHEMA_VERSION, "run_id": run_id, "variant": job.variant, "recipe": e["recipe"],
-        "model_path": e["model_path"], "weights": "random" if info.get("trained") is False else job.weights, "device": dev, "device_name": _device_name(dev),
+        "model_path": e["model_path"], "weights": "random" if info.get("trained") is False else job.weights,
+        "device": dev, "device_name": _device_name(dev),
         "threads": _threads(), "batch_size": batch_size, "repeat": rep, "n_utts": sum(r["n_utts"] for r in rs),
         "n_skipped": getattr(wl_full, "n_skipped", 0), "audio_s": audio_s, "wall_s": wall_s, "model_s": model_s,
         "decode_s": max(r["decode_s"] for r in rs), "e2e_s": max(_e2e(r) for r in rs),

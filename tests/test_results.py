@@ -49,7 +49,8 @@ def test_append_is_idempotent_and_nan_is_null(tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(ValueError, match="unknown result column"):
         store.append({"not_a_column": 1})
     store.put_pass("k", "accuracy", "v", "cpu", {"wer": 0.1, "variant": "payload's own"}, "t")
-    assert store.get_pass("k") == {"wer": 0.1, "variant": "payload's own"} and store.passes("accuracy")[0]["variant"] == "v"
+    assert store.get_pass("k") == {"wer": 0.1, "variant": "payload's own"}
+    assert store.passes("accuracy")[0]["variant"] == "v"
     csv = store.export_csv()
     store.close()
     header = csv.read_text().splitlines()[0].split(",")

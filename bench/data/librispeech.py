@@ -1,4 +1,5 @@
-"""LibriSpeech layout reader: ``ROOT/<subset>/<spk>/<chapter>/<spk>-<chapter>-<utt>.flac`` + ``<spk>-<chapter>.trans.txt``.
+"""LibriSpeech layout reader: ``ROOT/<subset>/<spk>/<chapter>/<spk>-<chapter>-<utt>.flac`` plus
+``<spk>-<chapter>.trans.txt``.
 
 It yields a frozen :class:`Manifest` whose content hash (ids, durations, transcripts, and a digest of
 each file's size) goes into every result row, so two results are comparable only if they were

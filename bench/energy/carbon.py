@@ -68,4 +68,5 @@ def resolve_intensity(g_per_kwh: float | None = None, country: str | None = None
                                f"{entry.get('year', '')}".strip(), code)
     per_source, version = _codecarbon_json("carbon_intensity_per_source.json")
     value = float(per_source.get("world_average", DEFAULT_WORLD_AVERAGE))
-    return CarbonIntensity(value, f"CodeCarbon {version} world average (no country or intensity given)".replace("  ", " "))
+    source = f"CodeCarbon {version} world average (no country or intensity given)".replace("  ", " ")
+    return CarbonIntensity(value, source)

@@ -49,7 +49,8 @@ class CarbonTrackerMeter(Meter):
                                          update_interval=self.update_interval, components=self.components,
                                          log_dir=log_dir, verbose=0, ignore_errors=False)
         except BaseException as exc:  # noqa: BLE001 - carbontracker may sys.exit on errors
-            raise MeterUnavailable(f"carbontracker {self.version} failed to start: {type(exc).__name__}: {exc}") from None
+            raise MeterUnavailable(f"carbontracker {self.version} failed to start: "
+                                   f"{type(exc).__name__}: {exc}") from None
         if getattr(self._ct, "deleted", False) or not getattr(self._ct, "tracker", None):
             raise MeterUnavailable(f"carbontracker {self.version}: no component available for '{self.components}'")
 

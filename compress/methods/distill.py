@@ -400,8 +400,11 @@ def _load_data(cfg: DistillConfig) -> _Data:
         val_desc = f"{cfg.val_data} ({len(val_utts)} utterances)"
     else:
         train_utts, val_utts = split_train_val(utts, cfg.val_utterances)
+        # the spec, not the cache path: variant.json travels to other machines
+        where = (f"{cfg.data} (synthetic corpus, hours_train {cfg.hours_train:g})" if cfg.data.startswith("embedded:")
+                 else str(train_dir))
         val_desc = (f"{len(val_utts)} utterances of {len({u.speaker for u in val_utts})} speakers held out of "
-                    f"{train_dir}")
+                    f"{where}")
     train_utts = _fraction(train_utts, cfg.data_fraction, cfg.seed)
     if not train_utts:
         raise FootprintError(f"{train_dir}: no training utterances left (after the validation split and "
