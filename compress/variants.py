@@ -9,7 +9,8 @@ A spec is one of:
   stage loads the trained student from the students directory (``students_dir=`` or
   ``$W2V_FOOTPRINT_STUDENTS``, default ``compress/embedded/students``) and says how to train it if missing.
 
-``Variant.info``: params, size_mb (params x 4 / 1e6, the paper's MB), size_on_disk_mb (bytes of the stored
+``Variant.info``: params, size_mb (the weights as the model runs: params x 4 / 1e6 in fp32, the paper's MB; int8
+and half-precision models their tensor bytes, as the paper's 354 MB int8 model), size_on_disk_mb (bytes of the stored
 weights: the real file for a directory, the bytes ``save_variant`` would write for an in-memory recipe),
 memory_mb, sparsity, conv_layers, transformer_layers, storage, compute_dtype, trained, FLOPs per second of audio.
 """

@@ -48,7 +48,8 @@ def test_int8_dynamic_quantizes_every_linear(tmp_path: Path) -> None:
     assert "variant.safetensors" in files and "model.safetensors" not in files  # from_pretrained fails loudly
     assert rec["storage"] == "tensors" and len(rec["quantized_linears"]) == n_linear
     assert rec["size_bytes"] == (tmp_path / "int8" / "variant.safetensors").stat().st_size
-    assert rec["size_mb"] == pytest.approx(params * 4 / 1e6)
+    # the size as it runs, as the paper's 354 MB int8 model (not params x 4)
+    assert rec["size_mb"] == pytest.approx(memory_bytes(qm) / 1e6) and rec["size_mb"] < 0.6 * params * 4 / 1e6
     assert safetensors_payload(tmp_path / "int8" / "variant.safetensors") < 0.45 * params * 4
     with torch.no_grad():
         assert torch.equal(loaded(X).logits, out)  # bit-exact: the stored int8 weights, not a requantization
@@ -101,6 +102,7 @@ def test_half_precision_variants(tmp_path: Path, dtype: str) -> None:
     assert all(p.dtype == getattr(torch, dtype) for p in model.parameters())
     loaded, rec = _save_load(model, tmp_path / dtype, "fp16" if dtype == "float16" else "bf16")
     assert rec["storage"] == "hf" and rec["compute_dtype"] == dtype
+    assert rec["size_mb"] == pytest.approx(rec["params"] * 2 / 1e6, rel=0.02)  # 2 bytes a weight as it runs
     assert safetensors_payload(tmp_path / dtype / "model.safetensors") == 2 * rec["params"]  # 2 bytes a weight
     assert next(loaded.parameters()).dtype == getattr(torch, dtype)
     xx = X.to(getattr(torch, dtype))

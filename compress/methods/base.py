@@ -1,7 +1,8 @@
 """What every method shares: the :class:`Variant` a recipe produces, model statistics and source hashes.
 
-Statistics follow the paper's conventions (``compress/model_io/info.py``): ``size_mb`` = parameters x 4 bytes /
-1e6 whatever the storage dtype, so a quantized model keeps its fp32 "size"; what it really occupies is in
+Statistics follow the paper's conventions (``compress/model_io/info.py``): ``size_mb`` is the size of the weights as
+the model runs - parameters x 4 bytes / 1e6 for an fp32 model (the paper's 1262 MB, whatever dtype the file stores),
+and the bytes of its tensors for an int8 or half-precision model (the paper's int8 model: 354 MB).  Beside it,
 ``size_on_disk_mb`` (bytes of the stored tensors) and ``memory_mb`` (bytes of the tensors held in memory).
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ WEIGHT_FILE_PATTERNS = ("model.safetensors", "model-*.safetensors", "pytorch_mod
 class Variant:
     """A model ready to run, with what the benchmark reports about it.
 
-    ``info`` keys: params, size_mb (params x 4 / 1e6, the paper's MB), size_on_disk_mb (bytes of the stored
+    ``info`` keys: params, size_mb (the weights as the model runs; params x 4 / 1e6 in fp32), size_on_disk_mb (bytes of the stored
     weights), memory_mb (bytes of the tensors in memory), sparsity (zero weights / all weights),
     conv_layers, transformer_layers, storage, compute_dtype, trained, and FLOPs when available.
     """
@@ -132,6 +133,16 @@ def memory_bytes(model: nn.Module) -> int:
     return total
 
 
+def is_plain_fp32(model: nn.Module) -> bool:
+    """Every weight a plain fp32 tensor (no int8, half precision or tensor subclass): its size is params x 4."""
+    for _, t in iter_weight_tensors(model):
+        if t.is_quantized or (t.is_floating_point() and t.dtype != torch.float32):
+            return False
+        if type(t) is not torch.Tensor and type(t) is not nn.Parameter:
+            return False
+    return True
+
+
 def _tensor_nbytes(t: torch.Tensor) -> int:
     # torchao's tensor subclasses report their logical shape; their packed data is smaller (weight-only int8).
     inner = getattr(t, "__tensor_flatten__", None)
@@ -181,8 +192,10 @@ def model_stats(model: nn.Module) -> dict[str, Any]:
     params = count_params(model)
     sparsity, zeros, _ = zero_fraction(model)
     conv, layers = layer_counts(model)
-    out: dict[str, Any] = {"params": params, "size_mb": round(params * 4 / 1e6, 6),
-                           "memory_mb": round(memory_bytes(model) / 1e6, 6), "sparsity": round(sparsity, 6),
+    memory = memory_bytes(model)
+    size = params * 4 if is_plain_fp32(model) else memory
+    out: dict[str, Any] = {"params": params, "size_mb": round(size / 1e6, 6),
+                           "memory_mb": round(memory / 1e6, 6), "sparsity": round(sparsity, 6),
                            "zero_weights": zeros, "conv_layers": conv, "transformer_layers": layers}
     try:
         from compress.model_io.info import model_info
