@@ -118,7 +118,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     utt = rows[0]["utterance_s"] if rows else 7.2
     notes = [f"MB = params x 4 bytes / 1e6 (fp32).  FLOPs = 2 x MACs per second of audio, for a {utt:g} s utterance "
              f"(attention scores included; norms/activations not counted).",
-             "conv = feature-extractor convolutions; transf = feature projection + positional conv + layers + CTC head."]
+             "conv = feature-extractor convolutions; "
+             "transf = feature projection + positional conv + layers + CTC head."]
     if rows and "size_on_disk_mb" in rows[0] and rows[0].get("size_on_disk_mb") is not None:
         notes.append(f"weights on disk: {rows[0]['size_on_disk_mb']:.1f} MB")
     if paper:
