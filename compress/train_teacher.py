@@ -203,7 +203,6 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         state.update(saved["state"])
-        state.setdefault("recalibrated", True)
         if "recalibrated" not in saved["state"]:
             state["recalibrated"] = True  # a checkpoint from before the epoch-1 recalibration keeps its schedule
         torch.set_rng_state(saved["torch_rng"])
