@@ -2,8 +2,9 @@
 
 1. the synthetic dev-clean (generated once, then cached), or ``--data`` (a LibriSpeech subset directory);
 2. the shipped teacher (or ``--model``: a Hugging Face directory, e.g. from ``footprint model import``);
-3. the variants built from it: int8-dynamic, Distiller-style pruning, and every shipped student (plus its int8
-   version) that exists; missing students are listed with the command that trains them;
+3. the variants built from it: int8-dynamic, Distiller-style pruning, bf16-autocast where it pays (a CPU with
+   native bf16, or a GPU), and every shipped student (plus its int8 version) that exists; missing students are
+   listed with the command that trains them;
 4. ``bench run`` on CPU (and CUDA when visible): accuracy pass, warm-up, interleaved timed repeats, energy;
    plus architecture-only timing of the paper's large model at a few depths (random weights, timing only);
 5. the HTML report, whose path is printed.
@@ -75,6 +76,10 @@ def main_job(args: argparse.Namespace) -> int:
     else:
         models += [f"{r}" for r in DEFAULT_RECIPES]
         log.info("recipes are applied to %s", args.model)
+    from compress.methods.quantize import cpu_has_native_bf16
+
+    if "cuda" in devices or cpu_has_native_bf16():  # elsewhere bf16 is emulated: slower than fp32, not worth a row
+        models.insert(1 + len(DEFAULT_RECIPES), "bf16-autocast")
     layers = [int(x) for x in args.arch_layers.split(",") if x.strip()]
     cfg = RunConfig(out=args.out, models=models, data=args.data, devices=devices, repeats=args.repeats,
                     threads=args.threads, limit=args.limit or None, country=args.country,
