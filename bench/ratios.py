@@ -53,6 +53,17 @@ def _wer_diff(df: Any, a: str, b: str, device: str) -> float | None:
     return None if math.isnan(wa) or math.isnan(wb) else 100.0 * (wa - wb)
 
 
+def _vs_paper_loop(df: Any, kind: str, v: str, paper_loop: str, device: str) -> list[Ratio]:
+    """``v`` against a paper-loop row, model only and end to end."""
+    out = []
+    for metric, col in (("rtfx (model only)", "model_s"), ("end-to-end", "e2e_s")):
+        per = _paired(df, v, paper_loop, device, col, col)
+        if per:
+            out.append(Ratio(kind, device, v, paper_loop, metric, statistics.median(per), per,
+                             _wer_diff(df, v, paper_loop, device)))
+    return out
+
+
 def compute(run_dir: str | Path) -> dict[str, Any]:
     from bench.results import load_results, read_meta
 
@@ -62,13 +73,8 @@ def compute(run_dir: str | Path) -> dict[str, Any]:
     ratios: list[Ratio] = []
     for device in sorted(df["device"].dropna().unique()):
         for v in sorted(variants):
-            pl = v + "@paper-loop"
-            if pl in variants:
-                for metric, col in (("rtfx (model only)", "model_s"), ("end-to-end", "e2e_s")):
-                    per = _paired(df, v, pl, device, col, col)
-                    if per:
-                        ratios.append(Ratio("batched/paper-loop", device, v, pl, metric, statistics.median(per),
-                                            per, _wer_diff(df, v, pl, device)))
+            if v + "@paper-loop" in variants:
+                ratios += _vs_paper_loop(df, "batched/paper-loop", v, v + "@paper-loop", device)
             for suffix, kind in SPEEDUP_KINDS.items():
                 base = v[: -len(suffix)] if v.endswith(suffix) else None
                 if v == suffix[1:]:  # the recipe applied to the teacher itself
@@ -79,12 +85,7 @@ def compute(run_dir: str | Path) -> dict[str, Any]:
                         ratios.append(Ratio(kind, device, v, base, "model-time speed-up",
                                             statistics.median(per), per, _wer_diff(df, v, base, device)))
                 if suffix == AUTOCAST and base and base + "@paper-loop" in variants:
-                    pl = base + "@paper-loop"
-                    for metric, col in (("rtfx (model only)", "model_s"), ("end-to-end", "e2e_s")):
-                        per = _paired(df, v, pl, device, col, col)
-                        if per:
-                            ratios.append(Ratio("batched+autocast/paper-loop", device, v, pl, metric,
-                                                statistics.median(per), per, _wer_diff(df, v, pl, device)))
+                    ratios += _vs_paper_loop(df, "batched+autocast/paper-loop", v, base + "@paper-loop", device)
     return {"run_dir": str(run_dir), "ratios": [asdict(r) for r in ratios],
             "tracker_overhead": meta.get("tracker_overhead", {})}
 

@@ -568,8 +568,8 @@ def run_benchmark(cfg: RunConfig, loader: Loader | None = None, progress: bool =
         local_dev = f"cuda:{ctx.local_rank}" if dev == "cuda" and ctx.active else dev
         for job in jobs:
             acc_key = key(job, dev, -1, "accuracy")
-            accuracy_known = store is None or store.get_pass(acc_key) is not None or job.scenario == "arch"
-            if not pending(job, dev) and accuracy_known:
+            if not pending(job, dev) and (store is None or job.scenario == "arch"
+                                          or store.get_pass(acc_key) is not None):
                 continue
             wl_full = arch_wls[dev] if job.scenario == "arch" else data_wl
             wl = wl_full.shard(ctx.rank, ctx.world_size)

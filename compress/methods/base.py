@@ -28,8 +28,8 @@ WEIGHT_FILE_PATTERNS = ("model.safetensors", "model-*.safetensors", "pytorch_mod
 class Variant:
     """A model ready to run, with what the benchmark reports about it.
 
-    ``info`` keys: params, size_mb (the weights as the model runs; params x 4 / 1e6 in fp32), size_on_disk_mb (bytes of the stored
-    weights), memory_mb (bytes of the tensors in memory), sparsity (zero weights / all weights),
+    ``info`` keys: params, size_mb (the weights as the model runs; params x 4 / 1e6 in fp32), size_on_disk_mb
+    (bytes of the stored weights), memory_mb (bytes of the tensors in memory), sparsity (zero weights / all weights),
     conv_layers, transformer_layers, storage, compute_dtype, trained, and FLOPs when available.
     """
 
