@@ -64,6 +64,12 @@ class TeacherTrainConfig:
     save_dtype: str = "float32"  # "float16" halves the shipped size; loaders upcast to fp32
     init_from: str | None = None  # continue from a saved model directory (fresh optimizer and schedule)
     extend_steps: int = 0  # on resume: lengthen the finished schedule by this many steps (re-warms the cosine)
+    # the length curriculum (epoch 0 shortest first) helps a model from scratch leave the CTC blank plateau; a
+    # continuation (init_from) would instead end its schedule on the longest utterances only. None = from scratch only
+    shortest_first: bool | None = None
+    # keep the conv feature encoder fixed (as wav2vec 2.0 fine-tuning does): 1.62 -> 1.23 s per 60-s bf16 step
+    # on this 2-core CPU (median of 2 x 5 steps); worth it once the features are learnt, not from scratch
+    freeze_feature_encoder: bool = False
 
 
 def _decode_one(path: str) -> np.ndarray:
@@ -188,6 +194,10 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
 
         model.load_state_dict(load_model_dir(cfg.init_from)[0].state_dict())
         log.info("initialised from %s", cfg.init_from)
+    if cfg.freeze_feature_encoder:
+        model.freeze_feature_encoder()
+        log.info("conv feature encoder frozen")
+    shortest_first = cfg.init_from is None if cfg.shortest_first is None else cfg.shortest_first
     model.train()
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -233,7 +243,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
     bar = tqdm(total=state["total_steps"], initial=state["step"], desc="train teacher", unit="step")
     while state["step"] < state["total_steps"]:
         rng = random.Random(cfg.seed * 1000 + state["epoch"])
-        batches = make_batches(lengths, batch_samples, rng, shortest_first=state["epoch"] == 0)
+        batches = make_batches(lengths, batch_samples, rng, shortest_first=shortest_first and state["epoch"] == 0)
         while state["batch_in_epoch"] < len(batches) and state["step"] < state["total_steps"]:
             idx = batches[state["batch_in_epoch"]]
             x, mask, y = collate(audios, labels, idx, device)

@@ -103,3 +103,22 @@ def test_time_budget_is_recalibrated_on_shuffled_batches(corpus: Path, tmp_path:
     assert sum(m.startswith("recalibrated on shuffled batches") for m in messages) == 1
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["state"]
     assert state["recalibrated"] and state["epoch"] >= 1 and state["step"] == state["total_steps"]
+
+
+def test_continuation_with_frozen_feature_encoder(corpus: Path, tmp_path: Path) -> None:
+    """``--init-from`` + ``--freeze-feature-encoder``: the conv encoder stays as loaded, the rest trains on."""
+    from compress.model_io.hf import load_model_dir
+    from compress.train_teacher import train_teacher
+
+    common = dict(corpus_root=str(corpus), eval_every=100000, device="cpu", threads=1, batch_seconds=12,
+                  dev_eval_utterances=2, arch_overrides=dict(TINY), checkpoint_minutes=100)
+    first = load_model_dir(train_teacher(TeacherTrainConfig(out_dir=str(tmp_path / "a"), steps=2, **common)))[0]
+    cont_dir = train_teacher(TeacherTrainConfig(out_dir=str(tmp_path / "b"), steps=3, peak_lr=1e-2,
+                                                init_from=str(tmp_path / "a" / "model"),
+                                                freeze_feature_encoder=True, **common))
+    cont = load_model_dir(cont_dir)[0]
+    before, after = first.state_dict(), cont.state_dict()
+    conv = [k for k in before if k.startswith("wav2vec2.feature_extractor.")]
+    assert conv and all(torch.equal(before[k], after[k]) for k in conv)
+    assert not torch.equal(before["lm_head.weight"], after["lm_head.weight"])
+    assert json.loads((tmp_path / "b" / "train_config.json").read_text())["freeze_feature_encoder"] is True
