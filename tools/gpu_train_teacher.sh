@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One prepared GPU job (device tool): synthesise the corpus on 16 cores, train the embedded teacher on the GPU
 # within a wall-clock budget, return the fp16 model and logs under $OUT.  Wheels for the packages missing on
-# the GPU image travel in .whl (see .git/info/exclude).  Calls the library directly, not the CLI, so that
+# the GPU image travel in .whl (see .git/info/exclude).  To continue the shipped teacher rather than start
+# from scratch: INIT_FROM=compress/embedded/teacher FREEZE=1 WARMUP=0.03 PEAK_LR=3e-4 BATCH_SECONDS=240.  Calls the library directly, not the CLI, so that
 # work in progress elsewhere in the tree cannot break the run.
 set -euo pipefail
 BUDGET_MIN=${BUDGET_MIN-6.5}
@@ -26,7 +27,8 @@ from compress.train_teacher import TeacherTrainConfig, train_teacher
 cfg = TeacherTrainConfig(out_dir="/tmp/teacher_run", corpus_root="/tmp/corpus", hours_train=float("$HOURS"),
     time_budget_minutes=(float("$BUDGET_MIN") if "$BUDGET_MIN" else None), steps=int("${STEPS:-20000}"), batch_seconds=float("${BATCH_SECONDS:-400}"),
     peak_lr=float("${PEAK_LR:-2e-3}"), eval_every=int("${EVAL_EVERY:-250}"), checkpoint_minutes=2, save_dtype="float16",
-    dev_eval_utterances=int("${DEV_EVAL:-300}"), decode_jobs=16)
+    dev_eval_utterances=int("${DEV_EVAL:-300}"), decode_jobs=16, warmup_fraction=float("${WARMUP:-0.08}"),
+    init_from="${INIT_FROM:-}" or None, freeze_feature_encoder="${FREEZE:-0}" == "1")
 print(json.dumps(cfg.__dict__))
 train_teacher(cfg)
 PY
