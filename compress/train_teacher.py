@@ -206,7 +206,9 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=cfg.peak_lr, betas=(0.9, 0.98), eps=1e-6)
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "total_steps": cfg.steps, "audio_seconds": 0.0,
-             "wall_s": 0.0, "calibrated": cfg.time_budget_minutes is None, "recalibrated": False}
+             "wall_s": 0.0, "calibrated": cfg.time_budget_minutes is None,
+             # only a shortest-first epoch 0 miscalibrates the budget (shuffled epochs calibrate right first time)
+             "recalibrated": not shortest_first}
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
         saved = torch.load(ckpt, map_location="cpu", weights_only=True)

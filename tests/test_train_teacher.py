@@ -105,10 +105,16 @@ def test_time_budget_is_recalibrated_on_shuffled_batches(corpus: Path, tmp_path:
     assert state["recalibrated"] and state["epoch"] >= 1 and state["step"] == state["total_steps"]
 
 
-def test_continuation_with_frozen_feature_encoder(corpus: Path, tmp_path: Path) -> None:
-    """``--init-from`` + ``--freeze-feature-encoder``: the conv encoder stays as loaded, the rest trains on."""
+def test_continuation_with_frozen_feature_encoder(corpus: Path, tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """``--init-from`` + ``--freeze-feature-encoder``: the conv encoder stays as loaded, the rest trains on; a
+    continuation has no shortest-first epoch, so its time budget is calibrated once, never recalibrated."""
+    import logging
+
     from compress.model_io.hf import load_model_dir
     from compress.train_teacher import train_teacher
+
+    caplog.set_level(logging.INFO, logger="compress.train_teacher")
 
     common = dict(corpus_root=str(corpus), eval_every=100000, device="cpu", threads=1, batch_seconds=12,
                   dev_eval_utterances=2, arch_overrides=dict(TINY), checkpoint_minutes=100)
@@ -122,3 +128,10 @@ def test_continuation_with_frozen_feature_encoder(corpus: Path, tmp_path: Path) 
     assert conv and all(torch.equal(before[k], after[k]) for k in conv)
     assert not torch.equal(before["lm_head.weight"], after["lm_head.weight"])
     assert json.loads((tmp_path / "b" / "train_config.json").read_text())["freeze_feature_encoder"] is True
+    train_teacher(TeacherTrainConfig(out_dir=str(tmp_path / "c"), init_from=str(tmp_path / "a" / "model"),
+                                     time_budget_minutes=0.1, calibration_steps=4,
+                                     **dict(common, batch_seconds=3)))
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("calibrated:") for m in messages) == 1
+    assert not any(m.startswith("recalibrated") for m in messages)
+    assert torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)["state"]["epoch"] >= 1
