@@ -64,7 +64,8 @@ def main() -> None:
              args.model, args.data, manifest.content_hash, n, 100 * out.wer, out.substitutions, out.deletions,
              out.insertions)
     for kind, counts in kinds.items():
-        top = ", ".join(f"{' -> '.join(k) if isinstance(k, tuple) else k} x{v}" for k, v in counts.most_common(args.top))
+        top = ", ".join(f"{' -> '.join(k) if isinstance(k, tuple) else k} x{v}"
+                        for k, v in counts.most_common(args.top))
         log.info("most frequent (%s): %s", kind, top)
 
 
