@@ -41,27 +41,42 @@ class EvalResult:
                 f"{self.threads} threads)")
 
 
-def evaluate_model(model: str, datasets: Sequence[str], limit: int | None = None, batch_size: int = 8,
-                   threads: int | None = None, progress: bool = True) -> list[EvalResult]:
+def make_transcriber(model: str, batch_size: int = 8, threads: int | None = None):  # noqa: ANN201
+    """The suite's greedy transcriber for a model spec (``embedded``, a directory, a recipe...)."""
     import torch
 
-    from bench.data import resolve_data
-    from bench.data.librispeech import load_audio, read_subset
     from bench.inference import Transcriber
-    from bench.scoring import score
     from compress.variants import load_variant
 
     if threads:
         torch.set_num_threads(threads)
     variant = load_variant(model)
-    tr = Transcriber(variant.model, do_normalize=variant.do_normalize, batch_size=batch_size, dtype=variant.dtype)
+    return Transcriber(variant.model, do_normalize=variant.do_normalize, batch_size=batch_size, dtype=variant.dtype)
+
+
+def transcribe_dataset(tr, spec: str, limit: int | None = None,  # noqa: ANN001
+                       progress: bool = True) -> tuple:
+    """(manifest, hypotheses, seconds in the model) for a data spec; decoding the audio files is not timed."""
+    from bench.data import resolve_data
+    from bench.data.librispeech import load_audio, read_subset
+
+    manifest = read_subset(resolve_data(spec)).subset_of(limit)
+    audios = [load_audio(u) for u in manifest.utterances]
+    t0 = time.perf_counter()
+    hyps = tr.transcribe(audios, progress=progress)
+    return manifest, hyps, time.perf_counter() - t0
+
+
+def evaluate_model(model: str, datasets: Sequence[str], limit: int | None = None, batch_size: int = 8,
+                   threads: int | None = None, progress: bool = True) -> list[EvalResult]:
+    import torch
+
+    from bench.scoring import score
+
+    tr = make_transcriber(model, batch_size, threads)
     results = []
     for spec in datasets:
-        manifest = read_subset(resolve_data(spec)).subset_of(limit)
-        audios = [load_audio(u) for u in manifest.utterances]
-        t0 = time.perf_counter()
-        hyps = tr.transcribe(audios, progress=progress)
-        model_s = time.perf_counter() - t0
+        manifest, hyps, model_s = transcribe_dataset(tr, spec, limit, progress)
         s = score([u.transcript for u in manifest.utterances], hyps)
         res = EvalResult(model, spec, manifest.content_hash, s.n_utts, manifest.total_seconds, s.wer, s.cer,
                          s.ref_words, model_s, torch.get_num_threads(), tr.batch_size)

@@ -1,8 +1,9 @@
 """Corpus-level WER and CER with jiwer on LibriSpeech-normalised text."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from bench.text import normalize_transcript
 
@@ -24,17 +25,39 @@ class Score:
         return 100.0 * self.cer
 
 
-def score(references: Sequence[str], hypotheses: Sequence[str]) -> Score:
-    """Corpus WER/CER after normalising both sides; empty hypotheses count as deletions."""
-    import jiwer
-
+def normalised_pairs(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Both sides LibriSpeech-normalised; utterances with an empty reference dropped (jiwer rejects them)."""
     if len(references) != len(hypotheses):
         raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
     refs = [normalize_transcript(r) for r in references]
     hyps = [normalize_transcript(h) for h in hypotheses]
-    keep = [i for i, r in enumerate(refs) if r]  # jiwer rejects empty references
-    refs = [refs[i] for i in keep]
-    hyps = [hyps[i] for i in keep]
+    keep = [i for i, r in enumerate(refs) if r]
+    return [refs[i] for i in keep], [hyps[i] for i in keep]
+
+
+def word_errors(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[Any, dict[str, Counter]]:
+    """jiwer's word alignment of the normalised pairs (the same as ``score``'s WER) and a Counter per error
+    kind: ``substitute`` of (reference, hypothesis) word pairs, ``delete`` and ``insert`` of words."""
+    import jiwer
+
+    out = jiwer.process_words(*normalised_pairs(references, hypotheses))
+    kinds: dict[str, Counter] = {k: Counter() for k in ("substitute", "delete", "insert")}
+    for ref, hyp, chunks in zip(out.references, out.hypotheses, out.alignments):
+        for c in chunks:
+            if c.type == "substitute":
+                kinds["substitute"].update(zip(ref[c.ref_start_idx:c.ref_end_idx], hyp[c.hyp_start_idx:c.hyp_end_idx]))
+            elif c.type == "delete":
+                kinds["delete"].update(ref[c.ref_start_idx:c.ref_end_idx])
+            elif c.type == "insert":
+                kinds["insert"].update(hyp[c.hyp_start_idx:c.hyp_end_idx])
+    return out, kinds
+
+
+def score(references: Sequence[str], hypotheses: Sequence[str]) -> Score:
+    """Corpus WER/CER after normalising both sides; empty hypotheses count as deletions."""
+    import jiwer
+
+    refs, hyps = normalised_pairs(references, hypotheses)
     if not refs:
         return Score(float("nan"), float("nan"), 0, 0, 0)
     wer = jiwer.wer(refs, hyps)

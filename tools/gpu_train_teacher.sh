@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # One prepared GPU job (device tool): synthesise the corpus on 16 cores, train the embedded teacher on the GPU
 # within a wall-clock budget, return the fp16 model and logs under $OUT.  Wheels for the packages missing on
-# the GPU image travel in .whl (see .git/info/exclude).  To continue the shipped teacher rather than start
-# from scratch: INIT_FROM=compress/embedded/teacher FREEZE=1 WARMUP=0.03 PEAK_LR=3e-4 BATCH_SECONDS=240.  Calls the library directly, not the CLI, so that
-# work in progress elsewhere in the tree cannot break the run.
+# the GPU image travel in .whl (see .git/info/exclude).  Calls the library directly, not the CLI, so that
+# work in progress elsewhere in the tree cannot break the run.  To continue the shipped teacher rather than
+# start from scratch: INIT_FROM=compress/embedded/teacher FREEZE=1 WARMUP=0.03 PEAK_LR=3e-4 BATCH_SECONDS=240.
 set -euo pipefail
 BUDGET_MIN=${BUDGET_MIN-6.5}
 HOURS=${HOURS:-30}
