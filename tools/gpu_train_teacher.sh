@@ -4,7 +4,10 @@
 # the GPU image travel in .whl (see .git/info/exclude).  Calls the library directly, not the CLI, so that
 # work in progress elsewhere in the tree cannot break the run.  To continue the shipped teacher rather than
 # start from scratch: INIT_FROM=compress/embedded/teacher FREEZE=1 WARMUP=0.03 PEAK_LR=3e-4 BATCH_SECONDS=240.
+# DEADLINE_S=N instead of BUDGET_MIN: train for what is left of N seconds after the corpus is made and decoded
+# (RESERVE_S kept for the final evaluation, save and copy), so a slow start cannot push the job past the call limit.
 set -euo pipefail
+T0=$(date +%s)
 BUDGET_MIN=${BUDGET_MIN-6.5}
 HOURS=${HOURS:-30}
 if [ -d .whl ] && [ "${SKIP_WHEELS:-0}" != 1 ]; then
@@ -23,9 +26,15 @@ t = time.time()
 root = ensure_corpus(SynthConfig(hours_train=float("$HOURS")), ("train-clean", "dev-clean", "dev-other"),
                      root=Path("/tmp/corpus"), jobs=16)
 print("synth took", round(time.time() - t), "s")
+budget_min = float("$BUDGET_MIN") if "$BUDGET_MIN" else None
+if "${DEADLINE_S:-}":
+    # RESERVE_S covers decoding the corpus into memory, the final evaluation, the save and the copy
+    left = $T0 + float("${DEADLINE_S:-0}") - time.time() - float("${RESERVE_S:-60}")
+    budget_min = max(0.5, left / 60)
+    print("time budget from the deadline:", round(budget_min, 2), "min")
 from compress.train_teacher import TeacherTrainConfig, train_teacher
 cfg = TeacherTrainConfig(out_dir="/tmp/teacher_run", corpus_root="/tmp/corpus", hours_train=float("$HOURS"),
-    time_budget_minutes=(float("$BUDGET_MIN") if "$BUDGET_MIN" else None), steps=int("${STEPS:-20000}"), batch_seconds=float("${BATCH_SECONDS:-400}"),
+    time_budget_minutes=budget_min, steps=int("${STEPS:-20000}"), batch_seconds=float("${BATCH_SECONDS:-400}"),
     peak_lr=float("${PEAK_LR:-2e-3}"), eval_every=int("${EVAL_EVERY:-250}"), checkpoint_minutes=2, save_dtype="float16",
     dev_eval_utterances=int("${DEV_EVAL:-300}"), decode_jobs=16, warmup_fraction=float("${WARMUP:-0.08}"),
     init_from="${INIT_FROM:-}" or None, freeze_feature_encoder="${FREEZE:-0}" == "1")
