@@ -53,6 +53,31 @@ def word_errors(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[A
     return out, kinds
 
 
+def wer_interval(references: Sequence[str], hypotheses: Sequence[str], level: float = 0.95, resamples: int = 2000,
+                 seed: int = 0) -> tuple[float, float]:
+    """Bootstrap interval of the corpus WER (fraction) over utterances: errors within an utterance are correlated,
+    so utterances, not words, are resampled; the percentile interval at ``level``, deterministic for ``seed``."""
+    import jiwer
+    import numpy as np
+
+    refs, hyps = normalised_pairs(references, hypotheses)
+    if not refs:
+        return float("nan"), float("nan")
+    out = jiwer.process_words(refs, hyps)
+    errors = np.zeros(len(refs))
+    words = np.array([len(r) for r in out.references], dtype=float)
+    for i, chunks in enumerate(out.alignments):
+        for c in chunks:
+            if c.type in ("substitute", "delete"):
+                errors[i] += c.ref_end_idx - c.ref_start_idx
+            elif c.type == "insert":
+                errors[i] += c.hyp_end_idx - c.hyp_start_idx
+    draws = np.random.default_rng(seed).integers(0, len(refs), size=(resamples, len(refs)))
+    wers = errors[draws].sum(axis=1) / np.maximum(words[draws].sum(axis=1), 1)
+    tail = (1 - level) / 2
+    return float(np.quantile(wers, tail)), float(np.quantile(wers, 1 - tail))
+
+
 def score(references: Sequence[str], hypotheses: Sequence[str]) -> Score:
     """Corpus WER/CER after normalising both sides; empty hypotheses count as deletions."""
     import jiwer

@@ -26,7 +26,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from bench.evaluate import make_transcriber, transcribe_dataset
-    from bench.scoring import word_errors
+    from bench.scoring import wer_interval, word_errors
 
     manifest, hyps, _ = transcribe_dataset(make_transcriber(args.model, threads=args.threads), args.data)
     out, kinds = word_errors([u.transcript for u in manifest.utterances], hyps)
@@ -34,6 +34,9 @@ def main() -> None:
     log.info("%s on %s (manifest %s): %d words, WER %.2f %%: %d substitutions, %d deletions, %d insertions",
              args.model, args.data, manifest.content_hash, n, 100 * out.wer, out.substitutions, out.deletions,
              out.insertions)
+    low, high = wer_interval([u.transcript for u in manifest.utterances], hyps)
+    log.info("95 %% bootstrap interval of the WER over the %d utterances: %.2f-%.2f %%", len(out.references),
+             100 * low, 100 * high)
     for kind, counts in kinds.items():
         top = ", ".join(f"{' -> '.join(k) if isinstance(k, tuple) else k} x{v}"
                         for k, v in counts.most_common(args.top))
