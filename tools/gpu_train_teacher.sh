@@ -3,7 +3,8 @@
 # within a wall-clock budget, return the fp16 model and logs under $OUT.  Wheels for the packages missing on
 # the GPU image travel in .whl (see .git/info/exclude).  Calls the library directly, not the CLI, so that
 # work in progress elsewhere in the tree cannot break the run.  To continue the shipped teacher rather than
-# start from scratch: INIT_FROM=compress/embedded/teacher FREEZE=1 WARMUP=0.03 PEAK_LR=3e-4 BATCH_SECONDS=240.
+# start from scratch (phases 6-7 of the model card): INIT_FROM=compress/embedded/teacher FREEZE=1 WARMUP=0.03
+# PEAK_LR=2.5e-4 BATCH_SECONDS=320 HOURS=60 DEADLINE_S=545.
 # DEADLINE_S=N instead of BUDGET_MIN: train for what is left of N seconds after the corpus is made and decoded
 # (RESERVE_S kept for the final evaluation, save and copy), so a slow start cannot push the job past the call limit.
 set -euo pipefail
