@@ -32,7 +32,8 @@ from bench.data.synth.voices import Speaker, make_speakers
 
 log = logging.getLogger(__name__)
 
-CORPUS_VERSION = 1  # bump when generated audio changes for the same parameters
+CORPUS_VERSION = 2  # bump when generated audio changes for the same parameters (2: reproducible across runs)
+SYNTH_BLOCK = 64  # utterances spoken in order by one fresh worker process (fixed: part of the corpus's identity)
 SUBSETS = ("train-clean", "dev-clean", "dev-other")
 TARGET_RATE = 16_000
 UTTS_PER_CHAPTER = 40
@@ -151,6 +152,7 @@ def render(espeak, speaker: Speaker, text: str, rng_seed: Iterable[int], degrade
     from bench.data.synth.degrade import degrade_audio
 
     rng = np.random.default_rng(list(rng_seed))
+    espeak.seed(int(rng.integers(1, 2**31)))  # espeak-ng's breath noise draws from an unseeded generator
     espeak.set_voice(speaker.voice, rate=speaker.rate_wpm, pitch=int(rng.integers(35, 65)),
                      pitch_range=int(rng.integers(30, 80)), word_gap=speaker.word_gap)
     raw = espeak.synth(text.lower())
@@ -214,10 +216,16 @@ def generate_subset(root: Path, subset: str, config: SynthConfig, jobs: int | No
     seconds = 0.0
     try:
         ctx = get_context("fork") if hasattr(os, "fork") else get_context("spawn")
-        with ctx.Pool(jobs, initializer=_init_worker, initargs=(str(data_dir), speakers)) as pool:
-            it = pool.imap(_synth_star, [(p, str(tmp)) for p in plans], chunksize=8)
-            for _, dur in tqdm(it, total=len(plans), desc=f"synth {subset}", unit="utt", disable=not progress):
-                seconds += dur
+        # espeak-ng carries state from one utterance to the next that no API call resets (measured: the same
+        # utterance comes out a few samples longer after another one), so each fixed block of utterances is
+        # spoken in order by a fresh worker process: the audio depends on neither the job count nor the scheduling
+        blocks = [plans[i:i + SYNTH_BLOCK] for i in range(0, len(plans), SYNTH_BLOCK)]
+        with ctx.Pool(jobs, initializer=_init_worker, initargs=(str(data_dir), speakers),
+                      maxtasksperchild=1) as pool, \
+                tqdm(total=len(plans), desc=f"synth {subset}", unit="utt", disable=not progress) as bar:
+            for durations in pool.imap(_synth_block, [(b, str(tmp)) for b in blocks]):
+                seconds += sum(durations)
+                bar.update(len(durations))
         # shift the subset's folder name: plans carry "<subset>/..." relative paths inside tmp
         _write_transcripts(tmp, plans)
         if final.exists():
@@ -236,8 +244,9 @@ def generate_subset(root: Path, subset: str, config: SynthConfig, jobs: int | No
     return stats
 
 
-def _synth_star(args: tuple[UttPlan, str]) -> tuple[str, float]:
-    return _synth_one(*args)
+def _synth_block(args: tuple[list[UttPlan], str]) -> list[float]:
+    block, out_dir = args
+    return [_synth_one(plan, out_dir)[1] for plan in block]
 
 
 def _write_speakers_txt(libri: Path, config: SynthConfig) -> None:

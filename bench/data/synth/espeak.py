@@ -80,6 +80,11 @@ class Espeak:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
         return 0
 
+    def seed(self, value: int) -> None:
+        """Seed espeak-ng's own random generator (breath noise), which otherwise differs from run to run."""
+        self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        self.lib.espeak_ng_SetRandSeed(value)
+
     def set_voice(self, name: str, rate: int = 175, pitch: int = 50, pitch_range: int = 50,
                   word_gap: int = 0) -> None:
         if self.lib.espeak_SetVoiceByName(name.encode()) != 0:
