@@ -35,12 +35,17 @@ def normalised_pairs(references: Sequence[str], hypotheses: Sequence[str]) -> tu
     return [refs[i] for i in keep], [hyps[i] for i in keep]
 
 
-def word_errors(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[Any, dict[str, Counter]]:
-    """jiwer's word alignment of the normalised pairs (the same as ``score``'s WER) and a Counter per error
-    kind: ``substitute`` of (reference, hypothesis) word pairs, ``delete`` and ``insert`` of words."""
+def align_words(references: Sequence[str], hypotheses: Sequence[str]) -> Any:
+    """jiwer's word alignment of the normalised pairs (its ``wer`` is ``score``'s WER)."""
     import jiwer
 
-    out = jiwer.process_words(*normalised_pairs(references, hypotheses))
+    return jiwer.process_words(*normalised_pairs(references, hypotheses))
+
+
+def word_errors(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[Any, dict[str, Counter]]:
+    """The word alignment (``align_words``) and a Counter per error kind: ``substitute`` of (reference,
+    hypothesis) word pairs, ``delete`` and ``insert`` of words."""
+    out = align_words(references, hypotheses)
     kinds: dict[str, Counter] = {k: Counter() for k in ("substitute", "delete", "insert")}
     for ref, hyp, chunks in zip(out.references, out.hypotheses, out.alignments):
         for c in chunks:
@@ -53,26 +58,20 @@ def word_errors(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[A
     return out, kinds
 
 
-def wer_interval(references: Sequence[str], hypotheses: Sequence[str], level: float = 0.95, resamples: int = 2000,
-                 seed: int = 0) -> tuple[float, float]:
-    """Bootstrap interval of the corpus WER (fraction) over utterances: errors within an utterance are correlated,
-    so utterances, not words, are resampled; the percentile interval at ``level``, deterministic for ``seed``."""
-    import jiwer
+def wer_interval(alignment: Any, level: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap interval of the corpus WER (fraction) of an ``align_words`` result, over utterances: errors within
+    an utterance are correlated, so utterances, not words, are resampled; the percentile interval at ``level``,
+    deterministic for ``seed``."""
     import numpy as np
 
-    refs, hyps = normalised_pairs(references, hypotheses)
-    if not refs:
+    n = len(alignment.references)
+    if not n:
         return float("nan"), float("nan")
-    out = jiwer.process_words(refs, hyps)
-    errors = np.zeros(len(refs))
-    words = np.array([len(r) for r in out.references], dtype=float)
-    for i, chunks in enumerate(out.alignments):
-        for c in chunks:
-            if c.type in ("substitute", "delete"):
-                errors[i] += c.ref_end_idx - c.ref_start_idx
-            elif c.type == "insert":
-                errors[i] += c.hyp_end_idx - c.hyp_start_idx
-    draws = np.random.default_rng(seed).integers(0, len(refs), size=(resamples, len(refs)))
+    # a substitution spans as many words on both sides, a deletion only the reference, an insertion only the hypothesis
+    errors = np.array([sum(max(c.ref_end_idx - c.ref_start_idx, c.hyp_end_idx - c.hyp_start_idx)
+                           for c in chunks if c.type != "equal") for chunks in alignment.alignments], dtype=float)
+    words = np.array([len(r) for r in alignment.references], dtype=float)
+    draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
     wers = errors[draws].sum(axis=1) / np.maximum(words[draws].sum(axis=1), 1)
     tail = (1 - level) / 2
     return float(np.quantile(wers, tail)), float(np.quantile(wers, 1 - tail))

@@ -34,7 +34,7 @@ def main() -> None:
     log.info("%s on %s (manifest %s): %d words, WER %.2f %%: %d substitutions, %d deletions, %d insertions",
              args.model, args.data, manifest.content_hash, n, 100 * out.wer, out.substitutions, out.deletions,
              out.insertions)
-    low, high = wer_interval([u.transcript for u in manifest.utterances], hyps)
+    low, high = wer_interval(out)
     log.info("95 %% bootstrap interval of the WER over the %d utterances: %.2f-%.2f %%", len(out.references),
              100 * low, 100 * high)
     for kind, counts in kinds.items():

@@ -169,7 +169,7 @@ def render(espeak, speaker: Speaker, text: str, rng_seed: Iterable[int], degrade
     return (audio * (rng.uniform(0.3, 0.9) / peak)).astype(np.float32)
 
 
-def _synth_one(plan: UttPlan, out_dir: str) -> tuple[str, float]:
+def _synth_one(plan: UttPlan, out_dir: str) -> float:
     import soundfile as sf
 
     speaker = _WORKER["speakers"][plan.speaker_index]
@@ -177,7 +177,7 @@ def _synth_one(plan: UttPlan, out_dir: str) -> tuple[str, float]:
     path = Path(out_dir) / plan.rel_path
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), audio, TARGET_RATE, subtype="PCM_16", format="FLAC")
-    return plan.utt_id, len(audio) / TARGET_RATE
+    return len(audio) / TARGET_RATE  # seconds
 
 
 # ---- driver ----------------------------------------------------------------------------------------
@@ -246,7 +246,7 @@ def generate_subset(root: Path, subset: str, config: SynthConfig, jobs: int | No
 
 def _synth_block(args: tuple[list[UttPlan], str]) -> list[float]:
     block, out_dir = args
-    return [_synth_one(plan, out_dir)[1] for plan in block]
+    return [_synth_one(plan, out_dir) for plan in block]
 
 
 def _write_speakers_txt(libri: Path, config: SynthConfig) -> None:

@@ -64,6 +64,7 @@ class Espeak:
         self.lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         self.lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
                                           ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
         data_path = str(data_dir if data_dir is not None else espeakng_loader.get_data_path())
@@ -82,7 +83,6 @@ class Espeak:
 
     def seed(self, value: int) -> None:
         """Seed espeak-ng's own random generator (breath noise), which otherwise differs from run to run."""
-        self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         self.lib.espeak_ng_SetRandSeed(value)
 
     def set_voice(self, name: str, rate: int = 175, pitch: int = 50, pitch_range: int = 50,
