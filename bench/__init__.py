@@ -1,4 +1,4 @@
-"""bench: data, inference, scoring, energy trackers and the benchmark runner of w2v-footprint.
+"""bench: measures variants: workloads, scenarios, trackers (clock, memory, energy meters) and the runner.
 
 Importing this package does not import torch; heavy modules are imported where they are used.
 """

@@ -69,7 +69,7 @@ class BenchSession:
     """The runner's results for this session plus ready-to-time variants (loaded once per case)."""
 
     run_dir: Path
-    rows: Any                                   # pandas DataFrame from bench.results.load_results
+    rows: Any                                   # pandas DataFrame from core.results.load_results
     skipped: dict[tuple[str, str], str]
     _ready: dict[tuple[str, str], Any] = field(default_factory=dict)
 
@@ -99,13 +99,13 @@ class BenchSession:
         """(transcriber, workload, pre-decoded audio) for the timed call; audio decoding stays outside it."""
         key = (case.spec, case.device)
         if key not in self._ready:
-            from bench.data import resolve_data
-            from bench.data.librispeech import read_subset
-            from bench.inference import Transcriber
-            from bench.runner import default_loader
+            from core.data import resolve_data
+            from core.data.librispeech import read_subset
+            from core.inference import Transcriber
+            from compress.variants import load_variant
             from bench.workload import from_manifest
 
-            v = default_loader(case.spec, case.device)
+            v = load_variant(case.spec, case.device)
             tr = Transcriber(v.model, do_normalize=v.do_normalize, device=case.device, batch_size=8)
             wl = from_manifest(read_subset(resolve_data(data)), data, limit)
             self._ready[key] = (tr, wl, [wl.loader(i) for i in range(len(wl))])
@@ -119,8 +119,9 @@ def bench_limit() -> int | None:
 
 @pytest.fixture(scope="session")
 def bench_session(tmp_path_factory: pytest.TempPathFactory) -> BenchSession:
-    from bench.results import load_results
+    from core.results import load_results
     from bench.runner import RunConfig, run_benchmark
+    from compress.variants import load_variant
 
     devices = [d for d in _env_list("FOOTPRINT_BENCH_DEVICES", "cpu,cuda") if d == "cpu" or cuda_available()]
     run_dir = Path(os.environ.get("FOOTPRINT_BENCH_RUN_DIR") or tmp_path_factory.mktemp("bench-run"))
@@ -128,10 +129,10 @@ def bench_session(tmp_path_factory: pytest.TempPathFactory) -> BenchSession:
                     data=os.environ.get("FOOTPRINT_BENCH_DATA", "embedded:dev-clean"), devices=devices or ["cpu"],
                     repeats=1, warmup=1, limit=bench_limit(), energy=os.environ.get("FOOTPRINT_BENCH_ENERGY", "auto"),
                     overhead_pairs=0)
-    from bench.errors import FootprintError
+    from core.errors import FootprintError
 
     try:
-        summary = run_benchmark(cfg, progress=False, argv=["pytest", "bench"])
+        summary = run_benchmark(cfg, load_variant, progress=False, argv=["pytest", "bench"])
     except FootprintError as exc:  # e.g. the shipped teacher not trained yet: say so on every case
         pytest.skip(f"the runner could not run: {exc}")
     skipped = {(s["variant"], s["device"]): s["reason"] for s in summary.meta.get("skipped", [])}
@@ -139,7 +140,7 @@ def bench_session(tmp_path_factory: pytest.TempPathFactory) -> BenchSession:
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
-    from bench.provenance import collect
+    from core.provenance import collect
 
     import torch
 

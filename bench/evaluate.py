@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -41,24 +41,22 @@ class EvalResult:
                 f"{self.threads} threads)")
 
 
-def make_transcriber(model: str, batch_size: int = 8, threads: int | None = None):  # noqa: ANN201
-    """The suite's greedy transcriber for a model spec (``embedded``, a directory, a recipe...)."""
+def make_transcriber(variant: Any, batch_size: int = 8, threads: int | None = None):  # noqa: ANN201
+    """The suite's greedy transcriber for a loaded :class:`core.variant.Variant`."""
     import torch
 
-    from bench.inference import Transcriber
-    from compress.variants import load_variant
+    from core.inference import Transcriber
 
     if threads:
         torch.set_num_threads(threads)
-    variant = load_variant(model)
     return Transcriber(variant.model, do_normalize=variant.do_normalize, batch_size=batch_size, dtype=variant.dtype)
 
 
 def transcribe_dataset(tr, spec: str, limit: int | None = None,  # noqa: ANN001
                        progress: bool = True) -> tuple:
     """(manifest, hypotheses, seconds in the model) for a data spec; decoding the audio files is not timed."""
-    from bench.data import resolve_data
-    from bench.data.librispeech import load_audio, read_subset
+    from core.data import resolve_data
+    from core.data.librispeech import load_audio, read_subset
 
     manifest = read_subset(resolve_data(spec)).subset_of(limit)
     audios = [load_audio(u) for u in manifest.utterances]
@@ -67,13 +65,14 @@ def transcribe_dataset(tr, spec: str, limit: int | None = None,  # noqa: ANN001
     return manifest, hyps, time.perf_counter() - t0
 
 
-def evaluate_model(model: str, datasets: Sequence[str], limit: int | None = None, batch_size: int = 8,
-                   threads: int | None = None, progress: bool = True) -> list[EvalResult]:
+def evaluate_model(model: str, datasets: Sequence[str], loader: Callable[[str, str], Any], limit: int | None = None,
+                   batch_size: int = 8, threads: int | None = None, progress: bool = True) -> list[EvalResult]:
+    """WER/CER of the model spec ``model`` (loaded on the CPU by ``loader``) on each data spec."""
     import torch
 
-    from bench.scoring import score
+    from core.scoring import score
 
-    tr = make_transcriber(model, batch_size, threads)
+    tr = make_transcriber(loader(model, "cpu"), batch_size, threads)
     results = []
     for spec in datasets:
         manifest, hyps, model_s = transcribe_dataset(tr, spec, limit, progress)
@@ -86,9 +85,9 @@ def evaluate_model(model: str, datasets: Sequence[str], limit: int | None = None
 
 
 def write_json(results: Sequence[EvalResult], path: str | Path) -> None:
-    from bench.provenance import collect, now_iso
+    from core.provenance import collect, now_iso
 
     rows = [dict(asdict(r), rtfx=r.rtfx) for r in results]
     doc = {"results": rows, "provenance": collect().as_dict(), "measured_at": now_iso(),
-           "note": "greedy CTC, no language model; WER/CER by bench.scoring (jiwer, LibriSpeech-normalised)"}
+           "note": "greedy CTC, no language model; WER/CER by core.scoring (jiwer, LibriSpeech-normalised)"}
     Path(path).write_text(json.dumps(doc, indent=1))

@@ -65,7 +65,7 @@ def _vs_paper_loop(df: Any, kind: str, v: str, paper_loop: str, device: str) -> 
 
 
 def compute(run_dir: str | Path) -> dict[str, Any]:
-    from bench.results import load_results, read_meta
+    from core.results import load_results, read_meta
 
     df = load_results(run_dir)
     meta = read_meta(run_dir)

@@ -1,4 +1,4 @@
-"""The benchmark runner: variants x devices over a workload into one tidy table (``bench.results``).
+"""The benchmark runner: variants x devices over a workload into one tidy table (``core.results``).
 
 For each variant x device:
   1. an accuracy pass over every utterance (WER, CER; hypotheses saved under RUN_DIR/hyps/);
@@ -18,7 +18,6 @@ measured by timing the same work with and without a window.  Rerunning the same 
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -32,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bench.errors import FootprintError
+from core.errors import FootprintError
 
 log = logging.getLogger(__name__)
 
@@ -117,141 +116,7 @@ class Job:
         return "random" if self.scenario == "arch" else "trained"
 
 
-# ---------------------------------------------------------------------------------------------------------
-# loading variants (injectable)
-# ---------------------------------------------------------------------------------------------------------
-@dataclass
-class LoadedVariant:
-    """What the runner needs of a variant; ``compress.variants.Variant`` has the same attributes."""
-
-    model: Any
-    do_normalize: bool
-    name: str
-    recipe: str
-    info: dict[str, Any] = field(default_factory=dict)
-    path: str | None = None
-
-
-Loader = Callable[[str, str], Any]  # (spec, device) -> Variant-like
-
-
-def default_loader(spec: str, device: str) -> Any:
-    """``arch-<arch>[-L<n>][+int8-dynamic]`` random-weight models here; anything else via ``compress.variants``
-    (a directory also loads without it)."""
-    if spec.startswith("arch-"):
-        return build_arch_variant(spec)
-    try:
-        from compress.variants import load_variant
-    except ModuleNotFoundError as exc:
-        if not exc.name or not exc.name.startswith("compress"):
-            raise
-        if Path(spec).expanduser().is_dir():
-            return load_directory(spec)
-        raise FootprintError(f"{spec}: compress.variants is not available to build this variant; "
-                             "pass a saved model directory instead") from None
-    return load_variant(spec, device)
-
-
-def load_directory(path: str) -> LoadedVariant:
-    """A saved Hugging Face Wav2Vec2ForCTC directory (+ preprocessor_config.json, optional variant.json)."""
-    from transformers import Wav2Vec2ForCTC
-
-    d = Path(path).expanduser()
-    try:
-        model = Wav2Vec2ForCTC.from_pretrained(str(d))
-    except (OSError, ValueError) as exc:
-        raise FootprintError(f"{d}: not a loadable Wav2Vec2ForCTC directory ({str(exc).splitlines()[0]})") from None
-    pre = _read_json(d / "preprocessor_config.json")
-    var = _read_json(d / "variant.json")
-    info = basic_info(model)
-    info["size_on_disk_mb"] = sum(f.stat().st_size for f in d.glob("*.safetensors")) / 1e6 or \
-        sum(f.stat().st_size for f in d.glob("*.bin")) / 1e6
-    return LoadedVariant(model, bool(pre.get("do_normalize", True)), var.get("name", d.name),
-                         var.get("recipe", "directory"), info, str(d))
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def build_arch_variant(spec: str) -> LoadedVariant:
-    """Random weights of a named architecture at full size: timing only (no download, no WER)."""
-    import torch
-    from transformers import Wav2Vec2ForCTC
-
-    from compress.model_io.arch import ARCHS, wav2vec2_config
-
-    base, _, post = spec.partition("+")
-    parts = base.split("-")  # arch-large-L24
-    if len(parts) < 2 or parts[1] not in ARCHS:
-        raise FootprintError(f"{spec}: expected arch-<{'|'.join(ARCHS)}>[-L<layers>][+int8-dynamic]")
-    layers = None
-    if len(parts) >= 3:
-        try:
-            layers = int(parts[2].lstrip("Ll"))
-        except ValueError:
-            raise FootprintError(f"{spec}: bad layer count {parts[2]!r}") from None
-    torch.manual_seed(0)
-    model = Wav2Vec2ForCTC(wav2vec2_config(parts[1], layers=layers)).eval()
-    info = basic_info(model)
-    if post:
-        if post != "int8-dynamic":
-            raise FootprintError(f"{spec}: only +int8-dynamic is supported on random-weight architectures")
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        info = {**info, "size_mb": state_dict_mb(model)}
-    info["size_on_disk_mb"] = float("nan")
-    do_norm = parts[1] == "embedded" or ARCHS[parts[1]].get("feat_extract_norm") == "layer"
-    return LoadedVariant(model, do_norm, spec, spec, info, None)  # recipe "arch-...": reports' timing-only rows
-
-
-def state_dict_mb(model: Any) -> float:
-    """Bytes of every tensor in the state dict (packed int8 weights included) / 1e6."""
-    import torch
-
-    total = 0
-    for v in model.state_dict().values():
-        if isinstance(v, torch.Tensor):
-            total += v.numel() * v.element_size()
-        elif isinstance(v, tuple):  # quantized Linear's packed params: (weight, bias)
-            for t in v:
-                if isinstance(t, torch.Tensor):
-                    total += t.numel() * t.element_size()
-    return total / 1e6
-
-
-def basic_info(model: Any) -> dict[str, Any]:
-    """params, size_mb, sparsity, conv_layers, transformer_layers: ``compress.model_io.info.model_info`` where it
-    answers, our own count otherwise (and always for sparsity: the share of exact zeros in weight matrices)."""
-    import torch
-
-    weights = [p for p in model.parameters() if p.dim() > 1]
-    n_w = sum(p.numel() for p in weights)
-    with torch.no_grad():
-        zeros = sum(int((p == 0).sum()) for p in weights)
-    cfg = getattr(model, "config", None)
-    info: dict[str, Any] = {
-        "params": int(sum(p.numel() for p in model.parameters())), "size_mb": state_dict_mb(model),
-        "sparsity": zeros / n_w if n_w else float("nan"),
-        "conv_layers": len(getattr(cfg, "conv_dim", ()) or ()),
-        "transformer_layers": int(getattr(cfg, "num_hidden_layers", 0) or 0)}
-    try:
-        from compress.model_io.info import model_info
-
-        mi = model_info(model)
-        mi = asdict(mi) if dataclasses.is_dataclass(mi) else dict(mi)
-        info.update({k: mi[k] for k in ("params", "size_mb", "conv_layers", "transformer_layers", "size_on_disk_mb")
-                     if mi.get(k) is not None})
-    except Exception as exc:  # noqa: BLE001 - written concurrently; our own count is enough
-        log.debug("model_info unavailable (%s); using the runner's own count", exc)
-    return info
+Loader = Callable[[str, str], Any]  # (spec, device) -> core.variant.Variant; the command layer passes compress's
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -304,7 +169,7 @@ class _Clock:
 
 def run_pass(tr: Any, wl: Any, scenario: str, keep_hyps: bool = False, audio_cache: list | None = None,
              batches: Sequence[Sequence[int]] | None = None) -> PassResult:
-    """One pass of ``tr`` (a ``bench.inference.Transcriber``) over workload ``wl``.
+    """One pass of ``tr`` (a ``core.inference.Transcriber``) over workload ``wl``.
 
     batched/arch: decode every file first (``decode_s``), then length-sorted batches; paper-loop: batch 1
     in id order with each file decoded inside the loop, as the paper's DataLoader did.
@@ -426,7 +291,7 @@ def _check_devices(devices: Sequence[str]) -> None:
 
 
 def _device_name(device: str) -> str:
-    from bench.provenance import cpu_model, gpu_name
+    from core.provenance import cpu_model, gpu_name
 
     if device.startswith("cuda"):
         return gpu_name(int(device.split(":")[1]) if ":" in device else 0)
@@ -438,21 +303,21 @@ def _median(xs: Sequence[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
-def run_benchmark(cfg: RunConfig, loader: Loader | None = None, progress: bool = True,
+def run_benchmark(cfg: RunConfig, loader: Loader, progress: bool = True,
                   argv: Sequence[str] | None = None) -> RunSummary:
     """Run (or resume) the benchmark described by ``cfg`` into ``cfg.out``; see the module docstring."""
     import torch
     from tqdm import tqdm
 
     from bench import energy as energy_mod
-    from bench import provenance, results
-    from bench.distributed import init_from_env
+    from core import provenance, results
+    from core.distributed import init_from_env
     from bench.energy.carbon import resolve_intensity
-    from bench.inference import Transcriber
-    from bench.scoring import score
+    from core.inference import Transcriber
+    from core.model_stats import model_stats
+    from core.scoring import score
     from bench.workload import arch_workload, from_manifest
 
-    loader = loader or default_loader
     if cfg.repeats < 1:
         raise FootprintError(f"--repeats {cfg.repeats}: need at least 1")
     _check_devices(cfg.devices)
@@ -468,8 +333,8 @@ def run_benchmark(cfg: RunConfig, loader: Loader | None = None, progress: bool =
     # -- workloads -------------------------------------------------------------------------------------
     data_wl = None
     if any(j.scenario != "arch" for j in jobs):
-        from bench.data import resolve_data
-        from bench.data.librispeech import read_subset
+        from core.data import resolve_data
+        from core.data.librispeech import read_subset
 
         data_wl = from_manifest(read_subset(resolve_data(cfg.data)), cfg.data, cfg.limit)
         if not len(data_wl):
@@ -592,7 +457,7 @@ def run_benchmark(cfg: RunConfig, loader: Loader | None = None, progress: bool =
                 continue
             info = dict(getattr(v, "info", {}) or {})
             if any(info.get(k) is None for k in ("params", "size_mb", "sparsity", "conv_layers", "transformer_layers")):
-                info = {**basic_info(tr.model), **{k: x for k, x in info.items() if x is not None}}
+                info = {**model_stats(tr.model), **{k: x for k, x in info.items() if x is not None}}
             entry = {"job": job, "tr": tr, "wl": wl, "wl_full": wl_full, "info": info,
                      "recipe": getattr(v, "recipe", job.spec), "model_path": getattr(v, "path", None) or
                      (str(Path(job.spec).expanduser().resolve()) if Path(job.spec).expanduser().is_dir() else ""),
@@ -827,8 +692,8 @@ def _save_hyps(run_dir: Path, variant: str, device: str, ids: list[str], refs: l
 def _make_row(cfg: RunConfig, e: dict[str, Any], dev: str, rep: int, parts: list[dict[str, Any]], chash: str,
               run_id: str, intensity: Any, prov: Any, overhead: float | None, idle: dict[str, float] | None,
               world: int, batch_size: int) -> dict[str, Any]:
-    from bench.provenance import now_iso
-    from bench.results import SCHEMA_VERSION
+    from core.provenance import now_iso
+    from core.results import SCHEMA_VERSION
 
     job, info, wl_full = e["job"], e["info"], e["wl_full"]
     rs = [p["res"] for p in parts]

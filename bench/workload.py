@@ -58,7 +58,7 @@ def _subloader(loader: Callable[[int], np.ndarray], order: Sequence[int]) -> Cal
 
 
 def from_manifest(manifest, dataset: str, limit: int | None = None) -> Workload:  # noqa: ANN001
-    from bench.data.librispeech import load_audio
+    from core.data.librispeech import load_audio
 
     m = manifest.subset_of(limit)
     utts = sorted(m.utterances, key=lambda u: u.utt_id)

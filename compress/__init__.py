@@ -1,2 +1,3 @@
-"""compress: model I/O (Hugging Face, fairseq), the shipped teacher, and the compression recipes."""
+"""compress: builds variants: model I/O (Hugging Face, fairseq), the shipped teacher, teacher training and the
+compression methods."""
 __version__ = "0.1.0"

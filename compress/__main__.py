@@ -1,5 +1,5 @@
 import sys
 
-from bench.cli import main
+from footprint.cli import main
 
 sys.exit(main(groups=["model", "compress"], prog="python -m compress"))

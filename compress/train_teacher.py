@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.data.librispeech import Manifest, load_audio, read_subset
-from bench.text import encode
+from core.data.librispeech import Manifest, load_audio, read_subset
+from core.text import encode
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def lr_at(step: int, total: int, cfg: TeacherTrainConfig) -> float:
 def collate(audios: list[np.ndarray], labels: list[list[int]], idx: list[int], device: torch.device,
             normalize: bool = True):
     """Padded batch (x, attention mask, labels padded with -100); ``normalize``: per-utterance zero mean, unit var."""
-    from bench.inference import pad_batch
+    from core.inference import pad_batch
 
     # models without waveform normalisation (fairseq big_960h) take the raw scale
     x, mask = pad_batch([audios[i].astype(np.float32) / 32768.0 for i in idx], normalize)
@@ -137,8 +137,8 @@ def collate(audios: list[np.ndarray], labels: list[list[int]], idx: list[int], d
 def evaluate(model, audios, transcripts, device: torch.device, do_normalize: bool = True,  # noqa: ANN001
              max_batch_seconds: float = 400.0) -> tuple[float, float]:
     """Greedy dev WER/CER of int16 ``audios``; the model's train/eval mode is restored afterwards."""
-    from bench.inference import Transcriber
-    from bench.scoring import score
+    from core.inference import Transcriber
+    from core.scoring import score
 
     was_training = model.training
     tr = Transcriber(model, do_normalize=do_normalize, device=device, batch_size=16,
@@ -159,7 +159,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
     from tqdm import tqdm
     from transformers import Wav2Vec2ForCTC
 
-    from compress.model_io.arch import wav2vec2_config
+    from core.arch import wav2vec2_config
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -172,7 +172,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
 
     if cfg.corpus_root is None:
-        from bench.data.synth.corpus import SynthConfig, ensure_corpus
+        from core.data.synth.corpus import SynthConfig, ensure_corpus
 
         root = ensure_corpus(SynthConfig(hours_train=cfg.hours_train), (cfg.train_subset, cfg.dev_subset))
     else:

@@ -1,4 +1,4 @@
-"""Model specs -> ready-to-run :class:`~compress.methods.base.Variant` objects (what the benchmark runner loads).
+"""Model specs -> ready-to-run :class:`~core.variant.Variant` objects (what the benchmark runner loads).
 
 A spec is one of:
 
@@ -21,14 +21,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bench.errors import FootprintError
-from compress.methods.base import Variant
+from core.errors import FootprintError
+from core.variant import Variant
 
-__all__ = ["Variant", "build_variant", "load_variant", "teacher_dir"]
+__all__ = ["Variant", "build_arch_variant", "build_variant", "load_variant", "teacher_dir"]
 
 log = logging.getLogger(__name__)
 
 TEACHER_ENV = "W2V_FOOTPRINT_TEACHER"
+ARCH_PREFIX = "arch-"  # arch-<large|base|embedded>[-L<n>][+int8-dynamic]: random weights, timing only
 
 
 def teacher_dir() -> Path:
@@ -43,7 +44,7 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def _info(model: Any, rec: dict[str, Any], size_on_disk_bytes: int | None) -> dict[str, Any]:
-    from compress.methods.base import compute_dtype, model_stats
+    from core.model_stats import compute_dtype, model_stats
 
     info = model_stats(model)
     if size_on_disk_bytes is not None:
@@ -64,7 +65,7 @@ def _finish(model: Any, do_normalize: bool, name: str, recipe: str, rec: dict[st
             device: str, size_on_disk: int | None) -> Variant:
     import torch
 
-    from compress.methods.base import compute_dtype
+    from core.model_stats import compute_dtype
     from compress.methods.quantize import quantized_modules
 
     dev = torch.device(device)
@@ -162,10 +163,48 @@ def _load_dir_or_explain(stage: Any, device: str) -> Variant:
     return _load_dir(path, device, name=stage.name)
 
 
+def build_arch_variant(spec: str) -> Variant:
+    """Random weights of a named architecture at full size: timing only (no download, no WER)."""
+    import torch
+    from transformers import Wav2Vec2ForCTC
+
+    from core.arch import ARCHS, wav2vec2_config
+    from core.model_stats import model_stats
+
+    base, _, post = spec.partition("+")
+    parts = base.split("-")  # arch-large-L24
+    if len(parts) < 2 or parts[1] not in ARCHS:
+        raise FootprintError(f"{spec}: expected arch-<{'|'.join(ARCHS)}>[-L<layers>][+int8-dynamic]")
+    layers = None
+    if len(parts) >= 3:
+        try:
+            layers = int(parts[2].lstrip("Ll"))
+        except ValueError:
+            raise FootprintError(f"{spec}: bad layer count {parts[2]!r}") from None
+    torch.manual_seed(0)
+    model = Wav2Vec2ForCTC(wav2vec2_config(parts[1], layers=layers)).eval()
+    info = model_stats(model)
+    if post:
+        if post != "int8-dynamic":
+            raise FootprintError(f"{spec}: only +int8-dynamic is supported on random-weight architectures")
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        info = model_stats(model)
+    info["size_on_disk_mb"] = float("nan")
+    do_norm = parts[1] == "embedded" or ARCHS[parts[1]].get("feat_extract_norm") == "layer"
+    info["trained"] = False
+    return Variant(model, do_norm, spec, spec, info, None)  # recipe "arch-...": reports' timing-only rows
+
+
 def load_variant(spec: str, device: str = "cpu", teacher: str = "embedded", students_dir: str | None = None,
                  name: str | None = None) -> Variant:
-    """A model spec (``embedded``, a directory, or a recipe) -> :class:`Variant` on ``device``."""
+    """A model spec (``embedded``, a directory, a recipe, or ``arch-...``) -> :class:`Variant` on ``device``."""
     spec = str(spec).strip()
+    if spec.startswith(ARCH_PREFIX):
+        return build_arch_variant(spec)
     if spec == "embedded":
         v = _load_teacher("embedded", device)
         v.recipe = "baseline"

@@ -2,7 +2,7 @@
 ``footprint report``."""
 import sys
 
-from bench.cli import main
+from footprint.cli import main
 
 argv = sys.argv[1:]
 # Let the group name be implicit: the report group is the only one here.

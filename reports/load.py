@@ -2,7 +2,7 @@
 
 A RUN_DIR holds ``results.sqlite`` (append-only, the source of truth) and/or ``results.csv`` (its export) and
 ``meta.json`` (the run's configuration).  Problems the user can fix raise a one-line
-:class:`bench.errors.FootprintError` naming the file.
+:class:`core.errors.FootprintError` naming the file.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from typing import Any, Iterable, Optional
 
 import pandas as pd
 
-from bench.errors import FootprintError
-from bench.results import SCHEMA_COLUMNS  # the contract, defined once; a stdlib-only module (no torch)
+from core.errors import FootprintError
+from core.results import SCHEMA_COLUMNS  # the contract, defined once; a stdlib-only module (no torch)
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Optional
 
 import pandas as pd
 
-from bench.errors import FootprintError
+from core.errors import FootprintError
 from reports import paper
 from reports.stats import (MISSING, Stat, co2_per_hour, device_kind, is_gpu, kwh_per_hour, select_scenario, stat,
                            trained, variant_for_recipe)

@@ -76,7 +76,7 @@ def choose_scenario(df: pd.DataFrame, scenario: Optional[str] = None) -> Optiona
     found = [s for s in scenarios(df) if s != "arch"]
     if scenario is not None:
         if scenario not in found:
-            from bench.errors import FootprintError
+            from core.errors import FootprintError
 
             raise FootprintError(f"scenario {scenario!r} not in the results "
                                  f"(found: {', '.join(found) or 'no scenario column'})")

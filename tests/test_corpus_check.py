@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bench.cli import main
-from bench.data import resolve_data
-from bench.data.check import FatalProblemFound, check_subset
-from bench.data.librispeech import read_subset
+from footprint.cli import main
+from core.data import resolve_data
+from core.data.check import FatalProblemFound, check_subset
+from core.data.librispeech import read_subset
 
 SPK, CH = "1272", "128104"
 
@@ -184,7 +184,7 @@ def test_not_a_directory_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Captu
 def test_embedded_spec_resolves_through_ensure_corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     make_clean_tree(tmp_path)
-    fake = types.ModuleType("bench.data.synth.corpus")
+    fake = types.ModuleType("core.data.synth.corpus")
     calls: list[tuple[str, ...]] = []
 
     def ensure_corpus(subsets: tuple[str, ...] = ("dev-clean", "dev-other"), **_: object) -> Path:
@@ -192,7 +192,7 @@ def test_embedded_spec_resolves_through_ensure_corpus(tmp_path: Path, monkeypatc
         return tmp_path
 
     fake.ensure_corpus = ensure_corpus  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "bench.data.synth.corpus", fake)
+    monkeypatch.setitem(sys.modules, "core.data.synth.corpus", fake)
     assert resolve_data("embedded:dev-clean") == tmp_path / "LibriSpeech" / "dev-clean"
     assert resolve_data(str(tmp_path)) == tmp_path and resolve_data(tmp_path) == tmp_path
     code, out, _ = run_check(capsys, "embedded:dev-clean")

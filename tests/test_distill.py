@@ -15,7 +15,7 @@ import pytest
 import torch
 from test_methods_support import tiny_corpus, tiny_model, tiny_teacher_dir  # noqa: F401 - fixtures
 
-from bench.errors import FootprintError
+from core.errors import FootprintError
 from compress.methods.distill import (
     build_student,
     feature_penalty,

@@ -14,10 +14,10 @@ from typing import Iterator
 
 import pytest
 
-from bench.cli import main
-from bench.data import download as dl
-from bench.data.download import Checksums, download_subset, safe_extract
-from bench.errors import FootprintError
+from footprint.cli import main
+from core.data import download as dl
+from core.data.download import Checksums, download_subset, safe_extract
+from core.errors import FootprintError
 
 GOOD_MEMBERS = {
     "LibriSpeech/README.TXT": b"LibriSpeech ASR corpus (tiny test copy)\n",

@@ -14,7 +14,7 @@ from bench.energy.base import Measurement, NullMeter, counter_delta
 from bench.energy.carbon import resolve_intensity
 from bench.energy.rapl import RaplMeter
 from bench.energy.replay import ReplayMeter
-from bench.errors import FootprintError
+from core.errors import FootprintError
 
 
 class FakeClock:

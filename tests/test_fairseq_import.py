@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench.cli import main
-from bench.errors import FootprintError
-from bench.text import VOCAB, greedy_ctc_decode
+from footprint.cli import main
+from core.errors import FootprintError
+from core.text import VOCAB, greedy_ctc_decode
 from compress.model_io.fairseq import convert_fairseq_checkpoint
 from compress.model_io.safe_load import load_checkpoint
 
@@ -36,7 +36,7 @@ def _dict_path(info: dict) -> Path | None:
 
 
 def expected_in_our_order(info: dict) -> np.ndarray:
-    """fairseq's logits with columns rearranged into bench.text.VOCAB order, derived independently here.
+    """fairseq's logits with columns rearranged into core.text.VOCAB order, derived independently here.
 
     Roles, not names, decide the specials: fairseq's blank is its index 0 (``<s>``), ours is ``<pad>`` (0);
     fairseq's never-emitted ``<pad>`` lands on our never-emitted ``<s>``.
@@ -181,7 +181,7 @@ def test_import_hf_dir_reorders_vocab(tmp_path: Path) -> None:
     """A local Hugging Face directory whose vocab.json lists the same symbols in another order."""
     from transformers import Wav2Vec2ForCTC
 
-    from compress.model_io.arch import wav2vec2_config
+    from core.arch import wav2vec2_config
     from compress.model_io.hf import import_model, load_model_dir, save_model_dir
 
     torch.manual_seed(0)

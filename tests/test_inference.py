@@ -6,10 +6,10 @@ import pytest
 import torch
 from transformers import Wav2Vec2ForCTC
 
-from bench.inference import Transcriber, plan_batches
-from bench.text import VOCAB_DICT, encode, greedy_ctc_decode, normalize_transcript
-from bench.testing import TINY_OVERRIDES
-from compress.model_io.arch import wav2vec2_config
+from core.inference import Transcriber, plan_batches
+from core.text import VOCAB_DICT, encode, greedy_ctc_decode, normalize_transcript
+from helpers import TINY_OVERRIDES
+from core.arch import wav2vec2_config
 
 TINY = dict(TINY_OVERRIDES, layers=2)
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bench.data.librispeech import load_audio, read_subset
-from bench.errors import FootprintError
+from core.data.librispeech import load_audio, read_subset
+from core.errors import FootprintError
 
 
 def _write(subset: Path, spk: str, ch: str, items: dict[int, tuple[str, np.ndarray, int]]) -> None:
@@ -73,7 +73,7 @@ def test_other_rate_and_channels_are_converted_with_a_warning(subset: Path,
                                                             caplog: pytest.LogCaptureFixture) -> None:
     # Policy: keep the file, warn (non-fatal problem + logged WARNING), convert to 16 kHz mono on load.
     _write(subset, "251", "136532", {0: ("STEREO AT EIGHT KILOHERTZ", _tone(1.0, rate=8_000, channels=2), 8_000)})
-    with caplog.at_level(logging.WARNING, logger="bench.data.librispeech"):
+    with caplog.at_level(logging.WARNING, logger="core.data.librispeech"):
         m = read_subset(subset)
     utt = next(u for u in m.utterances if u.utt_id == "251-136532-0000")
     assert (utt.sample_rate, utt.channels) == (8_000, 2) and utt.duration_s == pytest.approx(1.0)

@@ -8,8 +8,8 @@ import pytest
 import torch
 from test_methods_support import tiny_model
 
-from bench.errors import FootprintError
-from compress.methods.base import model_stats
+from core.errors import FootprintError
+from core.model_stats import model_stats
 from compress.methods.maxpool import MaxPoolConfig, MaxPoolFeatureLayer, apply_maxpool
 from compress.methods.storage import load_variant_dir, save_variant
 

@@ -9,9 +9,9 @@ import torch
 from test_methods_support import safetensors_payload, tiny_corpus, tiny_model  # noqa: F401 - fixture
 from torch import nn
 
-from bench.errors import FootprintError
+from core.errors import FootprintError
 from compress.methods import quantize as q
-from compress.methods.base import count_params, memory_bytes, model_stats
+from core.model_stats import count_params, memory_bytes, model_stats
 from compress.methods.storage import load_variant_dir, save_variant
 
 X = torch.randn(2, 12000, generator=torch.Generator().manual_seed(0))
@@ -129,6 +129,23 @@ def test_bf16_autocast_keeps_fp32_weights_and_runs_bf16_kernels() -> None:
     assert q.apply_autocast(am, q.AutocastConfig()) is am  # applying twice changes nothing
     with pytest.raises(FootprintError, match="unknown dtype"):
         q.apply_autocast(tiny_model(layers=1), q.AutocastConfig("int4"))
+
+
+def test_bf16_autocast_guards_a_wrong_grouped_conv(monkeypatch) -> None:  # noqa: ANN001
+    """Where the CPU's bf16 grouped conv is wrong (measured on an AMX Xeon), the positional conv runs in fp32."""
+    model = tiny_model(layers=1)
+    with torch.no_grad():
+        ref = model(X).logits
+    monkeypatch.setattr(q, "cpu_grouped_conv_bf16_ok", lambda: False)
+    am = q.apply_autocast(model, q.AutocastConfig())
+    pos = am.wav2vec2.encoder.pos_conv_embed
+    assert type(pos).__name__.startswith("Fp32OnCpu") and pos.conv.weight.dtype == torch.float32
+    with torch.no_grad():
+        out = am(X).logits.float()
+        pos_out = pos(torch.randn(1, 20, 32))
+    assert pos_out.dtype == torch.float32
+    assert (out - ref).norm() < 0.05 * ref.norm()
+    assert set(am.state_dict()) == set(tiny_model(layers=1).state_dict())  # weights and names unchanged
 
 
 def test_torchao_recipe_needs_torchao() -> None:

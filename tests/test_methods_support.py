@@ -19,7 +19,7 @@ WORDS = ["IN", "THE", "BEGINNING", "GOD", "CREATED", "HEAVEN", "AND", "EARTH", "
 
 
 def tiny_config(layers: int = 4, **overrides: Any):
-    from compress.model_io.arch import wav2vec2_config
+    from core.arch import wav2vec2_config
 
     kw = dict(TINY)
     kw.update(overrides)
@@ -92,7 +92,7 @@ def tiny_teacher_dir(tmp_path_factory) -> Path:
 
 
 def test_tiny_corpus_reads(tiny_corpus: Path) -> None:
-    from bench.data.librispeech import read_subset
+    from core.data.librispeech import read_subset
 
     m = read_subset(tiny_corpus)
     assert len(m.utterances) == 24 and len(m.speakers) == 4 and not m.problems

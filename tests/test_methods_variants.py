@@ -14,7 +14,7 @@ from test_methods_support import (  # noqa: F401
     tiny_teacher_dir,
 )
 
-from bench.errors import FootprintError
+from core.errors import FootprintError
 from compress.methods.distill import build_student
 from compress.methods.registry import parse_recipe
 from compress.variants import load_variant
@@ -83,7 +83,7 @@ def test_distill_recipe_resolves_to_trained_student(env: Path, tiny_teacher_dir:
 
 
 def _cli(args: list[str], capsys) -> str:
-    from bench.cli import main
+    from footprint.cli import main
 
     rc = main(args, groups=["compress"])
     out = capsys.readouterr()
@@ -109,7 +109,7 @@ def test_cli_quantize_prune_maxpool_apply(env: Path, tmp_path: Path, capsys) -> 
     v = load_variant(str(tmp_path / "a"))
     assert v.recipe == "prune-sensitivity+int8-dynamic" and v.info["sparsity"] > 0.1
     assert "int8-dynamic" in _cli(["compress", "recipes"], capsys)
-    from bench.cli import main
+    from footprint.cli import main
 
     rc = main(["compress", "apply", "--recipe", "bf16-autocast", "--out", str(tmp_path / "ac")], groups=["compress"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -117,7 +117,7 @@ def test_cli_quantize_prune_maxpool_apply(env: Path, tmp_path: Path, capsys) -> 
 
 
 def test_cli_error_is_one_line(env: Path, tmp_path: Path, capsys) -> None:
-    from bench.cli import main
+    from footprint.cli import main
 
     rc = main(["compress", "quantize", "--model", "distill-L6", "--out", str(tmp_path / "x")], groups=["compress"])
     err = capsys.readouterr().err.strip().splitlines()

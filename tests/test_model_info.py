@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
-from compress.model_io.arch import wav2vec2_config
-from compress.model_io.info import PAPER_TABLE2, model_info
+from footprint.cli import main
+from core.arch import wav2vec2_config
+from core.model_info import PAPER_TABLE2, model_info
 
 LARGE_PARAMS = 315_461_792
 LAYER_PARAMS = 12_596_224

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.testing import save_tiny_model, shared_tiny_corpus
+from helpers import save_tiny_model, shared_tiny_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,7 +43,7 @@ def test_pytest_bench_json(tmp_path, tmp_path_factory) -> None:  # noqa: ANN001
     assert extra["params"] > 10_000 and extra["wer"] is not None and extra["energy_method"] == "codecarbon"
     assert extra["energy_kwh"] > 0 and extra["n_utts"] == 4
     # read from the runner's results, not computed in the timed call
-    from bench.results import load_results
+    from core.results import load_results
 
     rows = load_results(tmp_path / "run")
     assert extra["wer"] == rows["wer"].iloc[0] and extra["row_keys"] == list(rows["row_key"])

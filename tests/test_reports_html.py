@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.cli import main as footprint
+from footprint.cli import main as footprint
 from reports.html import build_report, write_report
 from reports.load import load_run
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.errors import FootprintError
+from core.errors import FootprintError
 from reports.load import SCHEMA_COLUMNS, find_train_logs, load_results, load_run, read_train_log
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "results_small"
 REPORT_MODULES = ("reports", "reports.paper", "reports.load", "reports.stats", "reports.render", "reports.tables",
-                  "reports.savings", "reports.figures", "reports.html", "reports.cli")
+                  "reports.savings", "reports.figures", "reports.html", "footprint.commands.report")
 
 
 def test_reports_never_import_torch() -> None:
@@ -32,8 +32,8 @@ def test_reports_never_import_torch() -> None:
 
 
 def test_report_cli_module_is_stdlib_only() -> None:
-    code = ("import sys, reports.cli; heavy = {'pandas', 'numpy', 'matplotlib', 'torch'} & set(sys.modules); "
-            "assert not heavy, heavy")
+    code = ("import sys, footprint.commands.report; "
+            "heavy = {'pandas', 'numpy', 'matplotlib', 'torch'} & set(sys.modules); assert not heavy, heavy")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
 
@@ -45,7 +45,7 @@ def test_fixture_follows_the_schema_exactly() -> None:
 
 
 def test_schema_agrees_with_bench_results() -> None:
-    results = pytest.importorskip("bench.results", reason="bench.results not in this checkout")
+    results = pytest.importorskip("core.results", reason="core.results not in this checkout")
     assert tuple(results.SCHEMA_COLUMNS) == SCHEMA_COLUMNS
 
 
@@ -73,7 +73,7 @@ def test_sqlite_preferred_over_csv(tmp_path: Path) -> None:
 
 
 def test_sqlite_written_by_bench_store_loads(tmp_path: Path) -> None:
-    results = pytest.importorskip("bench.results", reason="bench.results not in this checkout")
+    results = pytest.importorskip("core.results", reason="core.results not in this checkout")
     rows = pd.read_csv(FIXTURE / "results.csv").head(4).to_dict("records")
     store = results.ResultsStore(tmp_path)
     for r in rows:

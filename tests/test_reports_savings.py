@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.errors import FootprintError
+from core.errors import FootprintError
 from reports.load import load_results
 from reports.savings import (all_savings, compute_savings, default_pairs, fmt_energy, fmt_hours, fmt_mass,
                              paper_savings, savings_frame)

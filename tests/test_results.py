@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import FootprintError
-from bench.results import (ALL_COLUMNS, EXTRA_COLUMNS, SCHEMA_COLUMNS, ResultsStore, load_results, read_meta,
+from core.errors import FootprintError
+from core.results import (ALL_COLUMNS, EXTRA_COLUMNS, SCHEMA_COLUMNS, ResultsStore, load_results, read_meta,
                            row_key, write_meta)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,11 +7,19 @@ import math
 
 import pytest
 
-from bench.errors import FootprintError
-from bench.results import SCHEMA_COLUMNS, load_results, read_meta
-from bench.runner import LoadedVariant, RunConfig, basic_info, default_loader, run_benchmark
-from bench.testing import save_tiny_model, shared_tiny_corpus, tiny_model
+from core.errors import FootprintError
+from core.results import SCHEMA_COLUMNS, load_results, read_meta
+from bench.runner import RunConfig
+from bench.runner import run_benchmark as _run_benchmark
+from compress.variants import load_variant
+from core.model_stats import model_stats
+from core.variant import Variant
+from helpers import save_tiny_model, shared_tiny_corpus, tiny_model
 from bench.workload import arch_workload, dev_clean_durations
+
+
+def run_benchmark(cfg: RunConfig, loader=load_variant, **kw):  # noqa: ANN001, ANN201
+    return _run_benchmark(cfg, loader, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +59,7 @@ def test_rows_columns_energy_and_interleaving(assets, tmp_path) -> None:  # noqa
     assert df["co2_kg"].tolist() == pytest.approx((df["energy_kwh"] * 0.4).tolist())
     assert df["kwh_per_audio_hour"].tolist() == pytest.approx((df["energy_kwh"] / (df["audio_s"] / 3600)).tolist())
     assert (df["carbon_intensity_source"] == "user input (--carbon-intensity)").all()
-    assert df["params"].iloc[0] == basic_info(tiny_model(2))["params"]
+    assert df["params"].iloc[0] == model_stats(tiny_model(2))["params"]
     assert (df["transformer_layers"].tolist() == [2, 1, 1, 2]) and (df["weights"] == "trained").all()
     assert (df["peak_rss_mb"] > 0).all() and df["cuda_max_alloc_mb"].isna().all()
     assert df["git_commit"].notna().all() and (df["manifest_hash"] == df["manifest_hash"].iloc[0]).all()
@@ -80,8 +88,8 @@ def test_paper_loop_arch_idle_and_injected_loader(assets, tmp_path) -> None:  # 
         calls.append(spec)
         if spec == "in-memory":
             m = tiny_model(1)
-            return LoadedVariant(m, True, "in-memory", "test-recipe", basic_info(m))
-        return default_loader(spec, device)
+            return Variant(m, True, "in-memory", "test-recipe", model_stats(m))
+        return load_variant(spec, device)
 
     cfg = _cfg(assets, tmp_path / "run", models=["in-memory"], repeats=1, limit=3, paper_loop=True,
                arch=["embedded"], layers=[1], arch_fraction=0.001, idle_baseline_s=0.1, overhead_pairs=0,
@@ -140,7 +148,7 @@ def test_dev_clean_shaped_workload() -> None:
 def test_check_device_command(capsys) -> None:  # noqa: ANN001
     import torch
 
-    from bench.cli import main
+    from footprint.cli import main
 
     assert main(["bench", "check-device", "--device", "cpu", "--energy", "none"], groups=["bench"]) == 0
     assert "cpu:" in capsys.readouterr().out

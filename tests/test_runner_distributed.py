@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.results import load_results, read_meta
-from bench.testing import save_tiny_model, shared_tiny_corpus
+from core.results import load_results, read_meta
+from helpers import save_tiny_model, shared_tiny_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 

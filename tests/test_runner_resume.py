@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.results import load_results
-from bench.testing import save_tiny_model, shared_tiny_corpus
+from core.results import load_results
+from helpers import save_tiny_model, shared_tiny_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.cli import main
-from bench.errors import FootprintError, UnsafeCheckpointError
+from footprint.cli import main
+from core.errors import FootprintError, UnsafeCheckpointError
 from compress.model_io.safe_load import load_checkpoint, pickle_globals
 
 

@@ -1,9 +1,9 @@
-"""bench.scoring: WER and the word-error breakdown agree, on the same normalised text."""
+"""core.scoring: WER and the word-error breakdown agree, on the same normalised text."""
 from __future__ import annotations
 
 import pytest
 
-from bench.scoring import align_words, score, wer_interval, word_errors
+from core.scoring import align_words, score, wer_interval, word_errors
 
 
 def test_word_errors_counts_each_kind_and_matches_score() -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.data.librispeech import read_subset
-from bench.data.synth.corpus import SynthConfig, ensure_corpus, sentence_pool
-from bench.data.synth.voices import make_speakers
-from bench.text import ALLOWED_CHARS
+from core.data.librispeech import read_subset
+from core.data.synth.corpus import SynthConfig, ensure_corpus, sentence_pool
+from core.data.synth.voices import make_speakers
+from core.text import ALLOWED_CHARS
 
 CFG = SynthConfig(hours_train=0.01, dev_utterances=6, n_train_speakers=4, n_dev_speakers=2)
 
@@ -68,7 +68,7 @@ def test_deterministic_and_cached(corpus: Path, tmp_path: Path) -> None:
 def test_same_audio_for_any_job_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # small blocks so that several fresh workers share the work; the train speakers include breathy voices, whose
     # noise comes from espeak-ng's own generator (unseeded, it differed from run to run)
-    from bench.data.synth import corpus as corpus_module
+    from core.data.synth import corpus as corpus_module
 
     monkeypatch.setattr(corpus_module, "SYNTH_BLOCK", 2)
     train, _ = make_speakers(CFG.seed, CFG.n_train_speakers, CFG.n_dev_speakers)
@@ -90,7 +90,7 @@ def test_seed_changes_speakers_not_heldout_pool() -> None:
 def test_variants_sound_different_from_their_base(tmp_path: Path) -> None:
     from scipy.signal import welch
 
-    from bench.data.synth.espeak import Espeak, prepare_data_dir
+    from core.data.synth.espeak import Espeak, prepare_data_dir
 
     train, dev = make_speakers(0, 6, 2)
     espeak = Espeak(prepare_data_dir(tmp_path, {s.variant_name: s.variant_text for s in train + dev}))

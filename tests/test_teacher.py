@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.data.librispeech import load_audio, read_subset
-from bench.data.synth.corpus import SynthConfig, ensure_corpus
-from bench.inference import Transcriber
-from bench.scoring import score
-from compress.model_io.arch import wav2vec2_config
+from core.data.librispeech import load_audio, read_subset
+from core.data.synth.corpus import SynthConfig, ensure_corpus
+from core.inference import Transcriber
+from core.scoring import score
+from core.arch import wav2vec2_config
 from compress.model_io.hf import load_model_dir
 from compress.variants import teacher_dir
 
@@ -56,7 +56,7 @@ def test_bench_eval_reports_the_teacher_with_provenance(dev_clean_dir: Path, dev
     """``footprint bench eval`` gives the same WER as scoring the transcripts directly, and traces its data."""
     import json
 
-    from bench.cli import main
+    from footprint.cli import main
 
     out = tmp_path / "eval.json"
     assert main(["bench", "eval", "--data", str(dev_clean_dir), "--limit", "6", "--batch-size", "3",

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.data.synth.corpus import SynthConfig, ensure_corpus
-from bench.testing import TINY_OVERRIDES
+from core.data.synth.corpus import SynthConfig, ensure_corpus
+from helpers import TINY_OVERRIDES
 from compress.train_teacher import TeacherTrainConfig, lr_at, make_batches
 
 TINY = dict(TINY_OVERRIDES, num_hidden_layers=2, conv_dim=list(TINY_OVERRIDES["conv_dim"]))  # JSON for the CLI

@@ -19,10 +19,10 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 W2V_FOOTPRINT_CACHE=/tmp/cac
 python3 - <<PY 2>&1 | grep --line-buffered -v "utt/s\]\|step/s\]" | tee $OUT/train.log
 import logging, time, json, torch, transformers
 from pathlib import Path
-from bench.cli import setup_logging
+from footprint.cli import setup_logging
 setup_logging()
 print("torch", torch.__version__, "transformers", transformers.__version__, "cuda", torch.cuda.is_available())
-from bench.data.synth.corpus import SynthConfig, ensure_corpus
+from core.data.synth.corpus import SynthConfig, ensure_corpus
 t = time.time()
 root = ensure_corpus(SynthConfig(hours_train=float("$HOURS")), ("train-clean", "dev-clean", "dev-other"),
                      root=Path("/tmp/corpus"), jobs=16)

@@ -2,7 +2,7 @@
 
 Run once, by hand, on a Debian machine:  apt-get install bible-kjv bible-kjv-text
                                          python tools/make_kjv_text.py
-It writes bench/data/synth_text/{kjv_train.txt,kjv_heldout.txt,kjv_meta.json}.  Not run in CI.
+It writes core/data/synth_text/{kjv_train.txt,kjv_heldout.txt,kjv_meta.json}.  Not run in CI.
 
 Choices (each keeps transcripts exactly what espeak-ng says, and spelling learnable from few hours):
   * verses are cut into clauses at . ; : ? ! and kept when 5-35 words long;
@@ -23,7 +23,7 @@ from pathlib import Path
 
 VOCAB_SIZE = 3000
 HELDOUT_PERCENT = 8
-OUT = Path(__file__).resolve().parents[1] / "bench" / "data" / "synth_text"
+OUT = Path(__file__).resolve().parents[1] / "core" / "data" / "synth_text"
 ROMAN = re.compile(r"^(?=[MDCLXVI])M*(C[MD]|D?C{0,3})(X[CL]|L?X{0,3})(I[XV]|V?I{0,3})$")
 ABBREVIATIONS = {"MR", "MRS", "DR", "ST", "ETC", "CF", "VIZ", "NO", "VS", "JR", "SR", "CO", "LTD"}
 

@@ -5,7 +5,7 @@ which only context or a language model can resolve?):
 
     python tools/word_errors.py --model embedded --data embedded:dev-clean --top 20
 
-Greedy CTC with the suite's own transcriber; alignment and counts by ``bench.scoring.word_errors`` (jiwer), on the
+Greedy CTC with the suite's own transcriber; alignment and counts by ``core.scoring.word_errors`` (jiwer), on the
 same normalised text as ``footprint bench eval``, so the totals match its WER.
 """
 from __future__ import annotations
@@ -26,9 +26,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from bench.evaluate import make_transcriber, transcribe_dataset
-    from bench.scoring import wer_interval, word_errors
+    from compress.variants import load_variant
+    from core.scoring import wer_interval, word_errors
 
-    manifest, hyps, _ = transcribe_dataset(make_transcriber(args.model, threads=args.threads), args.data)
+    manifest, hyps, _ = transcribe_dataset(make_transcriber(load_variant(args.model), threads=args.threads), args.data)
     out, kinds = word_errors([u.transcript for u in manifest.utterances], hyps)
     n = sum(len(r) for r in out.references)
     log.info("%s on %s (manifest %s): %d words, WER %.2f %%: %d substitutions, %d deletions, %d insertions",

@@ -34,7 +34,7 @@ def parse_chain(spec: str | Sequence[str] | None, device: str) -> list[str]:
     if spec is None or spec == "auto" or spec == ["auto"]:
         return list(DEFAULT_CHAINS.get(kind, DEFAULT_CHAINS["cpu"]))
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
-    from bench.errors import FootprintError
+    from core.errors import FootprintError
 
     for item in items:
         if item.split(":", 1)[0] not in BACKENDS:

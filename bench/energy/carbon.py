@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 
-from bench.errors import FootprintError
+from core.errors import FootprintError
 
 # CodeCarbon's world average (carbon_intensity_per_source.json), used when nothing is given.
 DEFAULT_WORLD_AVERAGE = 475.0

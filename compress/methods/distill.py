@@ -1,6 +1,6 @@
 """Knowledge distillation of a wav2vec 2.0 CTC teacher into a student with fewer transformer layers.
 
-``footprint compress distill --model TEACHER --layers N --out DIR`` (see ``compress/methods/cli.py``).
+``footprint compress distill --model TEACHER --layers N --out DIR`` (see ``footprint/commands/methods.py``).
 
 Loss (per step, over the real frames of the batch; padded frames are masked out, unlike the paper's code which
 averaged over padding too)::
@@ -66,7 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.errors import FootprintError
+from core.errors import FootprintError
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +335,7 @@ class _Data:
 def _subset_dir(spec: str, hours_train: float) -> Path:
     if spec.startswith("embedded:"):
         subset = spec.split(":", 1)[1].strip() or "train-clean"
-        from bench.data.synth.corpus import SynthConfig, ensure_corpus
+        from core.data.synth.corpus import SynthConfig, ensure_corpus
 
         # the same synthetic corpus the teacher was trained on (keyed by its parameters, cached)
         return Path(ensure_corpus(SynthConfig(hours_train=hours_train), (subset,))) / "LibriSpeech" / subset
@@ -385,7 +385,7 @@ def _fraction(utts: list[Any], fraction: float, seed: int) -> list[Any]:
 
 
 def _load_data(cfg: DistillConfig) -> _Data:
-    from bench.data.librispeech import Manifest, read_subset
+    from core.data.librispeech import Manifest, read_subset
     from compress.train_teacher import load_split
 
     train_dir = _subset_dir(cfg.data, cfg.hours_train)
@@ -538,7 +538,7 @@ def distill(cfg: DistillConfig) -> DistillResult:
     """Train a student by distillation (resumable, DDP-aware); returns where it was saved and how it went."""
     from tqdm import tqdm
 
-    from bench.inference import uses_group_norm
+    from core.inference import uses_group_norm
     from compress.methods.storage import read_variant_json, save_variant, source_info
     from compress.train_teacher import _atomic_save, collate, make_batches
     from compress.variants import load_variant

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bench.errors import FootprintError
+from core.errors import FootprintError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class MaxPoolConfig:
 class MaxPoolFeatureLayer(nn.Module):
     """Stands in for a conv block of the feature encoder: max-pooling with that block's kernel and stride.
 
-    It wraps an ``nn.MaxPool1d`` so FLOP counters (``compress/model_io/info.py``) follow the frame count.
+    It wraps an ``nn.MaxPool1d`` so FLOP counters (``core/model_info.py``) follow the frame count.
     """
 
     def __init__(self, kernel: int, stride: int) -> None:

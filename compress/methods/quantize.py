@@ -40,6 +40,7 @@ int8-weight-only-torchao
 """
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.errors import FootprintError
+from core.errors import FootprintError
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def _no_grad_float(model: nn.Module) -> nn.Module:
 
 
 def _reject_quantized(model: nn.Module, what: str) -> None:
-    from compress.methods.base import _is_dynamic_qlinear, _is_static_qlinear
+    from core.model_stats import _is_dynamic_qlinear, _is_static_qlinear
 
     if any(_is_dynamic_qlinear(m) or _is_static_qlinear(m) for m in model.modules()):
         raise FootprintError(f"{what}: the model is already int8-quantized; apply {what} to a float model")
@@ -186,11 +187,11 @@ def calibration_audio(spec: str, n: int) -> list[Any]:
     """The first ``n`` utterances (id order) of a data spec; ``embedded:train-clean`` = the synthetic corpus."""
     from pathlib import Path
 
-    from bench.data.librispeech import load_audio, read_subset
+    from core.data.librispeech import load_audio, read_subset
 
     if spec.startswith("embedded:"):
         subset = spec.split(":", 1)[1] or "train-clean"
-        from bench.data.synth.corpus import SynthConfig, ensure_corpus
+        from core.data.synth.corpus import SynthConfig, ensure_corpus
 
         subset_dir = Path(ensure_corpus(SynthConfig(), (subset,))) / "LibriSpeech" / subset
     else:
@@ -204,7 +205,7 @@ def calibration_audio(spec: str, n: int) -> list[Any]:
 def apply_int8_static(model: nn.Module, config: Int8StaticConfig) -> nn.Module:
     from torch.ao.quantization import convert, prepare
 
-    from bench.inference import Transcriber
+    from core.inference import Transcriber
 
     _reject_quantized(model, "int8-static")
     model = _no_grad_float(model.cpu())
@@ -253,6 +254,42 @@ class _AutocastForward:
             return super().forward(*args, **kwargs)
 
 
+class _Fp32OnCpuUnderAutocast:
+    """Mixin for the positional convolution: on a CPU whose bf16 grouped convolution is wrong (see
+    :func:`cpu_grouped_conv_bf16_ok`) it runs in fp32 inside the autocast region; elsewhere unchanged."""
+
+    def forward(self, hidden_states: Any) -> Any:
+        if hidden_states.device.type != "cpu":
+            return super().forward(hidden_states)
+        with torch.autocast("cpu", enabled=False):
+            return super().forward(hidden_states.float())
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_grouped_conv_bf16_ok() -> bool:
+    """Does this CPU's bf16 grouped conv1d agree with fp32?  Measured, not assumed: with torch 2.13 on an Intel
+    Xeon with AMX (oneDNN), a bf16 conv1d with groups > 1 (the positional convolution's shape: 192 channels,
+    kernel 64, 16 groups) came out with a relative error above 100 % while groups = 1 stayed at 0.3 %, so the
+    bf16-autocast teacher would have been another model there.  The probe uses a small shape with the same bug."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 32, 64, generator=gen)
+    w = torch.randn(32, 8, 16, generator=gen) * 0.1
+    ref = torch.nn.functional.conv1d(x, w, padding=8, groups=4)
+    with torch.no_grad():
+        low = torch.nn.functional.conv1d(x.bfloat16(), w.bfloat16(), padding=8, groups=4).float()
+    return bool(((low - ref).norm() / ref.norm()) < 0.05)
+
+
+def _guard_positional_conv(model: nn.Module) -> None:
+    pos = getattr(getattr(getattr(model, "wav2vec2", None), "encoder", None), "pos_conv_embed", None)
+    if pos is None or isinstance(pos, _Fp32OnCpuUnderAutocast) or cpu_grouped_conv_bf16_ok():
+        return
+    log.warning("bf16-autocast: this CPU's bf16 grouped convolution disagrees with fp32 (oneDNN); the positional "
+                "convolution runs in fp32 on CPU")
+    cls = type(pos)
+    pos.__class__ = type(f"Fp32OnCpu{cls.__name__}", (_Fp32OnCpuUnderAutocast, cls), {"__module__": cls.__module__})
+
+
 def autocast_dtype(model: Any) -> str | None:
     """The autocast dtype a ``bf16-autocast`` recipe put on ``model`` (None when it runs in its own dtype)."""
     return getattr(model, "_footprint_autocast", None)
@@ -277,6 +314,8 @@ def apply_autocast(model: nn.Module, config: AutocastConfig) -> nn.Module:
     cls = type(model)
     model.__class__ = type(f"Autocast{cls.__name__}", (_AutocastForward, cls), {"__module__": cls.__module__})
     model._footprint_autocast = config.dtype
+    if config.dtype == "bfloat16":
+        _guard_positional_conv(model)
     model._footprint_attention = {"default": model.config._attn_implementation}
     if config.cpu_attention:
         model._footprint_attention["cpu"] = config.cpu_attention
@@ -314,7 +353,7 @@ def apply_torchao_int8_weight_only(model: nn.Module, config: TorchaoInt8WeightOn
 # ----------------------------------------------------------------------------------------------- (de)serialisation
 def quantized_modules(model: nn.Module) -> dict[str, str]:
     """name -> "dynamic" | "static" for every int8 Linear in ``model``."""
-    from compress.methods.base import _is_dynamic_qlinear, _is_static_qlinear
+    from core.model_stats import _is_dynamic_qlinear, _is_static_qlinear
 
     out: dict[str, str] = {}
     for name, m in model.named_modules():
@@ -350,7 +389,7 @@ def _qtensor_from_parts(parts: dict[str, torch.Tensor], per_channel: bool) -> to
 
 def export_quantized(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Plain tensors (int8 weights, float scales) for every int8 Linear, and the layout to rebuild them."""
-    from compress.methods.base import packed_weight_bias
+    from core.model_stats import packed_weight_bias
 
     tensors: dict[str, torch.Tensor] = {}
     layout: dict[str, Any] = {}

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import FootprintError
+from core.errors import FootprintError
 
 log = logging.getLogger(__name__)
 

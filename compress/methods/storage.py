@@ -36,14 +36,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.errors import FootprintError
-from compress.methods.base import (
-    dir_weights_hash,
-    model_stats,
-    versions,
-    weight_files,
-    weights_bytes_on_disk,
-)
+from core.errors import FootprintError
+from compress.methods.base import dir_weights_hash, versions, weight_files, weights_bytes_on_disk
+from core.model_stats import model_stats
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +190,7 @@ def _merged_config(stages: list[dict[str, Any]], extra: dict[str, Any] | None) -
 
 
 def _dtype_of(model: nn.Module) -> torch.dtype:
-    from compress.methods.base import compute_dtype
+    from core.model_stats import compute_dtype
 
     return compute_dtype(model)
 

@@ -11,7 +11,7 @@ Shapes (layers, widths, kernels, positional-conv groups) are read off the weight
 settings; strides, heads, pre-/post-LN, the activation and ``normalize`` come from the settings.
 
 The vocabulary: fairseq's letter dictionary is ``<s> <pad> </s> <unk>`` + ``dict.ltr.txt``; its CTC blank is
-index 0 (``<s>``: the criterion's ``blank_idx`` and the decoders' ``tgt_dict.bos()``).  Ours (bench.text.VOCAB)
+index 0 (``<s>``: the criterion's ``blank_idx`` and the decoders' ``tgt_dict.bos()``).  Ours (core.text.VOCAB)
 has the blank ``<pad>`` at 0, then ``<s> </s> <unk>`` and the letters.  So fairseq's row 0 (blank) -> our row 0,
 its unused ``<pad>`` -> our unused ``<s>``, ``</s>`` and ``<unk>`` stay, and each letter goes to its own row.
 With the standard ``dict.ltr.txt`` (``| E T A O ...``) this is the identity, as in Hugging Face's own
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from bench.errors import FootprintError
-from bench.text import BLANK_ID, FAIRSEQ_SPECIALS, LETTERS, VOCAB
+from core.errors import FootprintError
+from core.text import BLANK_ID, FAIRSEQ_SPECIALS, LETTERS, VOCAB
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def read_letter_dict(path: str | Path) -> list[str]:
 
 
 def vocab_permutation(fairseq_symbols: Sequence[str], where: str = "dictionary") -> list[int]:
-    """``perm`` such that ``our_row[j] = fairseq_row[perm[j]]`` for every symbol j of bench.text.VOCAB."""
+    """``perm`` such that ``our_row[j] = fairseq_row[perm[j]]`` for every symbol j of core.text.VOCAB."""
     index = {s: i for i, s in enumerate(fairseq_symbols)}
     if "<ctc_blank>" in index:
         raise FootprintError(f"{where}: a separate <ctc_blank> symbol is not supported (blank must be <s> = 0)")

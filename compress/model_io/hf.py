@@ -2,7 +2,7 @@
 
 A model directory is what ``save_pretrained`` writes and plain transformers loads as ``Wav2Vec2ForCTC``:
 ``config.json``, ``model.safetensors``, ``vocab.json`` + tokenizer files (``Wav2Vec2CTCTokenizer`` over
-bench.text.VOCAB, word delimiter ``|``, pad/blank ``<pad>``) and ``preprocessor_config.json``
+core.text.VOCAB, word delimiter ``|``, pad/blank ``<pad>``) and ``preprocessor_config.json``
 (``Wav2Vec2FeatureExtractor``, whose ``do_normalize`` carries fairseq's ``normalize`` flag).
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench.errors import FootprintError
-from bench.text import VOCAB, VOCAB_DICT, WORD_DELIMITER
+from core.errors import FootprintError
+from core.text import VOCAB, VOCAB_DICT, WORD_DELIMITER
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def make_processor(vocab_dir: str | Path, do_normalize: bool, return_attention_m
 
 def save_model_dir(model: Any, out_dir: str | Path, do_normalize: bool,
                    return_attention_mask: bool | None = None) -> Path:
-    """Write ``model`` (a ``Wav2Vec2ForCTC`` over bench.text.VOCAB) as a standard ``save_pretrained`` directory.
+    """Write ``model`` (a ``Wav2Vec2ForCTC`` over core.text.VOCAB) as a standard ``save_pretrained`` directory.
 
     ``return_attention_mask`` defaults to the Hugging Face convention: True for layer-norm extractors (lv60
     style), False for group-norm ones, which were trained on unpadded audio and take no mask.

@@ -29,7 +29,7 @@ import zipfile
 from pathlib import Path
 from typing import IO, Any
 
-from bench.errors import FootprintError, UnsafeCheckpointError
+from core.errors import FootprintError, UnsafeCheckpointError
 
 log = logging.getLogger(__name__)
 

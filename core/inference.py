@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from bench.text import BLANK_ID, VOCAB, greedy_ctc_decode
+from core.text import BLANK_ID, VOCAB, greedy_ctc_decode
 
 log = logging.getLogger(__name__)
 

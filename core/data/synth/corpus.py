@@ -1,6 +1,6 @@
 """Write the synthetic corpus (``train-clean``, ``dev-clean``, ``dev-other``) in exact LibriSpeech layout.
 
-* Text: King James Bible clauses shipped in ``bench/data/synth_text`` (see ``tools/make_kjv_text.py``).
+* Text: King James Bible clauses shipped in ``core/data/synth_text`` (see ``tools/make_kjv_text.py``).
   ``dev-*`` draw only from the held-out pool, which is fixed in the shipped files: no seed trains on it.
 * Voices: espeak-ng with per-speaker variant files (``voices.py``); dev speakers are a separate pool.
 * ``dev-other``: the same dev speakers, other held-out sentences, degraded by reverberation, band-limiting
@@ -28,7 +28,7 @@ from typing import Iterable
 
 import numpy as np
 
-from bench.data.synth.voices import Speaker, make_speakers
+from core.data.synth.voices import Speaker, make_speakers
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def default_corpus_dir(config: SynthConfig) -> Path:
 
 
 def sentence_pool(name: str) -> list[str]:
-    text = resources.files("bench.data").joinpath("synth_text", f"kjv_{name}.txt").read_text()
+    text = resources.files("core.data").joinpath("synth_text", f"kjv_{name}.txt").read_text()
     return [line for line in text.splitlines() if line.strip()]
 
 
@@ -138,7 +138,7 @@ _WORKER: dict = {}
 
 
 def _init_worker(data_dir: str, speakers: list[Speaker]) -> None:
-    from bench.data.synth.espeak import Espeak
+    from core.data.synth.espeak import Espeak
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _WORKER["espeak"] = Espeak(Path(data_dir))
@@ -149,7 +149,7 @@ def render(espeak, speaker: Speaker, text: str, rng_seed: Iterable[int], degrade
     """Synthesise one utterance as 16 kHz float32, with silences, a noise floor and optional degradation."""
     from scipy.signal import resample_poly
 
-    from bench.data.synth.degrade import degrade_audio
+    from core.data.synth.degrade import degrade_audio
 
     rng = np.random.default_rng(list(rng_seed))
     espeak.seed(int(rng.integers(1, 2**31)))  # espeak-ng's breath noise draws from an unseeded generator
@@ -196,7 +196,7 @@ def generate_subset(root: Path, subset: str, config: SynthConfig, jobs: int | No
     """Generate one subset under ``root/LibriSpeech`` (atomic: temp folder, then rename)."""
     from tqdm import tqdm
 
-    from bench.data.synth.espeak import prepare_data_dir
+    from core.data.synth.espeak import prepare_data_dir
 
     libri = root / "LibriSpeech"
     final = libri / subset
@@ -251,7 +251,7 @@ def _synth_block(args: tuple[list[UttPlan], str]) -> list[float]:
 
 def _write_speakers_txt(libri: Path, config: SynthConfig) -> None:
     train_spk, dev_spk = make_speakers(config.seed, config.n_train_speakers, config.n_dev_speakers)
-    lines = ["; Synthetic speakers: espeak-ng voice variants (see bench/data/synth/voices.py)",
+    lines = ["; Synthetic speakers: espeak-ng voice variants (see core/data/synth/voices.py)",
              ";ID  |SEX| SUBSET           |MINUTES| NAME"]
     for subset in SUBSETS:
         stamp = libri / f".{subset}.json"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.text import BLANK_ID, VOCAB
+from core.text import BLANK_ID, VOCAB
 
 CONV_KERNEL = (10, 3, 3, 3, 3, 2, 2)
 CONV_STRIDE = (5, 2, 2, 2, 2, 2, 2)

@@ -72,10 +72,11 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.results import load_results
     from bench.runner import run_benchmark, summarize
+    from compress.variants import load_variant
+    from core.results import load_results
 
-    summary = run_benchmark(config_from_args(args), progress=not args.no_progress)
+    summary = run_benchmark(config_from_args(args), load_variant, progress=not args.no_progress)
     if summary.meta and summary.run_dir.exists() and summary.meta.get("run_id"):
         import os
 
@@ -97,7 +98,7 @@ def _format(df) -> str:  # noqa: ANN001
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from bench.results import load_results
+    from core.results import load_results
     from bench.runner import summarize
 
     df = load_results(args.run_dir)
@@ -116,8 +117,9 @@ def cmd_ratios(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from bench.evaluate import evaluate_model, write_json
+    from compress.variants import load_variant
 
-    results = evaluate_model(args.model, args.data, limit=args.limit, batch_size=args.batch_size,
+    results = evaluate_model(args.model, args.data, load_variant, limit=args.limit, batch_size=args.batch_size,
                              threads=args.threads)
     for r in results:
         print(r.line())

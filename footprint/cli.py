@@ -1,7 +1,7 @@
-"""The ``footprint`` command: one console script, subcommand groups contributed by each package.
+"""The ``footprint`` command: one console script; each command group is a module of ``footprint.commands``.
 
-Each group lives in its own package's ``cli.py`` and exposes ``register(subparsers)``.  Those modules
-import only the standard library at module level, so ``footprint report`` never imports torch.
+Each group module exposes ``register_<group>(subparsers)`` and imports only the standard library at module level,
+so ``footprint report`` never imports torch.
 """
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ import logging
 import sys
 from typing import Sequence
 
-from bench.errors import FootprintError
+from core.errors import FootprintError
 
 log = logging.getLogger("footprint")
 
 # group name -> module that registers it (imported when the parser is built; stdlib-only modules).
 GROUPS: dict[str, str] = {
-    "model": "compress.model_cli",
-    "corpus": "bench.corpus_cli",
-    "compress": "compress.cli",
-    "bench": "bench.bench_cli",
-    "report": "reports.cli",
-    "run": "bench.main_job",
+    "model": "footprint.commands.model",
+    "corpus": "footprint.commands.corpus",
+    "compress": "footprint.commands.compress",
+    "bench": "footprint.commands.bench",
+    "report": "footprint.commands.report",
+    "run": "footprint.commands.run",
 }
 
 
@@ -32,14 +32,7 @@ def build_parser(groups: Sequence[str] | None = None, prog: str = "footprint") -
     sub = parser.add_subparsers(dest="group", metavar="GROUP")
     sub.required = True
     for name in groups or GROUPS:
-        try:
-            module = importlib.import_module(GROUPS[name])
-        except ModuleNotFoundError as exc:  # a group whose package part is not installed/built yet
-            if exc.name != GROUPS[name]:
-                raise
-            log.debug("command group %s unavailable: %s", name, exc)
-            continue
-        getattr(module, f"register_{name}")(sub)
+        getattr(importlib.import_module(GROUPS[name]), f"register_{name}")(sub)
     return parser
 
 

@@ -1,6 +1,6 @@
 """``footprint report RUN_DIR --out report.html``: the self-contained HTML report (and Markdown / LaTeX tables).
 
-Standard library only at module level: bench/cli.py imports this to build its parser, and a report must never
+Standard library only at module level: footprint/cli.py imports this to build its parser, and a report must never
 load torch.  The work happens in reports.html, imported when the command runs.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from bench.text import normalize_transcript
+from core.text import normalize_transcript
 
 
 @dataclass(frozen=True)

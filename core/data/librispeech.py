@@ -18,8 +18,8 @@ from typing import Iterator, Literal
 import numpy as np
 import soundfile as sf
 
-from bench.errors import FootprintError
-from bench.text import invalid_chars
+from core.errors import FootprintError
+from core.text import invalid_chars
 
 log = logging.getLogger(__name__)
 

@@ -197,7 +197,7 @@ def _add_prune(csub: argparse._SubParsersAction) -> None:
     p.add_argument("--overrides", default="{}", help='JSON {"module name": sensitivity} for exact control')
 
     def _run(args: argparse.Namespace) -> int:
-        from bench.errors import FootprintError
+        from core.errors import FootprintError
         from compress.methods.prune import PruneConfig, apply_prune
 
         try:
@@ -256,7 +256,7 @@ def _add_apply(csub: argparse._SubParsersAction) -> None:
     p.add_argument("--sparse-storage", action="store_true")
 
     def _run(args: argparse.Namespace) -> int:
-        from bench.errors import FootprintError
+        from core.errors import FootprintError
         from compress.methods.registry import parse_recipe
         from compress.methods.storage import save_variant
         from compress.variants import build_variant

@@ -1,6 +1,6 @@
 """``footprint corpus check ROOT/SUBSET``: count, measure and list every problem of a LibriSpeech subset.
 
-Two passes.  :func:`bench.data.librispeech.read_subset` pairs transcripts with audio and reads each
+Two passes.  :func:`core.data.librispeech.read_subset` pairs transcripts with audio and reads each
 file's header (missing audio, missing transcript line, unreadable header, empty audio, characters
 outside the vocabulary, other rate/channels).  Then every kept file is **decoded in full**, because a
 FLAC whose header is intact but whose body is truncated or corrupt passes the header read and only
@@ -9,7 +9,7 @@ fine but is almost certainly a broken export, so it is reported as a ``silent`` 
 
 Policy for another sample rate or channel count (decided, tested): **convert, do not refuse.**
 The reader keeps such a file, reports a non-fatal ``converted`` warning (and logs it), and
-:func:`bench.data.librispeech.load_audio` downmixes to mono and resamples to 16 kHz on load.  Users
+:func:`core.data.librispeech.load_audio` downmixes to mono and resamples to 16 kHz on load.  Users
 bringing their own recordings in LibriSpeech layout want them measured; the warning makes the
 conversion visible, and the manifest records each file's original rate and channels.
 
@@ -42,9 +42,9 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from bench.data import resolve_data
-from bench.data.librispeech import Manifest, OnError, Problem, Utterance, read_subset
-from bench.errors import FootprintError
+from core.data import resolve_data
+from core.data.librispeech import Manifest, OnError, Problem, Utterance, read_subset
+from core.errors import FootprintError
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class CheckResult:
 @contextlib.contextmanager
 def _quiet_reader() -> Iterator[None]:
     # The checker prints every problem as a result line; the reader's own log lines would repeat them.
-    reader_log = logging.getLogger("bench.data.librispeech")
+    reader_log = logging.getLogger("core.data.librispeech")
     old = reader_log.level
     reader_log.setLevel(logging.CRITICAL)
     try:

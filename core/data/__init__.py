@@ -1,12 +1,12 @@
 """Speech data: the LibriSpeech reader, checker and downloader, and the synthetic corpus.
 
-Standard library only at module level: ``bench.data`` is imported by the CLI before any command runs.
+Standard library only at module level: ``core.data`` is imported by the CLI before any command runs.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench.errors import FootprintError
+from core.errors import FootprintError
 
 EMBEDDED_PREFIX = "embedded:"
 
@@ -24,11 +24,11 @@ def resolve_data(spec: str | Path) -> Path:
         subset = spec[len(EMBEDDED_PREFIX):].strip() or "dev-clean"
         # Imported lazily: the generator pulls in numpy/espeak and must not load for plain paths.
         try:
-            from bench.data.synth.corpus import ensure_corpus
+            from core.data.synth.corpus import ensure_corpus
         except ModuleNotFoundError as exc:
-            if exc.name != "bench.data.synth.corpus":
+            if exc.name != "core.data.synth.corpus":
                 raise
-            raise FootprintError(f"{spec}: the synthetic corpus generator (bench.data.synth.corpus) "
+            raise FootprintError(f"{spec}: the synthetic corpus generator (core.data.synth.corpus) "
                                  "is not installed") from None
         try:
             # Only the requested subset: a check of dev-clean must not synthesise hours of train-clean.

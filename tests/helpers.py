@@ -13,7 +13,7 @@ def tiny_model(layers: int = 2, seed: int = 0):  # noqa: ANN201
     import torch
     from transformers import Wav2Vec2ForCTC
 
-    from compress.model_io.arch import wav2vec2_config
+    from core.arch import wav2vec2_config
 
     torch.manual_seed(seed)
     return Wav2Vec2ForCTC(wav2vec2_config("embedded", layers=layers, **TINY_OVERRIDES)).eval()
@@ -30,7 +30,7 @@ def save_tiny_model(path: str | Path, layers: int = 2, seed: int = 0) -> Path:
 
 def tiny_corpus(root: str | Path, utterances: int = 8) -> Path:
     """A synthetic dev-clean of ``utterances`` utterances under ``root``; returns the subset directory."""
-    from bench.data.synth.corpus import SynthConfig, ensure_corpus
+    from core.data.synth.corpus import SynthConfig, ensure_corpus
 
     base = ensure_corpus(SynthConfig(dev_utterances=utterances), ["dev-clean"], root=Path(root), progress=False)
     return Path(base) / "LibriSpeech" / "dev-clean"

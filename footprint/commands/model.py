@@ -43,7 +43,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _parse_layers(text: str | None) -> list[int | None]:
-    from bench.errors import FootprintError
+    from core.errors import FootprintError
 
     if text is None:
         return [None]
@@ -57,8 +57,8 @@ def _parse_layers(text: str | None) -> list[int | None]:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from bench.errors import FootprintError
-    from compress.model_io.info import PAPER_TABLE2, model_info
+    from core.errors import FootprintError
+    from core.model_info import PAPER_TABLE2, model_info
 
     if (args.model_dir is None) == (args.arch is None):
         raise FootprintError("model info: give either a model directory or --arch (with optional --layers)")
@@ -76,7 +76,7 @@ def _info(args: argparse.Namespace) -> int:
         mi = model_info(model, utterance_s=args.utterance_s, source=str(d))
         rows.append({"name": str(d), **mi.to_dict(), "size_on_disk_mb": disk})
     else:
-        from compress.model_io.arch import wav2vec2_config
+        from core.arch import wav2vec2_config
 
         for n in _parse_layers(args.layers):
             mi = model_info(wav2vec2_config(args.arch, layers=n), utterance_s=args.utterance_s,

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from footprint.commands.methods import add_method_commands
+
 
 def _add_train_teacher(csub: argparse._SubParsersAction) -> None:
     t = csub.add_parser("train-teacher", help="CTC-train the embedded wav2vec 2.0 teacher (resumes after a kill)")
@@ -60,11 +62,4 @@ def register_compress(sub: argparse._SubParsersAction) -> None:
     csub = p.add_subparsers(dest="compress_cmd", metavar="CMD")
     csub.required = True
     _add_train_teacher(csub)
-    # compression recipes (distill, quantize, prune, maxpool) register themselves here
-    try:
-        from compress.methods.cli import add_method_commands
-    except ModuleNotFoundError as exc:
-        if exc.name != "compress.methods.cli":
-            raise
-    else:
-        add_method_commands(csub)
+    add_method_commands(csub)

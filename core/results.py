@@ -17,7 +17,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from bench.errors import FootprintError
+from core.errors import FootprintError
 
 log = logging.getLogger(__name__)
 

@@ -55,8 +55,9 @@ def available_students() -> tuple[list[str], list[str]]:
 def main_job(args: argparse.Namespace) -> int:
     import torch
 
-    from bench.data import resolve_data
+    from core.data import resolve_data
     from bench.runner import RunConfig, run_benchmark
+    from compress.variants import load_variant
     from reports.html import write_report
 
     t0 = time.perf_counter()
@@ -92,7 +93,7 @@ def main_job(args: argparse.Namespace) -> int:
 
         os.environ[TEACHER_ENV] = args.model  # recipes are built from the user's model
     log.info("step 2-3/4: benchmark %s on %s", ", ".join(models), ",".join(devices))
-    run_benchmark(cfg)
+    run_benchmark(cfg, load_variant)
     log.info("step 4/4: report")
     out = write_report(args.out, f"{args.out}/report.html")
     log.info("main job done in %.0f s", time.perf_counter() - t0)

@@ -41,7 +41,7 @@ import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
-from bench.errors import FootprintError
+from core.errors import FootprintError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ def register_corpus(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--subsets", default="train-clean,dev-clean,dev-other")
 
     def _synth(args: argparse.Namespace) -> int:
-        from bench.data.synth.corpus import cli_synth
+        from core.data.synth.corpus import cli_synth
 
         return cli_synth(args)
 
@@ -29,7 +29,7 @@ def register_corpus(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--on-error", choices=("skip", "stop"), default="skip")
 
     def _check(args: argparse.Namespace) -> int:
-        from bench.data.check import cli_check
+        from core.data.check import cli_check
 
         return cli_check(args)
 
@@ -41,7 +41,7 @@ def register_corpus(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--url", default=None, help="override the archive URL (mirrors, tests)")
 
     def _download(args: argparse.Namespace) -> int:
-        from bench.data.download import cli_download
+        from core.data.download import cli_download
 
         return cli_download(args)
 
