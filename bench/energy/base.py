@@ -44,27 +44,6 @@ class Measurement:
             return {k: float("nan") for k in self.joules_by_component}
         return {k: v / self.seconds for k, v in self.joules_by_component.items()}
 
-    def co2_kg(self, g_per_kwh: float) -> float:
-        return self.kwh * g_per_kwh / 1000.0
-
-    def __truediv__(self, count: float) -> "Measurement":
-        """Per unit of work (e.g. per utterance or per repeat): every quantity divided by ``count``."""
-        return replace(self, seconds=self.seconds / count,
-                       joules_by_component={k: v / count for k, v in self.joules_by_component.items()})
-
-    def __mul__(self, factor: float) -> "Measurement":
-        return replace(self, seconds=self.seconds * factor,
-                       joules_by_component={k: v * factor for k, v in self.joules_by_component.items()})
-
-    def __add__(self, other: "Measurement") -> "Measurement":
-        """Two windows (or two ranks) together: seconds and joules add; provenance is kept when it differs."""
-        comps = dict(self.joules_by_component)
-        for k, v in other.joules_by_component.items():
-            comps[k] = comps.get(k, 0.0) + v
-        method = self.method if self.method == other.method else f"{self.method}+{other.method}"
-        detail = self.detail if self.detail == other.detail else f"{self.detail}; {other.detail}"
-        return Measurement(self.seconds + other.seconds, comps, method, self.measured and other.measured, detail)
-
     def minus_baseline(self, idle_watts: dict[str, float]) -> "Measurement":
         """Subtract idle power x window length per component (clipped at zero: noise must not make energy negative)."""
         comps = {k: max(0.0, v - idle_watts.get(k, 0.0) * self.seconds) for k, v in self.joules_by_component.items()}

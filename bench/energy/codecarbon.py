@@ -38,8 +38,7 @@ class CodeCarbonMeter(Meter):
         except ImportError:
             raise MeterUnavailable("codecarbon is not installed (pip install codecarbon)") from None
         self.version = codecarbon.__version__
-        for noisy in ("codecarbon",):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)
         kw = dict(country_iso_code=self.country, save_to_file=False, save_to_api=False, project_name="w2v-footprint",
                   tracking_mode=self.tracking_mode, measure_power_secs=self.measure_power_secs, log_level="error",
                   allow_multiple_runs=True)
