@@ -4,6 +4,9 @@ Zeus-style: ``begin_window(name)`` / ``end_window(name)`` over cumulative energy
 plus a context manager, :meth:`Meter.window`, as optimum-benchmark's trackers.  Every measurement says how
 it was obtained: ``method`` (which backend), ``measured`` (a hardware counter: True; a model of power from
 load, TDP or constants: False) and ``detail`` (the counter, or the model and its constants).
+
+Each meter class registers itself under its ``name`` with :func:`register_meter` and is built from one
+:class:`MeterContext` by :meth:`Meter.from_context`; ``bench.energy`` looks meters up by that name only.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,26 @@ class MeterUnavailable(Exception):
     """A backend cannot run here; the message says why and what would make it work (one line)."""
 
 
+@dataclass(frozen=True)
+class MeterContext:
+    """Everything a meter may need to be built; each meter reads the fields it uses and ignores the rest."""
+
+    device: str = "cpu"                # "cpu", "cuda", "cuda:1": the device this meter watches
+    arg: str = ""                      # the text after "name:" in a chain entry, e.g. TRACE.json in replay:TRACE.json
+    country_iso3: str | None = None    # for estimators that need a grid (codecarbon); None: their default
+    carbon_intensity_g_per_kwh: float | None = None
+    log_dir: str | None = None         # where a backend may write its own logs; None: a temporary directory
+
+    @property
+    def kind(self) -> str:
+        return self.device.partition(":")[0]
+
+    @property
+    def index(self) -> int:
+        idx = self.device.partition(":")[2]
+        return int(idx) if idx else 0
+
+
 class Meter(ABC):
     """One energy backend.  ``open`` may raise :class:`MeterUnavailable`; windows may nest by name."""
 
@@ -67,6 +90,12 @@ class Meter(ABC):
 
     def __init__(self) -> None:
         self._starts: dict[str, float] = {}
+        self.fallback_reasons: list[str] = []  # set by open_meter: why each earlier meter of the chain was skipped
+
+    @classmethod
+    def from_context(cls, ctx: MeterContext) -> "Meter":
+        """Build (not open) this meter for ``ctx``; raise MeterUnavailable when ``ctx`` rules it out."""
+        return cls()
 
     def open(self) -> None:
         """Acquire the backend (start threads, open counters).  Raise MeterUnavailable with the reason."""
@@ -120,6 +149,26 @@ class WindowResult:
     measurement: Measurement | None = None
 
 
+M = TypeVar("M", bound=type[Meter])
+
+# name -> meter class; filled by @register_meter as each meter's module is imported.
+METERS: dict[str, type[Meter]] = {}
+
+
+def register_meter(cls: M) -> M:
+    """Class decorator: make ``cls`` selectable as ``cls.name`` in ``--energy`` chains."""
+    name = cls.name
+    if not name or ":" in name or "," in name:
+        raise ValueError(f"meter name {name!r}: need a non-empty name without ':' or ','")
+    old = METERS.get(name)
+    # A module imported twice (reload) defines a new class of the same name: that is not a clash.
+    if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"energy meter {name!r} is already registered by {old.__module__}.{old.__qualname__}")
+    METERS[name] = cls
+    return cls
+
+
+@register_meter
 class NullMeter(Meter):
     """No energy figure: rows carry NaN and ``energy_method = none``."""
 

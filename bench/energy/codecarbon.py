@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 
-from bench.energy.base import J_PER_KWH, Meter, MeterUnavailable
+from bench.energy.base import J_PER_KWH, Meter, MeterContext, MeterUnavailable, register_meter
 
 log = logging.getLogger(__name__)
 
 
+@register_meter
 class CodeCarbonMeter(Meter):
     name = "codecarbon"
     scope = "process"
@@ -28,8 +29,14 @@ class CodeCarbonMeter(Meter):
         self.tracking_mode = tracking_mode
         self.gpu_ids = gpu_ids
         self._tracker = None
+        self._cpu = None
         self._last: dict[str, float] = {}
         self.version = ""
+
+    @classmethod
+    def from_context(cls, ctx: MeterContext) -> "CodeCarbonMeter":
+        return cls(country_iso3=ctx.country_iso3 or "USA", carbon_intensity_g_per_kwh=ctx.carbon_intensity_g_per_kwh,
+                   gpu_ids=[ctx.index] if ctx.kind == "cuda" else None)
 
     def open(self) -> None:
         try:
