@@ -1,5 +1,6 @@
 """Energy meters: Measurement arithmetic, counter wraparound, replay traces, RAPL on a fake sysfs, the fallback
-chain with its reasons, carbon intensity sources, and no network from codecarbon/carbontracker."""
+chain with its reasons, a meter registered from outside bench/energy, carbon intensity sources, and no network
+from codecarbon/carbontracker."""
 from __future__ import annotations
 
 import json
@@ -9,8 +10,10 @@ import socket
 
 import pytest
 
+from bench import energy
 from bench.energy import measure_idle, open_meter, parse_chain
-from bench.energy.base import Measurement, NullMeter, counter_delta
+from bench.energy.base import (Measurement, Meter, MeterContext, MeterUnavailable, NullMeter, counter_delta,
+                               register_meter)
 from bench.energy.carbon import resolve_intensity
 from bench.energy.rapl import RaplMeter
 from bench.energy.replay import ReplayMeter
@@ -30,12 +33,6 @@ def test_measurement_arithmetic() -> None:
     assert m.joules == pytest.approx(5.4e6)
     assert m.kwh == pytest.approx(1.5)
     assert m.watts == {"cpu": pytest.approx(3.6e5), "ram": pytest.approx(1.8e5)}
-    half = m / 2
-    assert half.seconds == 5.0 and half.kwh == pytest.approx(0.75) and half.method == "x"
-    both = m + Measurement(5.0, {"cpu": 1.0, "gpu0": 2.0}, "y", False, "e")
-    assert both.seconds == 15.0 and both.joules_by_component["gpu0"] == 2.0
-    assert both.method == "x+y" and both.measured is False
-    assert m.co2_kg(400.0) == pytest.approx(0.6)
     net = m.minus_baseline({"cpu": 1e5, "ram": 1e6})
     assert net.joules_by_component == {"cpu": pytest.approx(2.6e6), "ram": 0.0}  # clipped at zero
     assert "idle baseline" in net.detail
@@ -137,6 +134,58 @@ def test_parse_chain() -> None:
     assert parse_chain("codecarbon", "cpu") == ["codecarbon", "none"]
     with pytest.raises(FootprintError, match="unknown meter"):
         parse_chain("wattmeter", "cpu")
+
+
+@pytest.fixture
+def registry(monkeypatch):  # noqa: ANN001, ANN201
+    """The meter registry, restored after the test (a meter registered here must not leak into other tests)."""
+    monkeypatch.setattr(energy.base, "METERS", dict(energy.meters()))
+    return energy.base.METERS
+
+
+def test_a_meter_from_another_module_is_selected_by_name(registry) -> None:  # noqa: ANN001
+    seen: list[MeterContext] = []
+
+    @register_meter
+    class SocketMeter(Meter):
+        """A 42 W wall-socket meter reachable only when the chain entry names its port."""
+
+        name = "socketmeter"
+        measured = True
+
+        def __init__(self, port: str) -> None:
+            super().__init__()
+            self.port = port
+
+        @classmethod
+        def from_context(cls, ctx: MeterContext) -> "SocketMeter":
+            seen.append(ctx)
+            if not ctx.arg:
+                raise MeterUnavailable("needs a port: socketmeter:PORT")
+            return cls(ctx.arg)
+
+        def describe(self) -> str:
+            return f"wall socket on {self.port}"
+
+        def _begin(self, name: str) -> None:
+            pass
+
+        def _end(self, name: str, seconds: float) -> dict[str, float]:
+            return {"wall": 42.0 * seconds}
+
+    assert "socketmeter" in registry
+    chain = parse_chain("socketmeter,socketmeter:ttyUSB0", "cuda:1")
+    assert chain == ["socketmeter", "socketmeter:ttyUSB0", "none"]
+    meter = open_meter(chain, "cuda:1", country_iso3="FRA", carbon_intensity=56.0, log_dir="/tmp/x")
+    assert isinstance(meter, SocketMeter) and meter.port == "ttyUSB0"
+    assert meter.fallback_reasons == ["socketmeter: needs a port: socketmeter:PORT"]
+    assert seen[-1] == MeterContext("cuda:1", "ttyUSB0", "FRA", 56.0, "/tmp/x")
+    assert (seen[-1].kind, seen[-1].index) == ("cuda", 1)
+    with meter.window("w") as w:
+        pass
+    assert w.measurement.method == "socketmeter" and w.measurement.measured and "ttyUSB0" in w.measurement.detail
+    with pytest.raises(ValueError, match="already registered"):
+        register_meter(type("Impostor", (NullMeter,), {"name": "socketmeter"}))
 
 
 def test_idle_baseline_from_replay(tmp_path) -> None:  # noqa: ANN001

@@ -1,31 +1,55 @@
-"""Energy meters behind one interface (``bench.energy.base``), one module per backend, chosen by a fallback chain.
+"""Energy meters behind one interface (``bench.energy.base``), one module per meter, chosen by a fallback chain.
 
-``open_meter(["rapl", "codecarbon", "none"], device="cpu")`` tries each in turn; a backend that cannot run here
+``open_meter(["rapl", "codecarbon", "none"], device="cpu")`` tries each in turn; a meter that cannot run here
 is skipped with one actionable log line, and the returned meter's ``name`` says which one is in use.
+Every module of this package is imported on first use, and each meter in it registers itself
+(``@register_meter``): see README.md beside this file.
 Standard library only at module level (the CLI imports this before any command runs).
 """
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
+if TYPE_CHECKING:
+    from bench.energy.base import Measurement, Meter, MeterContext, MeterUnavailable, NullMeter, register_meter
+
+__all__ = ["DEFAULT_CHAINS", "Measurement", "Meter", "MeterContext", "MeterUnavailable", "NullMeter",
+           "make_meter", "measure_idle", "meters", "open_meter", "parse_chain", "register_meter"]
 log = logging.getLogger(__name__)
 
-# name -> "module:class"; a new meter is one module plus one line here.
-BACKENDS: dict[str, str] = {
-    "rapl": "bench.energy.rapl:RaplMeter",
-    "nvml": "bench.energy.nvml:NvmlMeter",
-    "codecarbon": "bench.energy.codecarbon:CodeCarbonMeter",
-    "carbontracker": "bench.energy.carbontracker:CarbonTrackerMeter",
-    "replay": "bench.energy.replay:ReplayMeter",
-    "none": "bench.energy.base:NullMeter",
-}
 # Measured counters first, then estimators; "none" always works.
 DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
     "cpu": ("rapl", "codecarbon", "carbontracker", "none"),
     "cuda": ("nvml", "codecarbon", "none"),
 }
+_imported = False
+# Served from bench.energy.base on first access, so that importing this package stays standard-library only.
+_FROM_BASE = ("Measurement", "Meter", "MeterContext", "MeterUnavailable", "NullMeter", "register_meter")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_BASE:
+        from bench.energy import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def meters() -> dict[str, type[Meter]]:
+    """Every registered meter by name (this package's modules are imported once so that theirs register)."""
+    global _imported
+    if not _imported:
+        for mod in pkgutil.iter_modules(__path__):
+            if not mod.name.startswith("_"):
+                importlib.import_module(f"{__name__}.{mod.name}")
+        _imported = True
+    from bench.energy.base import METERS
+
+    return METERS
 
 
 def parse_chain(spec: str | Sequence[str] | None, device: str) -> list[str]:
@@ -34,11 +58,13 @@ def parse_chain(spec: str | Sequence[str] | None, device: str) -> list[str]:
     if spec is None or spec == "auto" or spec == ["auto"]:
         return list(DEFAULT_CHAINS.get(kind, DEFAULT_CHAINS["cpu"]))
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
-    from core.errors import FootprintError
-
+    known = meters()
     for item in items:
-        if item.split(":", 1)[0] not in BACKENDS:
-            raise FootprintError(f"--energy {item}: unknown meter; choose from {', '.join(BACKENDS)}, "
+        if item.split(":", 1)[0] not in known:
+            from core.errors import FootprintError
+
+            names = sorted(known, key=lambda n: (n == "none", n))
+            raise FootprintError(f"--energy {item}: unknown meter; choose from {', '.join(names)}, "
                                  "replay:TRACE.json or auto")
     if "none" not in items:
         items.append("none")
@@ -46,41 +72,21 @@ def parse_chain(spec: str | Sequence[str] | None, device: str) -> list[str]:
 
 
 def make_meter(name: str, device: str = "cpu", country_iso3: str | None = None,
-               carbon_intensity: float | None = None, log_dir: str | None = None) -> Any:
-    """Construct (not open) one backend for ``device``."""
-    import importlib
+               carbon_intensity: float | None = None, log_dir: str | None = None) -> Meter:
+    """Construct (not open) the meter named by one chain entry (``name`` or ``name:arg``) for ``device``."""
+    from bench.energy.base import MeterContext, MeterUnavailable
 
     base, _, arg = name.partition(":")
-    module, cls = BACKENDS[base].split(":")
-    klass = getattr(importlib.import_module(module), cls)
-    kind, _, idx = device.partition(":")
-    index = int(idx) if idx else 0
-    if base == "nvml":
-        if kind != "cuda":
-            from bench.energy.base import NullMeter  # noqa: F401 - checked by the caller's fallback
-
-            raise _unavailable(f"NVML measures GPUs; device {device} is not one")
-        return klass(cuda_index=index)
-    if base == "codecarbon":
-        return klass(country_iso3=country_iso3 or "USA", carbon_intensity_g_per_kwh=carbon_intensity,
-                     gpu_ids=[index] if kind == "cuda" else None)
-    if base == "carbontracker":
-        return klass(components="all" if kind == "cuda" else "cpu", log_dir=log_dir)
-    if base == "replay":
-        if not arg:
-            raise _unavailable("replay needs a trace: --energy replay:TRACE.json")
-        return klass(arg)
-    return klass()
+    cls = meters().get(base)
+    if cls is None:
+        raise MeterUnavailable(f"no meter named {base!r} is registered")
+    ctx = MeterContext(device=device, arg=arg, country_iso3=country_iso3,
+                       carbon_intensity_g_per_kwh=carbon_intensity, log_dir=log_dir)
+    return cls.from_context(ctx)
 
 
-def _unavailable(msg: str) -> Exception:
-    from bench.energy.base import MeterUnavailable
-
-    return MeterUnavailable(msg)
-
-
-def open_meter(chain: Sequence[str], device: str = "cpu", **kw: Any) -> Any:
-    """The first backend of ``chain`` that opens here; each one skipped is logged once with its reason."""
+def open_meter(chain: Sequence[str], device: str = "cpu", **kw: Any) -> Meter:
+    """The first meter of ``chain`` that opens here; each one skipped is logged once with its reason."""
     from bench.energy.base import MeterUnavailable, NullMeter
 
     reasons = []
@@ -101,9 +107,8 @@ def open_meter(chain: Sequence[str], device: str = "cpu", **kw: Any) -> Any:
     return meter
 
 
-def measure_idle(meter: Any, seconds: float) -> dict[str, float]:
+def measure_idle(meter: Meter, seconds: float) -> dict[str, float]:
     """Idle power per component (W), measured over ``seconds`` of sleep with the same meter."""
     meter.begin_window("idle-baseline")
     time.sleep(seconds)
-    m = meter.end_window("idle-baseline")
-    return m.watts
+    return meter.end_window("idle-baseline").watts

@@ -4,6 +4,9 @@ Zeus-style: ``begin_window(name)`` / ``end_window(name)`` over cumulative energy
 plus a context manager, :meth:`Meter.window`, as optimum-benchmark's trackers.  Every measurement says how
 it was obtained: ``method`` (which backend), ``measured`` (a hardware counter: True; a model of power from
 load, TDP or constants: False) and ``detail`` (the counter, or the model and its constants).
+
+Each meter class registers itself under its ``name`` with :func:`register_meter` and is built from one
+:class:`MeterContext` by :meth:`Meter.from_context`; ``bench.energy`` looks meters up by that name only.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -44,27 +47,6 @@ class Measurement:
             return {k: float("nan") for k in self.joules_by_component}
         return {k: v / self.seconds for k, v in self.joules_by_component.items()}
 
-    def co2_kg(self, g_per_kwh: float) -> float:
-        return self.kwh * g_per_kwh / 1000.0
-
-    def __truediv__(self, count: float) -> "Measurement":
-        """Per unit of work (e.g. per utterance or per repeat): every quantity divided by ``count``."""
-        return replace(self, seconds=self.seconds / count,
-                       joules_by_component={k: v / count for k, v in self.joules_by_component.items()})
-
-    def __mul__(self, factor: float) -> "Measurement":
-        return replace(self, seconds=self.seconds * factor,
-                       joules_by_component={k: v * factor for k, v in self.joules_by_component.items()})
-
-    def __add__(self, other: "Measurement") -> "Measurement":
-        """Two windows (or two ranks) together: seconds and joules add; provenance is kept when it differs."""
-        comps = dict(self.joules_by_component)
-        for k, v in other.joules_by_component.items():
-            comps[k] = comps.get(k, 0.0) + v
-        method = self.method if self.method == other.method else f"{self.method}+{other.method}"
-        detail = self.detail if self.detail == other.detail else f"{self.detail}; {other.detail}"
-        return Measurement(self.seconds + other.seconds, comps, method, self.measured and other.measured, detail)
-
     def minus_baseline(self, idle_watts: dict[str, float]) -> "Measurement":
         """Subtract idle power x window length per component (clipped at zero: noise must not make energy negative)."""
         comps = {k: max(0.0, v - idle_watts.get(k, 0.0) * self.seconds) for k, v in self.joules_by_component.items()}
@@ -75,6 +57,26 @@ class Measurement:
 
 class MeterUnavailable(Exception):
     """A backend cannot run here; the message says why and what would make it work (one line)."""
+
+
+@dataclass(frozen=True)
+class MeterContext:
+    """Everything a meter may need to be built; each meter reads the fields it uses and ignores the rest."""
+
+    device: str = "cpu"                # "cpu", "cuda", "cuda:1": the device this meter watches
+    arg: str = ""                      # the text after "name:" in a chain entry, e.g. TRACE.json in replay:TRACE.json
+    country_iso3: str | None = None    # for estimators that need a grid (codecarbon); None: their default
+    carbon_intensity_g_per_kwh: float | None = None
+    log_dir: str | None = None         # where a backend may write its own logs; None: a temporary directory
+
+    @property
+    def kind(self) -> str:
+        return self.device.partition(":")[0]
+
+    @property
+    def index(self) -> int:
+        idx = self.device.partition(":")[2]
+        return int(idx) if idx else 0
 
 
 class Meter(ABC):
@@ -88,6 +90,12 @@ class Meter(ABC):
 
     def __init__(self) -> None:
         self._starts: dict[str, float] = {}
+        self.fallback_reasons: list[str] = []  # set by open_meter: why each earlier meter of the chain was skipped
+
+    @classmethod
+    def from_context(cls, ctx: MeterContext) -> "Meter":
+        """Build (not open) this meter for ``ctx``; raise MeterUnavailable when ``ctx`` rules it out."""
+        return cls()
 
     def open(self) -> None:
         """Acquire the backend (start threads, open counters).  Raise MeterUnavailable with the reason."""
@@ -141,6 +149,26 @@ class WindowResult:
     measurement: Measurement | None = None
 
 
+M = TypeVar("M", bound=type[Meter])
+
+# name -> meter class; filled by @register_meter as each meter's module is imported.
+METERS: dict[str, type[Meter]] = {}
+
+
+def register_meter(cls: M) -> M:
+    """Class decorator: make ``cls`` selectable as ``cls.name`` in ``--energy`` chains."""
+    name = cls.name
+    if not name or ":" in name or "," in name:
+        raise ValueError(f"meter name {name!r}: need a non-empty name without ':' or ','")
+    old = METERS.get(name)
+    # A module imported twice (reload) defines a new class of the same name: that is not a clash.
+    if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"energy meter {name!r} is already registered by {old.__module__}.{old.__qualname__}")
+    METERS[name] = cls
+    return cls
+
+
+@register_meter
 class NullMeter(Meter):
     """No energy figure: rows carry NaN and ``energy_method = none``."""
 

@@ -12,11 +12,12 @@ import tempfile
 from types import SimpleNamespace
 from unittest import mock
 
-from bench.energy.base import Meter, MeterUnavailable
+from bench.energy.base import Meter, MeterContext, MeterUnavailable, register_meter
 
 log = logging.getLogger(__name__)
 
 
+@register_meter
 class CarbonTrackerMeter(Meter):
     name = "carbontracker"
     scope = "machine"  # TDP of the whole package, not this process's share
@@ -30,6 +31,10 @@ class CarbonTrackerMeter(Meter):
         self.pue = float("nan")
         self.version = ""
         self._sample_note = ""
+
+    @classmethod
+    def from_context(cls, ctx: MeterContext) -> "CarbonTrackerMeter":
+        return cls(components="all" if ctx.kind == "cuda" else "cpu", log_dir=ctx.log_dir)
 
     def open(self) -> None:
         try:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 
-from bench.energy.base import J_PER_KWH, Meter, MeterUnavailable
+from bench.energy.base import J_PER_KWH, Meter, MeterContext, MeterUnavailable, register_meter
 
 log = logging.getLogger(__name__)
 
 
+@register_meter
 class CodeCarbonMeter(Meter):
     name = "codecarbon"
     scope = "process"
@@ -28,8 +29,14 @@ class CodeCarbonMeter(Meter):
         self.tracking_mode = tracking_mode
         self.gpu_ids = gpu_ids
         self._tracker = None
+        self._cpu = None
         self._last: dict[str, float] = {}
         self.version = ""
+
+    @classmethod
+    def from_context(cls, ctx: MeterContext) -> "CodeCarbonMeter":
+        return cls(country_iso3=ctx.country_iso3 or "USA", carbon_intensity_g_per_kwh=ctx.carbon_intensity_g_per_kwh,
+                   gpu_ids=[ctx.index] if ctx.kind == "cuda" else None)
 
     def open(self) -> None:
         try:
@@ -38,8 +45,7 @@ class CodeCarbonMeter(Meter):
         except ImportError:
             raise MeterUnavailable("codecarbon is not installed (pip install codecarbon)") from None
         self.version = codecarbon.__version__
-        for noisy in ("codecarbon",):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)
         kw = dict(country_iso_code=self.country, save_to_file=False, save_to_api=False, project_name="w2v-footprint",
                   tracking_mode=self.tracking_mode, measure_power_secs=self.measure_power_secs, log_level="error",
                   allow_multiple_runs=True)

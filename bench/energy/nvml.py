@@ -1,9 +1,10 @@
 """The NVML total-energy counter of one GPU (Volta and newer): a measurement of the whole board."""
 from __future__ import annotations
 
-from bench.energy.base import CounterMeter, MeterUnavailable
+from bench.energy.base import CounterMeter, MeterContext, MeterUnavailable, register_meter
 
 
+@register_meter
 class NvmlMeter(CounterMeter):
     """``nvmlDeviceGetTotalEnergyConsumption`` (mJ since driver load) for one GPU index.
 
@@ -19,6 +20,12 @@ class NvmlMeter(CounterMeter):
         self._nvml = None
         self._handle = None
         self.gpu_name = ""
+
+    @classmethod
+    def from_context(cls, ctx: MeterContext) -> "NvmlMeter":
+        if ctx.kind != "cuda":
+            raise MeterUnavailable(f"NVML measures GPUs; device {ctx.device} is not one")
+        return cls(cuda_index=ctx.index)
 
     def open(self) -> None:
         try:

@@ -4,11 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.energy.base import CounterMeter, MeterUnavailable
+from bench.energy.base import CounterMeter, MeterUnavailable, register_meter
 
 DEFAULT_ROOT = "/sys/class/powercap"
 
 
+@register_meter
 class RaplMeter(CounterMeter):
     """``intel-rapl:N`` packages (and their ``dram`` sub-zones) read from ``energy_uj``, wrapping at
     ``max_energy_range_uj``.  Core/uncore sub-zones are skipped: the package already contains them."""

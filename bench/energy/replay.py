@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from bench.energy.base import CounterMeter, MeterUnavailable, counter_delta
+from bench.energy.base import CounterMeter, MeterContext, MeterUnavailable, counter_delta, register_meter
 
 
+@register_meter
 class ReplayMeter(CounterMeter):
     name = "replay"
     scope = "process"
@@ -28,6 +29,12 @@ class ReplayMeter(CounterMeter):
         self.times: list[float] = []
         self.unwrapped: list[dict[str, float]] = []
         self.meta: dict = {}
+
+    @classmethod
+    def from_context(cls, ctx: MeterContext) -> "ReplayMeter":
+        if not ctx.arg:
+            raise MeterUnavailable("replay needs a trace: --energy replay:TRACE.json")
+        return cls(ctx.arg)
 
     def open(self) -> None:
         trace = self.trace_src
