@@ -100,10 +100,6 @@ class PaperExtrapolation:
         return self.co2_saved_kg / self.test_hours * self.target_hours / 1000.0
 
     @property
-    def computed_mwh(self) -> float:
-        return self.energy_saved_kwh / self.test_hours * self.target_hours / 1000.0
-
-    @property
     def implied_carbon_intensity_g_per_kwh(self) -> float:
         """Table 1's CO2 / energy: about 368 g/kWh for the original model (CodeCarbon's default grid mix)."""
         return 0.0032 / 0.0087 * 1000.0
@@ -117,7 +113,6 @@ class PaperExtrapolation:
 EXTRAPOLATION = PaperExtrapolation()
 
 # Section 2.2: Distiller sensitivity pruner (conv 0.1; transformer layers 3-16 at 0.3, 17-23 at 0.4).
-PRUNING_SPARSITY = 0.23
 PRUNING_NOTE = "23 % sparsity, same WER as the original, no significant speed-up (section 2.2)"
 
 # Facts.md: the paper's energy is CodeCarbon defaults, implying about 254 W x run time (an estimate).
