@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-# Authors as listed by the ACL Anthology (2021.sustainlp-1.14); the paper text here starts at the abstract.
+# Authors as listed by the ACL Anthology (2021.sustainlp-1.14).
 CITATION = ('Peng, Budhkar, Tuil, Levy, Sobhani, Cohen, Nassour: "Shrinking Bigfoot: Reducing wav2vec 2.0 '
             'footprint", SustaiNLP 2021, pp. 134-141')
 
