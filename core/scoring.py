@@ -16,14 +16,6 @@ class Score:
     ref_words: int
     ref_chars: int
 
-    @property
-    def wer_percent(self) -> float:
-        return 100.0 * self.wer
-
-    @property
-    def cer_percent(self) -> float:
-        return 100.0 * self.cer
-
 
 def normalised_pairs(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[list[str], list[str]]:
     """Both sides LibriSpeech-normalised; utterances with an empty reference dropped (jiwer rejects them)."""

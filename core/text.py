@@ -1,8 +1,9 @@
 """The 32-symbol letter vocabulary, LibriSpeech text normalisation and greedy CTC decoding.
 
-The vocabulary follows fairseq's ``dict.ltr.txt`` order (facts.md): four specials, then the letters
-by frequency.  Hugging Face's ``wav2vec2-*-960h`` uses the same indices with ``<pad>`` (index 0) as
-the CTC blank, so models imported from either world share one decoder.
+The vocabulary follows fairseq's ``dict.ltr.txt`` order (the letter dictionary published with the wav2vec 2.0
+fine-tuned models, https://dl.fbaipublicfiles.com/fairseq/wav2vec/dict.ltr.txt): four specials, then the letters
+by frequency.  Hugging Face's ``wav2vec2-*-960h`` (``vocab.json`` of e.g. ``facebook/wav2vec2-large-960h``) uses
+the same indices with ``<pad>`` (index 0) as the CTC blank, so models imported from either world share one decoder.
 """
 from __future__ import annotations
 

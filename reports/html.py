@@ -117,8 +117,8 @@ $method
 </section>
 <section id="tables">
 <h2>Tables: the paper beside ours</h2>
-<p>Grey columns are the paper's figures (facts.md; $citation), blue columns ours: the median over repeats with \
-the range (min&ndash;max) and the number of repeats underneath.</p>
+<p>Grey columns are the paper's figures (its Tables 1&ndash;3; $citation), blue columns ours: the median over \
+repeats with the range (min&ndash;max) and the number of repeats underneath.</p>
 $tables
 </section>
 <section id="figures">
@@ -399,9 +399,10 @@ def caveats(run: Run, scenario: Optional[str] = None) -> list[str]:
     if not df["device"].map(is_gpu).any():
         items.append("<b>No GPU in this run.</b> GPU columns read n/a (not measured); the paper's GPU figures stand "
                      "alone.")
-    items.append("<b>Different test sets and hardware.</b> The paper timed LibriSpeech dev-clean (5.4 h) on V100 GPUs "
-                 "and an unnamed CPU, once, at batch 1, including FLAC decoding, with no warm-up and no CUDA "
-                 "synchronisation; its energy is CodeCarbon's estimate (about 254 W &times; run time). Compare ratios, "
+    items.append("<b>Different test sets and hardware.</b> The paper timed LibriSpeech dev-clean (5.4 h) on a single "
+                 "GPU (section 7.1; it trained on V100s) and an unnamed CPU; its code (https://git.io/JmpJM) times "
+                 "one run at batch 1, including FLAC decoding, with no warm-up and no CUDA synchronisation. Its "
+                 "energy is CodeCarbon's estimate (Table 1: about 254 W &times; run time). Compare ratios, "
                  "not absolute seconds or kWh.")
     items.append("<b>Extrapolation.</b> Scaling to millions of hours assumes the per-hour figure holds at scale "
                  "(same hardware, utilisation, batch size and grid); it leaves out idle power, cooling (PUE) and "

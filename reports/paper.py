@@ -1,20 +1,21 @@
 """The paper's reference figures, as data.
 
-Source: Peng et al., "Shrinking Bigfoot: Reducing wav2vec 2.0 footprint" (SustaiNLP 2021), as transcribed in
-``shared/reference/facts.md`` ("The paper's headline numbers") and checked against the paper text
-(``shared/reference/shrinking-bigfoot-paper.txt``): Table 1, Table 2, Table 3, section 7 (extrapolation) and
-section 2.2 (pruning).  All of the paper's timings and energies are over LibriSpeech dev-clean
-(2703 utterances, about 5.4 h); ``None`` marks a figure the paper does not give ("N/A" in Table 1).
+Source: Peng et al., "Shrinking Bigfoot: Reducing wav2vec 2.0 footprint" (SustaiNLP 2021,
+https://aclanthology.org/2021.sustainlp-1.14): Table 1, Table 2, Table 3, section 7 (extrapolation) and
+section 2.2 (pruning).  All of the paper's timings and energies are over LibriSpeech dev-clean (section 6;
+2703 utterances, about 5.4 h); ``None`` marks a figure the paper does not give ("N/A" in Table 1).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional
 
-CITATION = ('Peng, Shen, Schwarz, Agarwal: "Shrinking Bigfoot: Reducing wav2vec 2.0 footprint", '
-            "SustaiNLP 2021 (figures as in facts.md)")
+# Authors as listed by the ACL Anthology (2021.sustainlp-1.14).
+CITATION = ('Peng, Budhkar, Tuil, Levy, Sobhani, Cohen, Nassour: "Shrinking Bigfoot: Reducing wav2vec 2.0 '
+            'footprint", SustaiNLP 2021, pp. 134-141')
 
-# The paper's test set (facts.md, "The paper's headline numbers"; section 7: "Our test set contains 5.4 hours").
+# The paper's test set: dev-clean (section 6), "5.4 hours" (section 7); 2703 utterances is dev-clean's own count
+# (one transcript line per utterance in the OpenSLR archive).
 DEV_CLEAN_HOURS = 5.4
 DEV_CLEAN_UTTERANCES = 2703
 
@@ -35,7 +36,7 @@ class PaperModel:
     transformer_layers: int = 24
 
 
-# Table 1 (facts.md; paper Table 1).
+# The paper's Table 1.
 TABLE1: tuple[PaperModel, ...] = (
     PaperModel("Original (24 layers)", "baseline", 317, 1262, 4433, 123, 2.63, 0.0032, 0.0087, 24),
     PaperModel("Distilled (4 layers)", "distill-L4", 65, 262, 1560, 51, 9.51, 0.0013, 0.0036, 4),
@@ -61,7 +62,7 @@ class PaperDepth:
 
 TEACHER_LAYERS = 24
 
-# Table 2 (facts.md; paper Table 2, section 7.1).
+# The paper's Table 2 (section 7.1).
 TABLE2: tuple[PaperDepth, ...] = (
     PaperDepth(24, 317, 1262, 123, 2.63),
     PaperDepth(12, 166, 665, 81, 6.6),
@@ -80,7 +81,7 @@ class PaperConv:
     cpu_s: float
 
 
-# Table 3 (facts.md; paper Table 3, section 7.1).  Note the CPU got SLOWER with max-pooling.
+# The paper's Table 3 (section 7.1).  Note the CPU got SLOWER with max-pooling.
 TABLE3: tuple[PaperConv, ...] = (PaperConv(7, 2.97, 161), PaperConv(4, 2.26, 387))
 
 
@@ -100,10 +101,6 @@ class PaperExtrapolation:
         return self.co2_saved_kg / self.test_hours * self.target_hours / 1000.0
 
     @property
-    def computed_mwh(self) -> float:
-        return self.energy_saved_kwh / self.test_hours * self.target_hours / 1000.0
-
-    @property
     def implied_carbon_intensity_g_per_kwh(self) -> float:
         """Table 1's CO2 / energy: about 368 g/kWh for the original model (CodeCarbon's default grid mix)."""
         return 0.0032 / 0.0087 * 1000.0
@@ -117,11 +114,12 @@ class PaperExtrapolation:
 EXTRAPOLATION = PaperExtrapolation()
 
 # Section 2.2: Distiller sensitivity pruner (conv 0.1; transformer layers 3-16 at 0.3, 17-23 at 0.4).
-PRUNING_SPARSITY = 0.23
 PRUNING_NOTE = "23 % sparsity, same WER as the original, no significant speed-up (section 2.2)"
 
-# Facts.md: the paper's energy is CodeCarbon defaults, implying about 254 W x run time (an estimate).
-PAPER_ENERGY_METHOD = "CodeCarbon defaults (constant-power estimate, about 254 W x run time; facts.md)"
+# Section 7: energy estimated with CodeCarbon.  Table 1's energy / GPU time is the same for both models
+# (0.0087 kWh / 123 s = 255 W, 0.0036 kWh / 51 s = 254 W): a constant-power estimate, not a measurement.
+PAPER_ENERGY_METHOD = ("CodeCarbon (section 7); a constant-power estimate: Table 1's energy / GPU time is "
+                       "about 254 W for both models")
 
 
 def table1_by_recipe() -> dict[str, PaperModel]:

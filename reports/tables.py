@@ -331,8 +331,9 @@ def table2_arch(df: pd.DataFrame, time_col: str = "e2e_s", arch: str = "large") 
                 row += [ours(tt, "time", missing=gpu_missing if k == "GPU" else NOT_MEASURED),
                         ratio_cell(base[k].median, tt.median, "ours")]
         t.add(row)
-    t.notes.append("The paper's models kept wav2vec 2.0's pre-training modules, about 2 M parameters (8 MB) more "
-                   "than the same depth of Wav2Vec2ForCTC (facts.md).")
+    t.notes.append("The paper's students are about 2 M parameters (8 MB) larger than the same depth of "
+                   "Wav2Vec2ForCTC: the size of wav2vec 2.0's pre-training modules (quantizer, project_q, "
+                   "final_proj), which the paper's code (https://git.io/JmpJM) keeps; see footprint model info.")
     return t
 
 

@@ -97,7 +97,7 @@ def leftovers(out: Path) -> list[str]:
     return sorted(str(p.relative_to(out)) for p in out.rglob("*")) if out.exists() else []
 
 
-def test_known_checksums_match_facts() -> None:
+def test_known_checksums_match_openslr_and_torchaudio() -> None:
     assert dl.KNOWN_CHECKSUMS["dev-clean"] == Checksums(
         md5="42e2234ba48799c1f50f24a7926300a1",
         sha256="76f87d090650617fca0cac8f88b9416e0ebf80350acb97b343a85fa903728ab3")

@@ -171,7 +171,7 @@ def test_scenario_selection(df: pd.DataFrame) -> None:
     assert t_loop.column("CPU time", "ours")[0].value == pytest.approx(3 * batched_cpu)
 
 
-def test_paper_data_matches_facts() -> None:
+def test_paper_data_matches_the_paper() -> None:
     assert [m.cpu_s for m in paper.TABLE1] == [4433, 1560, 4079]
     assert [d.layers for d in paper.TABLE2] == [24, 12, 10, 8, 6]
     assert paper.EXTRAPOLATION.computed_t == pytest.approx(19.0)

@@ -30,7 +30,9 @@ CARBON = (475.0, "CodeCarbon global average (no country given)")
 CPU_DETAIL = ("CodeCarbon 3.3 OfflineEmissionsTracker, process mode; no RAPL: CPU = per-thread constant x load, "
               "RAM = 20 W constant")
 GPU_DETAIL = "NVML total-energy counter (nvmlDeviceGetTotalEnergyConsumption), GPU 0 board energy, idle not subtracted"
-LAYER_PARAMS = 12_596_224              # one transformer layer of the large configuration (facts.md)
+# One transformer layer of the large configuration: attention 4 x (1024^2 + 1024), feed-forward
+# 2 x 1024 x 4096 + 4096 + 1024, two layer norms 4 x 1024.
+LAYER_PARAMS = 12_596_224
 LARGE_PARAMS = 315_461_792
 
 # variant, recipe, transformer layers, conv layers, params, size_mb, size_on_disk_mb, sparsity,

@@ -1,6 +1,7 @@
 """fairseq wav2vec 2.0 CTC checkpoint (wav2vec_big_960h.pt style) -> transformers ``Wav2Vec2ForCTC``, no fairseq.
 
-What a fine-tuned fairseq checkpoint holds (facts.md, "Checkpoints and vocabularies"):
+What a fine-tuned fairseq checkpoint holds (fairseq's ``checkpoint_utils.load_checkpoint_to_cpu`` and
+``models/wav2vec/wav2vec2_asr.py``):
 
 * settings: legacy ``args`` (``argparse.Namespace``; the pre-training settings in ``args.w2v_args``, itself a
   flat Namespace) or newer ``cfg`` (plain dicts; ``cfg['model']['w2v_args']`` is a whole pre-training config

@@ -23,13 +23,7 @@ def resolve_data(spec: str | Path) -> Path:
     if spec.startswith(EMBEDDED_PREFIX):
         subset = spec[len(EMBEDDED_PREFIX):].strip() or "dev-clean"
         # Imported lazily: the generator pulls in numpy/espeak and must not load for plain paths.
-        try:
-            from core.data.synth.corpus import ensure_corpus
-        except ModuleNotFoundError as exc:
-            if exc.name != "core.data.synth.corpus":
-                raise
-            raise FootprintError(f"{spec}: the synthetic corpus generator (core.data.synth.corpus) "
-                                 "is not installed") from None
+        from core.data.synth.corpus import ensure_corpus
         try:
             # Only the requested subset: a check of dev-clean must not synthesise hours of train-clean.
             root = ensure_corpus(subsets=(subset,))

@@ -17,8 +17,9 @@ What it guarantees:
   a later run that finds it with matching checksums skips the download.  An existing subset directory
   without that record (e.g. unpacked by hand) is left untouched and the command refuses.
 
-Checksum sources: dev-clean md5+sha256 and dev-other md5 from ``shared/reference/facts.md``; the other
-md5s are OpenSLR's published ``md5sum.txt``; the other sha256s are torchaudio's LibriSpeech table.
+Checksum sources: every md5 is OpenSLR's published list for LibriSpeech
+(https://www.openslr.org/resources/12/md5sum.txt); every sha256 is torchaudio's LibriSpeech table
+(``_CHECKSUMS`` in ``torchaudio/datasets/librispeech.py``).
 """
 from __future__ import annotations
 

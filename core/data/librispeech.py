@@ -9,11 +9,10 @@ tracebacks; ``on_error="stop"`` turns the first problem into one :class:`Footpri
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
@@ -90,11 +89,6 @@ class Manifest:
             return self
         utts = tuple(sorted(self.utterances, key=lambda u: u.utt_id)[:n])
         return Manifest(self.root, self.subset, utts, self.problems)
-
-    def to_json(self, path: Path) -> None:
-        data = {"root": self.root, "subset": self.subset, "content_hash": self.content_hash,
-                "utterances": [asdict(u) for u in self.utterances]}
-        path.write_text(json.dumps(data, indent=1))
 
 
 def _read_transcripts(trans_file: Path, problems: list[Problem]) -> dict[str, str]:
@@ -198,8 +192,3 @@ def load_audio(utt: Utterance) -> np.ndarray:
         g = gcd(int(rate), SAMPLE_RATE)
         audio = resample_poly(audio, SAMPLE_RATE // g, int(rate) // g).astype(np.float32)
     return audio
-
-
-def iter_audio(manifest: Manifest) -> Iterator[tuple[Utterance, np.ndarray]]:
-    for utt in manifest.utterances:
-        yield utt, load_audio(utt)
