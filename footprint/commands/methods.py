@@ -38,7 +38,8 @@ def _recipe_of(stages: list[dict[str, Any]]) -> str:
 
 class LazyChoices:
     """argparse ``choices`` read from the method registry only when argparse looks at them (parsing the option,
-    or help), so building the CLI imports no method module and no torch."""
+    or help), so building the CLI imports no method module and no torch.  Give the option a ``metavar``:
+    without one argparse lists the choices while building the parser."""
 
     def __init__(self, command: str) -> None:
         self.command = command
@@ -161,8 +162,8 @@ def _add_distill(csub: argparse._SubParsersAction) -> None:
 def _add_quantize(csub: argparse._SubParsersAction) -> None:
     p = csub.add_parser("quantize", help="int8 dynamic/static (CPU), fp16/bf16 (GPU), torchao int8 weight-only")
     _model_arg(p)
-    p.add_argument("--method", default="int8-dynamic", choices=LazyChoices("quantize"),
-                   help="a method registered for this command (default: int8-dynamic)")
+    p.add_argument("--method", default="int8-dynamic", choices=LazyChoices("quantize"), metavar="METHOD",
+                   help="%(choices)s (default: %(default)s)")
     # Each option is a config field; unset (None) options keep the method's own default, and a method whose
     # config lacks the field ignores it.
     p.add_argument("--per-channel", action="store_true", default=None,
