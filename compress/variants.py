@@ -155,7 +155,7 @@ def _check_student_teacher(student: Variant, teacher: str) -> None:
 
 
 def _load_dir_or_explain(stage: Any, device: str) -> Variant:
-    from compress.methods.registry import student_path
+    from compress.methods.students import student_path
 
     path = student_path(stage.config)
     if not path.is_dir():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "compress", "bench", "reports", "footprint")
@@ -85,7 +84,6 @@ def test_imports_point_one_way() -> None:
     assert not wrong, "imports that run upward:\n" + "\n".join(wrong)
 
 
-@pytest.mark.xfail(strict=True, reason="compress.methods.registry <-> storage, until methods register themselves")
 def test_no_import_cycles() -> None:
     known = _known_modules()
     graph: dict[str, set[str]] = {m: set() for m in known}

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from core.errors import FootprintError
+from compress.methods.registry import register_method
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ def replace_with_maxpool(model: nn.Module, indices: list[int]) -> nn.Module:
     return model
 
 
+@register_method("maxpool-conv{c}-untrained", MaxPoolConfig, options=lambda name, c: {"conv_layers": int(c["c"])},
+                 description="the max-pool structure applied, untrained: timing and FLOPs only")
 def apply_maxpool(model: nn.Module, config: MaxPoolConfig) -> nn.Module:
     """Replace the last ``7 - conv_layers`` conv layers by max-pooling; the kept ones keep the model's weights."""
     if getattr(model.config, "maxpool_layers", None):

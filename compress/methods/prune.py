@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize, prune
 
+from compress.methods.registry import register_method
+
 log = logging.getLogger(__name__)
 
 
@@ -112,6 +114,8 @@ def _reparametrize(conv: nn.Module) -> None:
     torch.nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
 
 
+@register_method("prune-sensitivity", PruneConfig,
+                 description="Distiller's sensitivity pruner with the paper's schedule")
 def apply_prune(model: nn.Module, config: PruneConfig) -> nn.Module:
     from compress.methods.quantize import _reject_quantized
 

@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from core.errors import FootprintError
+from compress.methods.registry import register_method
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,8 @@ def _quantize_dynamic(model: nn.Module, names: list[str], per_channel: bool) -> 
         return quantize_dynamic(model, {n: qconfig for n in names}, dtype=torch.qint8, inplace=True)
 
 
+@register_method("int8-dynamic", Int8DynamicConfig, devices=("cpu",), quantized_int8=True, command="quantize",
+                 description="every `nn.Linear` int8, attention projections included")
 def apply_int8_dynamic(model: nn.Module, config: Int8DynamicConfig) -> nn.Module:
     _reject_quantized(model, "int8-dynamic")
     model = _no_grad_float(model.cpu())
@@ -202,6 +205,9 @@ def calibration_audio(spec: str, n: int) -> list[Any]:
     return [load_audio(u) for u in manifest.utterances]
 
 
+@register_method("int8-static", Int8StaticConfig, devices=("cpu",), quantized_int8=True, command="quantize",
+                 description="every `nn.Linear` int8 with calibrated activations, fp32 between "
+                             "(section 5.1 workaround)")
 def apply_int8_static(model: nn.Module, config: Int8StaticConfig) -> nn.Module:
     from torch.ao.quantization import convert, prepare
 
@@ -230,6 +236,10 @@ def apply_int8_static(model: nn.Module, config: Int8StaticConfig) -> nn.Module:
 
 
 # ----------------------------------------------------------------------------------------------- half / torchao
+@register_method("bf16", HalfConfig, options={"dtype": "bfloat16"}, devices=("cuda",), command="quantize",
+                 description="bfloat16 weights and compute")
+@register_method("fp16", HalfConfig, options={"dtype": "float16"}, devices=("cuda",), command="quantize",
+                 description="float16 weights and compute")
 def apply_half(model: nn.Module, config: HalfConfig) -> nn.Module:
     if config.dtype not in ("float16", "bfloat16"):
         raise FootprintError(f"half precision: unknown dtype {config.dtype!r} (float16 | bfloat16)")
@@ -302,6 +312,9 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+@register_method("bf16-autocast", AutocastConfig, runtime_only=True,
+                 description="fp32 weights, forward under bf16 autocast (CPUs with AVX512-BF16/AMX, GPUs); changes "
+                             "how the model runs, not its weights, so nothing is saved")
 def apply_autocast(model: nn.Module, config: AutocastConfig) -> nn.Module:
     if config.dtype not in ("bfloat16", "float16"):
         raise FootprintError(f"autocast: unknown dtype {config.dtype!r} (bfloat16 | float16)")
@@ -330,6 +343,10 @@ def torchao_available() -> bool:
     return True
 
 
+@register_method("int8-weight-only-torchao", TorchaoInt8WeightOnlyConfig, devices=("cuda",),
+                 available=torchao_available, reapply_on_load=True, command="quantize",
+                 description="torchao int8 weight-only, only when torchao is installed (stored as fp32, "
+                             "quantized again on load)")
 def apply_torchao_int8_weight_only(model: nn.Module, config: TorchaoInt8WeightOnlyConfig) -> nn.Module:
     try:
         from torchao.quantization import quantize_

@@ -1,41 +1,39 @@
-"""Recipe names -> (config dataclass, ``apply(model, config) -> model``), and ``+`` chains of them.
+"""The registry of compression methods: the mechanism only, no method lives here.
 
-=============================  ===========================================================================
-recipe                         what it does
-=============================  ===========================================================================
-``baseline``                   the model as it is
-``distill-L{n}[-suffix]``      a student trained by ``footprint compress distill`` (needs training): resolves to
-                               ``<students dir>/distill-L{n}[-suffix]/`` (default ``compress/embedded/students``,
-                               or ``$W2V_FOOTPRINT_STUDENTS``); must come first in a chain
-``maxpool-conv{c}[-suffix]``   the trained max-pool student (needs training), resolved the same way
-``maxpool-conv{c}-untrained``  the max-pool structure applied to the model, untrained (timing/FLOPs only)
-``int8-dynamic``               every nn.Linear int8, dynamic activations (CPU)
-``int8-static``                every nn.Linear int8 with calibrated activations (CPU; beyond the paper)
-``fp16`` / ``bf16``            half precision (GPU)
-``bf16-autocast``              fp32 weights, forward under bf16 autocast (CPUs with AVX512-BF16/AMX, GPUs)
-``int8-weight-only-torchao``   torchao int8 weight-only (GPU; only when torchao is installed)
-``prune-sensitivity``          Distiller's sensitivity pruner with the paper's schedule
-=============================  ===========================================================================
+A method registers itself beside its handler, in its own module (as torchao's
+``register_quantize_module_handler``)::
 
-Chains apply left to right: ``distill-L4+int8-dynamic``, ``prune-sensitivity+int8-dynamic``.  A stage may carry
-config overrides as JSON when called from Python: ``resolve_stage("int8-dynamic", {"per_channel": True})``.
+    @register_method("int8-dynamic", Int8DynamicConfig, description="...", devices=("cpu",), quantized_int8=True)
+    def apply_int8_dynamic(model, config): ...
+
+The name is a recipe name, or a pattern: ``{x}`` stands for a whole number and a trailing ``[-suffix]`` for
+any ``-word`` endings (``distill-L{n}[-suffix]`` matches ``distill-L4`` and ``distill-L4-last``).  ``options``
+turns the name into config fields: a dict for a fixed name (``fp16`` -> ``{"dtype": "float16"}``), a function
+``(name, captures) -> dict`` for a pattern.  :mod:`compress.methods` imports every method module, so the table
+is complete whenever this module is reachable through the package.
+
+Recipes chain with ``+``, applied left to right: ``distill-L4+int8-dynamic``.  A stage may carry config
+overrides when called from Python: ``resolve_stage("int8-dynamic", {"per_channel": True})``.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from core.errors import FootprintError
 
 log = logging.getLogger(__name__)
 
-STUDENTS_ENV = "W2V_FOOTPRINT_STUDENTS"
+Handler = Callable[[Any, Any], Any]
+Options = Mapping[str, Any] | Callable[[str, dict[str, str]], dict[str, Any]]
+
+# Config fields a caller fills from its context (see fill_context); they describe where the recipe ran, not the
+# recipe, so they are left out of the stage records in variant.json.
+CONTEXT_FIELDS = ("do_normalize", "students_dir", "student_dir")
 
 
 def _always() -> bool:
@@ -44,130 +42,98 @@ def _always() -> bool:
 
 @dataclass(frozen=True)
 class Method:
-    name: str
+    name: str  # the recipe name or pattern, as registered and listed
     config_cls: type
-    apply: Callable[[Any, Any], Any]
+    apply: Handler
     description: str
-    needs_training: bool = False
-    devices: tuple[str, ...] = ("cpu", "cuda")
+    needs_training: bool = False  # a trained student: looked up, not computed; must come first in a chain
+    devices: tuple[str, ...] = ("cpu", "cuda")  # where it is meant to run (documentation)
     available: Callable[[], bool] = _always
     reapply_on_load: bool = False  # stored as the float model, re-applied when loaded (torchao)
-    quantized_int8: bool = False
+    quantized_int8: bool = False  # int8 Linears: saved with the tensors storage
     runtime_only: bool = False  # changes how the model runs, not its weights: nothing to save
+    command: str | None = None  # the ``footprint compress`` command that builds and saves it (its --method)
+    options: Options = field(default_factory=dict)
+    regex: re.Pattern[str] | None = None  # None: an exact name
+    specificity: int = 0  # literal characters of a pattern: the most specific matching pattern wins
+
+    @property
+    def module(self) -> str:
+        return self.apply.__module__
+
+    def config_kwargs(self, name: str, match: re.Match[str] | None) -> dict[str, Any]:
+        if callable(self.options):
+            return dict(self.options(name, match.groupdict() if match else {}))
+        return dict(self.options)
 
 
-# ----------------------------------------------------------------------------------------------- trained students
-def default_students_dir() -> Path:
-    env = os.environ.get(STUDENTS_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parent.parent / "embedded" / "students"
+_METHODS: dict[str, Method] = {}
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}|\[-suffix\]")
 
 
-@dataclass
-class TrainedStudentConfig:
-    name: str = ""  # the directory name under the students dir, e.g. distill-L4, distill-L4-last
-    layers: int | None = None
-    conv_layers: int | None = None
-    students_dir: str | None = None
-    student_dir: str | None = None  # an explicit directory (overrides the lookup)
+def _compile(name: str) -> tuple[re.Pattern[str] | None, int]:
+    if not _PLACEHOLDER.search(name):
+        return None, len(name)
+    parts, literal, pos = [], 0, 0
+    for m in _PLACEHOLDER.finditer(name):
+        parts.append(re.escape(name[pos:m.start()]))
+        literal += m.start() - pos
+        parts.append(rf"(?P<{m.group(1)}>\d+)" if m.group(1) else r"(?P<suffix>(?:-[A-Za-z0-9._]+)*)")
+        pos = m.end()
+    parts.append(re.escape(name[pos:]))
+    literal += len(name) - pos
+    return re.compile("^" + "".join(parts) + "$"), literal
 
 
-def train_command(name: str, layers: int | None, conv_layers: int | None, out: Path) -> str:
-    cmd = f"footprint compress distill --model embedded --out {out}"
-    if conv_layers is not None:
-        cmd += f" --student-arch maxpool-conv{conv_layers}"
-    if layers is not None:
-        cmd += f" --layers {layers}"
-    elif conv_layers is not None:
-        cmd += " --layers 12"
-    if name.endswith("-last"):
-        cmd += " --init last"
-    return cmd
+def register_method(name: str, config_cls: type, *, description: str, options: Options | None = None,
+                    needs_training: bool = False, devices: tuple[str, ...] = ("cpu", "cuda"),
+                    available: Callable[[], bool] = _always, reapply_on_load: bool = False,
+                    quantized_int8: bool = False, runtime_only: bool = False,
+                    command: str | None = None) -> Callable[[Handler], Handler]:
+    """Decorator: register ``handler(model, config) -> model`` under ``name``; returns the handler unchanged, so
+    one handler may carry several registrations (``fp16`` and ``bf16``)."""
+    if not (dataclasses.is_dataclass(config_cls) and isinstance(config_cls, type)):
+        raise TypeError(f"{name}: the config must be a dataclass, got {config_cls!r}")
+
+    def decorator(handler: Handler) -> Handler:
+        old = _METHODS.get(name)
+        if old is not None and (old.module, old.apply.__qualname__) != (handler.__module__, handler.__qualname__):
+            raise ValueError(f"recipe {name!r} registered twice: {old.module} and {handler.__module__}")
+        regex, specificity = _compile(name)
+        _METHODS[name] = Method(name, config_cls, handler, description, needs_training=needs_training,
+                                devices=tuple(devices), available=available, reapply_on_load=reapply_on_load,
+                                quantized_int8=quantized_int8, runtime_only=runtime_only, command=command,
+                                options=options if options is not None else {}, regex=regex,
+                                specificity=specificity)
+        return handler
+
+    return decorator
 
 
-def student_path(config: TrainedStudentConfig) -> Path:
-    if config.student_dir:
-        return Path(config.student_dir).expanduser()
-    root = Path(config.students_dir).expanduser() if config.students_dir else default_students_dir()
-    return root / config.name
+def methods() -> list[Method]:
+    """Every registered method, in registration order (the import order in ``compress/methods/__init__.py``)."""
+    return list(_METHODS.values())
 
 
-def apply_trained_student(model: Any, config: TrainedStudentConfig) -> Any:
-    """Replace ``model`` by the trained student the recipe names (it must have been distilled from it)."""
-    from compress.methods.storage import load_variant_dir
-
-    path = student_path(config)
-    if not (path / "variant.json").exists() and not (path / "config.json").exists():
-        raise FootprintError(f"{path}: no trained student {config.name!r}; train it with: "
-                             f"{train_command(config.name, config.layers, config.conv_layers, path)}")
-    student, _, _ = load_variant_dir(path)
-    return student
-
-
-# ----------------------------------------------------------------------------------------------- the table
-def _baseline(model: Any, config: Any) -> Any:
-    return model
-
-
-@dataclass
-class BaselineConfig:
-    pass
-
-
-def _methods() -> dict[str, Method]:
-    from compress.methods import maxpool, prune, quantize
-
-    return {m.name: m for m in [
-        Method("baseline", BaselineConfig, _baseline, "the model as it is"),
-        Method("int8-dynamic", quantize.Int8DynamicConfig, quantize.apply_int8_dynamic,
-               "int8 weights, dynamic int8 activations, every nn.Linear (CPU)", devices=("cpu",),
-               quantized_int8=True),
-        Method("int8-static", quantize.Int8StaticConfig, quantize.apply_int8_static,
-               "int8 Linear layers with calibrated activations, fp32 between them (CPU)", devices=("cpu",),
-               quantized_int8=True),
-        Method("fp16", quantize.HalfConfig, quantize.apply_half, "float16 weights and compute (GPU)"),
-        Method("bf16", quantize.HalfConfig, quantize.apply_half, "bfloat16 weights and compute (GPU)"),
-        Method("bf16-autocast", quantize.AutocastConfig, quantize.apply_autocast,
-               "fp32 weights, forward under bf16 autocast (CPUs with AVX512-BF16/AMX, GPUs)", runtime_only=True),
-        Method("int8-weight-only-torchao", quantize.TorchaoInt8WeightOnlyConfig,
-               quantize.apply_torchao_int8_weight_only, "torchao int8 weight-only (GPU)",
-               available=quantize.torchao_available, reapply_on_load=True),
-        Method("prune-sensitivity", prune.PruneConfig, prune.apply_prune,
-               "Distiller sensitivity pruning, the paper's schedule"),
-        Method("maxpool-untrained", maxpool.MaxPoolConfig, maxpool.apply_maxpool,
-               "conv layers replaced by max-pooling, untrained (timing and FLOPs only)"),
-        Method("trained-student", TrainedStudentConfig, apply_trained_student,
-               "a student trained by footprint compress distill", needs_training=True),
-    ]}
-
-
-_STUDENT_RE = re.compile(r"^distill-L(?P<layers>\d+)(?P<suffix>(-[A-Za-z0-9._]+)*)$")
-_MAXPOOL_RE = re.compile(r"^maxpool-conv(?P<conv>\d+)(?P<suffix>(-[A-Za-z0-9._]+)*)$")
+def _lookup(name: str) -> tuple[Method, re.Match[str] | None]:
+    exact = _METHODS.get(name)
+    if exact is not None and exact.regex is None:
+        return exact, None
+    found = [(m, hit) for m in _METHODS.values() if m.regex is not None and (hit := m.regex.match(name))]
+    if not found:
+        raise FootprintError(f"unknown recipe {name!r}; known: {', '.join(recipe_names())}")
+    return max(found, key=lambda f: f[0].specificity)
 
 
 def resolve_stage(name: str, overrides: dict[str, Any] | None = None) -> tuple[Method, Any]:
     """(method, config) for one stage name; ``overrides`` set config fields (unknown ones are an error)."""
-    methods = _methods()
     name = name.strip()
-    kw: dict[str, Any] = {}
-    if name in ("fp16", "bf16"):
-        method, kw = methods[name], {"dtype": "float16" if name == "fp16" else "bfloat16"}
-    elif name in methods and name not in ("trained-student", "maxpool-untrained"):
-        method = methods[name]
-    elif (m := _MAXPOOL_RE.match(name)) and m.group("suffix") == "-untrained":
-        method, kw = methods["maxpool-untrained"], {"conv_layers": int(m.group("conv"))}
-    elif m := _MAXPOOL_RE.match(name):
-        layers = re.search(r"-L(\d+)", m.group("suffix") or "")
-        method, kw = methods["trained-student"], {"name": name, "conv_layers": int(m.group("conv")),
-                                                  "layers": int(layers.group(1)) if layers else None}
-    elif m := _STUDENT_RE.match(name):
-        method, kw = methods["trained-student"], {"name": name, "layers": int(m.group("layers"))}
-    else:
-        raise FootprintError(f"unknown recipe {name!r}; known: {', '.join(recipe_names())}")
+    method, match = _lookup(name)
     if not method.available():
         raise FootprintError(f"recipe {name!r} is not available here: {method.description} "
                              "(pip install 'w2v-footprint[torchao]')")
+    kw = method.config_kwargs(name, match)
     fields = {f.name for f in dataclasses.fields(method.config_cls)}
     for k, v in (overrides or {}).items():
         if k not in fields:
@@ -177,13 +143,30 @@ def resolve_stage(name: str, overrides: dict[str, Any] | None = None) -> tuple[M
 
 
 def recipe_names() -> list[str]:
-    names = ["baseline", "distill-L{n}", "maxpool-conv{c}", "maxpool-conv{c}-untrained", "int8-dynamic",
-             "int8-static", "fp16", "bf16", "bf16-autocast", "prune-sensitivity"]
-    from compress.methods.quantize import torchao_available
+    """The recipe names and patterns usable here (methods whose dependency is missing are left out)."""
+    return [_short(m.name) for m in methods() if m.available()]
 
-    if torchao_available():
-        names.append("int8-weight-only-torchao")
-    return names
+
+def _short(name: str) -> str:
+    return name.replace("[-suffix]", "")
+
+
+def command_methods(command: str) -> list[str]:
+    """Recipe names the ``footprint compress <command>`` command builds: its ``--method`` choices."""
+    return [m.name for m in methods() if m.command == command]
+
+
+_DEVICE_WORDS = {("cpu",): "CPU", ("cuda",): "GPU", ("cpu", "cuda"): "any"}
+
+
+def markdown_table() -> str:
+    """The README's table of methods, generated from the registry (all methods, available here or not)."""
+    rows = ["| recipe | module | what | device |", "|---|---|---|---|"]
+    for m in methods():
+        module = m.module.rsplit(".", 1)[-1] + ".py"
+        device = _DEVICE_WORDS.get(tuple(sorted(m.devices)), ", ".join(m.devices))
+        rows.append(f"| `{m.name}` | `{module}` | {m.description} | {device} |")
+    return "\n".join(rows) + "\n"
 
 
 @dataclass
@@ -209,13 +192,14 @@ def parse_recipe(recipe: str, overrides: dict[str, dict[str, Any]] | None = None
             raise FootprintError(f"recipe {recipe!r}: {part} is a trained student and must come first")
         if method.name == "baseline" and len(parts) > 1:
             continue
-        stages.append(Stage(part, method, cfg, _config_dict(cfg)))
+        stages.append(Stage(part, method, cfg, config_dict(cfg)))
     return stages or [Stage("baseline", *resolve_stage("baseline"), {})]
 
 
-def _config_dict(cfg: Any) -> dict[str, Any]:
+def config_dict(cfg: Any) -> dict[str, Any]:
+    """A stage's config as recorded in variant.json: the recipe's fields, not the caller's context."""
     d = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else {}
-    return {k: v for k, v in d.items() if k not in ("do_normalize", "students_dir", "student_dir")}
+    return {k: v for k, v in d.items() if k not in CONTEXT_FIELDS}
 
 
 def fill_context(cfg: Any, **context: Any) -> Any:
@@ -232,3 +216,4 @@ def apply_stages(model: Any, stages: list[Stage], **context: Any) -> Any:
         log.info("applying %s", st.name)
         model = st.method.apply(model, st.config)
     return model
+

@@ -37,8 +37,10 @@ import torch
 from torch import nn
 
 from core.errors import FootprintError
-from compress.methods.base import dir_weights_hash, versions, weight_files, weights_bytes_on_disk
 from core.model_stats import model_stats
+from compress.methods.base import dir_weights_hash, versions, weight_files, weights_bytes_on_disk
+from compress.methods.registry import resolve_stage
+from compress.model_io.hf import load_model_dir, make_processor, save_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +109,6 @@ def planned_size_bytes(model: nn.Module, sparse: bool = False, storage_dtype: to
     return tensors_nbytes(tensors)
 
 
-def _save_hf_dir(model: nn.Module, out: Path, do_normalize: bool) -> None:
-    try:
-        from compress.model_io.hf import save_model_dir
-    except ImportError as exc:  # written concurrently; a clear line instead of a traceback
-        raise FootprintError(f"compress/model_io/hf.py: save_model_dir unavailable ({exc})") from None
-    save_model_dir(model, out, do_normalize=do_normalize)
-
-
 # ----------------------------------------------------------------------------------------------- save
 def save_variant(model: nn.Module, out_dir: str | Path, *, recipe: str, stages: list[dict[str, Any]],
                  do_normalize: bool, source: dict[str, Any] | None = None, sparse: bool = False,
@@ -138,7 +132,7 @@ def save_variant(model: nn.Module, out_dir: str | Path, *, recipe: str, stages: 
             import copy
 
             to_save = copy.deepcopy(stored).to(storage_dtype)
-        _save_hf_dir(to_save, out, do_normalize)
+        save_model_dir(to_save, out, do_normalize=do_normalize)
     else:
         from safetensors.torch import save_file
 
@@ -197,8 +191,6 @@ def _dtype_of(model: nn.Module) -> torch.dtype:
 
 def _write_config_and_processor(config: Any, out: Path, do_normalize: bool) -> None:
     """config.json (custom fields such as ``maxpool_layers`` included) + feature-extractor/tokenizer files."""
-    from compress.model_io.hf import make_processor
-
     config.save_pretrained(str(out))
     layer_norm = getattr(config, "feat_extract_norm", "group") == "layer"
     make_processor(out, do_normalize, return_attention_mask=layer_norm).save_pretrained(str(out))
@@ -259,8 +251,6 @@ def load_variant_dir(model_dir: str | Path) -> tuple[nn.Module, bool, dict[str, 
         if not quantized_modules(model):
             model = model.to(dtype)
     for st in rec.get("reapply_on_load") or []:
-        from compress.methods.registry import resolve_stage
-
         handler, cfg = resolve_stage(st["name"], st.get("config") or {})
         model = handler.apply(model, cfg)
     model.eval()
@@ -272,21 +262,12 @@ def _load_hf(d: Path, rec: dict[str, Any]) -> tuple[nn.Module, bool]:
         raise FootprintError(f"{d}: no config.json (not a Hugging Face model directory)")
     if not weight_files(d):
         raise FootprintError(f"{d}: no model.safetensors or pytorch_model.bin")
-    try:
-        from compress.model_io.hf import load_model_dir
-    except ImportError:
-        load_model_dir = None
-    if load_model_dir is not None:
-        model, fe = load_model_dir(d)
+    model, fe = load_model_dir(d)
+    if "do_normalize" in rec:
+        do_norm = bool(rec["do_normalize"])
+    else:
         do_norm = bool(getattr(fe, "do_normalize", _read_do_normalize(d, rec))) if fe is not None \
             else _read_do_normalize(d, rec)
-        if "do_normalize" in rec:
-            do_norm = bool(rec["do_normalize"])
-    else:  # hf.py not there yet: plain transformers (safetensors only; never a pickle)
-        from transformers import Wav2Vec2ForCTC
-
-        model = Wav2Vec2ForCTC.from_pretrained(str(d), use_safetensors=True)
-        do_norm = _read_do_normalize(d, rec)
     return model, do_norm
 
 

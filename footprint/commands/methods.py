@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +36,32 @@ def _recipe_of(stages: list[dict[str, Any]]) -> str:
     return "+".join(s["name"] for s in stages) or "baseline"
 
 
+class LazyChoices:
+    """argparse ``choices`` read from the method registry only when argparse looks at them (parsing the option,
+    or help), so building the CLI imports no method module and no torch.  Give the option a ``metavar``:
+    without one argparse lists the choices while building the parser."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def _names(self) -> list[str]:
+        from compress.methods.registry import command_methods
+
+        return command_methods(self.command)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+
 def _save(model: Any, v: Any, out: str, stage_name: str, stage_cfg: Any, sparse: bool = False,
           float_model: Any = None, reapply: bool = False, trained: bool | None = None) -> dict[str, Any]:
-    import dataclasses
-
+    from compress.methods.registry import config_dict
     from compress.methods.storage import save_variant, source_info
 
-    cfg_dict = {k: val for k, val in dataclasses.asdict(stage_cfg).items()
-                if k not in ("do_normalize", "students_dir", "student_dir")}
-    stage = {"name": stage_name, "config": cfg_dict}
+    stage = {"name": stage_name, "config": config_dict(stage_cfg)}
     stages = _source_stages(v) + [stage]
     src = source_info(v.path or v.name, Path(v.path)) if v.path else {"spec": v.name,
                                                                        "hash": v.record.get("source_hash")}
@@ -144,39 +162,35 @@ def _add_distill(csub: argparse._SubParsersAction) -> None:
 def _add_quantize(csub: argparse._SubParsersAction) -> None:
     p = csub.add_parser("quantize", help="int8 dynamic/static (CPU), fp16/bf16 (GPU), torchao int8 weight-only")
     _model_arg(p)
-    p.add_argument("--method", default="int8-dynamic",
-                   choices=("int8-dynamic", "int8-static", "fp16", "bf16", "int8-weight-only-torchao"))
-    p.add_argument("--per-channel", action="store_true", help="int8-dynamic: one scale per output row")
-    p.add_argument("--calibration-data", default="embedded:train-clean",
-                   help="int8-static: subset to calibrate on (never the reported test set)")
-    p.add_argument("--calibration-utterances", type=int, default=16)
-    p.add_argument("--observer", choices=("histogram", "minmax"), default="histogram")
+    p.add_argument("--method", default="int8-dynamic", choices=LazyChoices("quantize"), metavar="METHOD",
+                   help="%(choices)s (default: %(default)s)")
+    # Each option is a config field; unset (None) options keep the method's own default, and a method whose
+    # config lacks the field ignores it.
+    p.add_argument("--per-channel", action="store_true", default=None,
+                   help="int8: one scale per output row (int8-static always uses it)")
+    p.add_argument("--calibration-data", default=None,
+                   help="int8-static: subset to calibrate on, never the reported test set "
+                        "(default: embedded:train-clean)")
+    p.add_argument("--calibration-utterances", type=int, default=None, help="int8-static (default: 16)")
+    p.add_argument("--observer", choices=("histogram", "minmax"), default=None,
+                   help="int8-static (default: histogram)")
 
     def _run(args: argparse.Namespace) -> int:
-        from compress.methods import quantize as q
+        import copy
 
+        from compress.methods.registry import fill_context, resolve_stage
+
+        method, cfg = resolve_stage(args.method)
+        options = {"per_channel": args.per_channel, "calibration_data": args.calibration_data,
+                   "calibration_utterances": args.calibration_utterances, "observer": args.observer}
+        for k, val in options.items():
+            if val is not None and hasattr(cfg, k):
+                setattr(cfg, k, val)
         v = _load_source(args.model)
-        float_model = None
-        reapply = False
-        if args.method == "int8-dynamic":
-            cfg: Any = q.Int8DynamicConfig(per_channel=args.per_channel)
-            model = q.apply_int8_dynamic(v.model, cfg)
-        elif args.method == "int8-static":
-            cfg = q.Int8StaticConfig(calibration_data=args.calibration_data,
-                                     calibration_utterances=args.calibration_utterances, observer=args.observer,
-                                     do_normalize=v.do_normalize)
-            model = q.apply_int8_static(v.model, cfg)
-        elif args.method in ("fp16", "bf16"):
-            cfg = q.HalfConfig("float16" if args.method == "fp16" else "bfloat16")
-            model = q.apply_half(v.model, cfg)
-        else:
-            import copy
-
-            cfg = q.TorchaoInt8WeightOnlyConfig()
-            float_model = copy.deepcopy(v.model)
-            model = q.apply_torchao_int8_weight_only(v.model, cfg)
-            reapply = True
-        rec = _save(model, v, args.out, args.method, cfg, float_model=float_model, reapply=reapply)
+        fill_context(cfg, do_normalize=v.do_normalize)
+        float_model = copy.deepcopy(v.model) if method.reapply_on_load else None
+        model = method.apply(v.model, cfg)
+        rec = _save(model, v, args.out, args.method, cfg, float_model=float_model, reapply=method.reapply_on_load)
         print(_summary(rec, args.out))
         return 0
 
@@ -280,10 +294,16 @@ def _add_apply(csub: argparse._SubParsersAction) -> None:
 
     r = csub.add_parser("recipes", help="list the compression recipes")
 
-    def _list(args: argparse.Namespace) -> int:
-        from compress.methods.registry import recipe_names
+    r.add_argument("--markdown", action="store_true",
+                   help="print the table of methods that compress/methods/README.md carries")
 
-        print(" ".join(recipe_names()))
+    def _list(args: argparse.Namespace) -> int:
+        from compress.methods.registry import markdown_table, recipe_names
+
+        if args.markdown:
+            print(markdown_table(), end="")
+        else:
+            print(" ".join(recipe_names()))
         return 0
 
     r.set_defaults(func=_list)

@@ -45,7 +45,7 @@ def register_run(sub: argparse._SubParsersAction) -> None:
 
 
 def available_students() -> tuple[list[str], list[str]]:
-    from compress.methods.registry import default_students_dir
+    from compress.methods.students import default_students_dir
 
     root = default_students_dir()
     have = [r for r in STUDENT_RECIPES if (root / r / "config.json").exists() or (root / r / "variant.json").exists()]
