@@ -386,7 +386,7 @@ def _fraction(utts: list[Any], fraction: float, seed: int) -> list[Any]:
 
 def _load_data(cfg: DistillConfig) -> _Data:
     from core.data.librispeech import Manifest, read_subset
-    from compress.train_teacher import load_split
+    from compress.training import load_split
 
     train_dir = _subset_dir(cfg.data, cfg.hours_train)
     manifest = read_subset(train_dir)
@@ -493,7 +493,7 @@ def _evaluate(model: nn.Module, audios: list[np.ndarray], texts: list[str], do_n
               device: torch.device, batch_seconds: float) -> tuple[float | None, float | None]:
     if not audios:
         return None, None
-    from compress.train_teacher import evaluate
+    from compress.training import evaluate
 
     return evaluate(model, audios, texts, device, do_normalize, batch_seconds)
 
@@ -540,7 +540,7 @@ def distill(cfg: DistillConfig) -> DistillResult:
 
     from core.inference import uses_group_norm
     from compress.methods.storage import read_variant_json, save_variant, source_info
-    from compress.train_teacher import _atomic_save, collate, make_batches
+    from compress.training import atomic_save as _atomic_save, collate, make_batches
     from compress.variants import load_variant
 
     cfg.validate()
@@ -862,7 +862,7 @@ def _fill_cache(teacher: nn.Module, cache: TeacherCache, missing: list[int], dat
     """Run the frozen teacher once over the utterances not yet cached (this rank's share), saving as it goes."""
     from tqdm import tqdm
 
-    from compress.train_teacher import collate, make_batches
+    from compress.training import collate, make_batches
 
     teacher.to(device).eval()
     sub_lengths = [lengths[i] for i in missing]
