@@ -11,24 +11,36 @@ conv kernels and strides at reduced width, 12 x 192, pre-LN) with:
 """
 from __future__ import annotations
 
-import csv
 import json
 import logging
-import math
-import os
 import random
-import time
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from core.data.librispeech import Manifest, load_audio, read_subset
-from core.text import encode
+from compress.training import (
+    BudgetCalibrator,
+    Checkpointer,
+    LoopSettings,
+    StepResult,
+    TrainLoop,
+    autocast,
+    collate,
+    evaluate,
+    load_checkpoint,
+    load_split,
+    make_batches,
+    warmup_cosine,
+)
+from core.data.librispeech import read_subset
+from core.train_log import TEACHER_LOG_COLUMNS, TrainLog
 
 log = logging.getLogger(__name__)
+
+__all__ = ["TeacherTrainConfig", "collate", "evaluate", "load_split", "lr_at", "make_batches", "train_teacher"]
 
 
 @dataclass
@@ -72,105 +84,25 @@ class TeacherTrainConfig:
     freeze_feature_encoder: bool = False
 
 
-def _decode_one(path: str) -> np.ndarray:
-    import soundfile as sf
-
-    audio, _ = sf.read(path, dtype="int16")
-    return audio
-
-
-def load_split(manifest: Manifest, jobs: int | None = None, max_seconds: float | None = None
-               ) -> tuple[list[np.ndarray], list[list[int]], list[str]]:
-    """Decode a subset into memory as int16 (the corpus is 16 kHz mono FLAC), with label ids."""
-    from tqdm import tqdm
-
-    utts = [u for u in manifest.utterances if max_seconds is None or u.duration_s <= max_seconds]
-    if any(u.sample_rate != 16000 or u.channels != 1 for u in utts):
-        audios = [(load_audio(u) * 32767).astype(np.int16) for u in tqdm(utts, desc="decode")]
-    else:
-        with get_context("fork").Pool(jobs or os.cpu_count() or 1) as pool:
-            audios = list(tqdm(pool.imap(_decode_one, [u.path for u in utts], chunksize=32), total=len(utts),
-                               desc=f"decode {manifest.subset}", unit="utt"))
-    return audios, [encode(u.transcript) for u in utts], [u.transcript for u in utts]
-
-
-def make_batches(lengths: list[int], batch_samples: int, rng: random.Random, shortest_first: bool
-                 ) -> list[list[int]]:
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches, cur = [], []
-    for i in order:
-        if cur and lengths[i] * (len(cur) + 1) > batch_samples:
-            batches.append(cur)
-            cur = []
-        cur.append(i)
-    if cur:
-        batches.append(cur)
-    if not shortest_first:
-        rng.shuffle(batches)
-    return batches
-
-
 def lr_at(step: int, total: int, cfg: TeacherTrainConfig) -> float:
-    warm = max(1, int(cfg.warmup_fraction * total))
-    if step < warm:
-        return cfg.peak_lr * (step + 1) / warm
-    progress = min(1.0, (step - warm) / max(1, total - warm))
-    floor = cfg.min_lr_fraction
-    return cfg.peak_lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+    """Linear warm-up over ``warmup_fraction`` of the run, then cosine decay to ``min_lr_fraction`` of the peak."""
+    return warmup_cosine(step, total, int(cfg.warmup_fraction * total), cfg.peak_lr, cfg.min_lr_fraction)
 
 
-def collate(audios: list[np.ndarray], labels: list[list[int]], idx: list[int], device: torch.device,
-            normalize: bool = True):
-    """Padded batch (x, attention mask, labels padded with -100); ``normalize``: per-utterance zero mean, unit var."""
-    from core.inference import pad_batch
+@dataclass
+class _Corpus:
+    audios: list[np.ndarray]
+    labels: list[list[int]]
+    lengths: list[int]
+    dev_audios: list[np.ndarray]
+    dev_texts: list[str]
 
-    # models without waveform normalisation (fairseq big_960h) take the raw scale
-    x, mask = pad_batch([audios[i].astype(np.float32) / 32768.0 for i in idx], normalize)
-    m = max(len(labels[i]) for i in idx)
-    y = np.full((len(idx), m), -100, np.int64)
-    for r, i in enumerate(idx):
-        y[r, : len(labels[i])] = labels[i]
-    return (torch.from_numpy(x).to(device, non_blocking=True), torch.from_numpy(mask).to(device),
-            torch.from_numpy(y).to(device))
+    @property
+    def hours(self) -> float:
+        return sum(self.lengths) / 16000 / 3600
 
 
-def evaluate(model, audios, transcripts, device: torch.device, do_normalize: bool = True,  # noqa: ANN001
-             max_batch_seconds: float = 400.0) -> tuple[float, float]:
-    """Greedy dev WER/CER of int16 ``audios``; the model's train/eval mode is restored afterwards."""
-    from core.inference import Transcriber
-    from core.scoring import score
-
-    was_training = model.training
-    tr = Transcriber(model, do_normalize=do_normalize, device=device, batch_size=16,
-                     max_batch_seconds=max_batch_seconds)
-    hyps = tr.transcribe([a.astype(np.float32) / 32768.0 for a in audios])
-    model.train(was_training)
-    s = score(transcripts, hyps)
-    return s.wer, s.cer
-
-
-def _atomic_save(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def train_teacher(cfg: TeacherTrainConfig) -> Path:
-    from tqdm import tqdm
-    from transformers import Wav2Vec2ForCTC
-
-    from core.arch import wav2vec2_config
-
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if cfg.device == "auto" else cfg.device))
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-
+def _load_corpus(cfg: TeacherTrainConfig) -> _Corpus:
     if cfg.corpus_root is None:
         from core.data.synth.corpus import SynthConfig, ensure_corpus
 
@@ -181,13 +113,16 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
     dev_m = read_subset(root / "LibriSpeech" / cfg.dev_subset).subset_of(cfg.dev_eval_utterances)
     audios, labels, _ = load_split(train_m, cfg.decode_jobs, cfg.max_utterance_seconds)
     dev_audios, _, dev_texts = load_split(dev_m, cfg.decode_jobs)
-    lengths = [len(a) for a in audios]
-    train_hours = sum(lengths) / 16000 / 3600
-    log.info("train: %d utterances, %.2f h; dev: %d utterances", len(audios), train_hours, len(dev_audios))
+    corpus = _Corpus(audios, labels, [len(a) for a in audios], dev_audios, dev_texts)
+    log.info("train: %d utterances, %.2f h; dev: %d utterances", len(audios), corpus.hours, len(dev_audios))
+    return corpus
 
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+
+def _build_model(cfg: TeacherTrainConfig, device: torch.device) -> torch.nn.Module:
+    from transformers import Wav2Vec2ForCTC
+
+    from core.arch import wav2vec2_config
+
     model = Wav2Vec2ForCTC(wav2vec2_config(cfg.arch, **cfg.arch_overrides)).to(device)
     if cfg.init_from:
         from compress.model_io.hf import load_model_dir
@@ -197,126 +132,127 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
     if cfg.freeze_feature_encoder:
         model.freeze_feature_encoder()
         log.info("conv feature encoder frozen")
-    shortest_first = cfg.init_from is None if cfg.shortest_first is None else cfg.shortest_first
-    model.train()
+    return model.train()
+
+
+def _optimizer(cfg: TeacherTrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=cfg.peak_lr, betas=(0.9, 0.98), eps=1e-6)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=cfg.peak_lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def _resume(cfg: TeacherTrainConfig, ckpt: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
+            state: dict[str, Any]) -> None:
+    saved = load_checkpoint(ckpt)
+    model.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["optimizer"])
+    state.update(saved["state"])
+    if "recalibrated" not in saved["state"]:
+        state["recalibrated"] = True  # a checkpoint from before the epoch-1 recalibration keeps its schedule
+    torch.set_rng_state(saved["torch_rng"])
+    log.info("resumed from %s at step %d (epoch %d)", ckpt, state["step"], state["epoch"])
+    if cfg.extend_steps:
+        state["total_steps"] += cfg.extend_steps
+        state["calibrated"] = state["recalibrated"] = True
+        log.info("schedule extended by %d steps to %d", cfg.extend_steps, state["total_steps"])
+
+
+class _CTCTask:
+    """The teacher's step (CTC loss of the model itself) and its log: a row every ``log_every`` steps, with the
+    dev WER/CER every ``eval_every`` steps and at the last step."""
+
+    def __init__(self, cfg: TeacherTrainConfig, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                 corpus: _Corpus, device: torch.device, shortest_first: bool, train_log: TrainLog) -> None:
+        self.cfg, self.model, self.opt, self.corpus, self.device = cfg, model, opt, corpus, device
+        self.shortest_first, self.train_log = shortest_first, train_log
+        self.amp = torch.bfloat16 if cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda") else None
+        self.losses: list[float] = []
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        rng = random.Random(self.cfg.seed * 1000 + epoch)
+        return make_batches(self.corpus.lengths, int(self.cfg.batch_seconds * 16000), rng,
+                            shortest_first=self.shortest_first and epoch == 0)
+
+    def step(self, idx: list[int]) -> StepResult:
+        x, mask, y = collate(self.corpus.audios, self.corpus.labels, idx, self.device)
+        with autocast(self.device, self.amp):
+            loss = self.model(x, attention_mask=mask, labels=y).loss
+        self.losses.append(float(loss.detach()))
+        return StepResult(loss, sum(self.corpus.lengths[i] for i in idx) / 16000)
+
+    def after_step(self, state: dict[str, Any], bar: Any) -> None:
+        cfg, step = self.cfg, state["step"]
+        loss = float(np.mean(self.losses[-cfg.log_every:]))
+        lr = self.opt.param_groups[0]["lr"]
+        if step % cfg.log_every == 0:
+            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}")
+        evaluating = step % cfg.eval_every == 0 or step >= state["total_steps"]
+        if not evaluating and step % cfg.log_every:
+            return
+        row = {"step": step, "epoch": state["epoch"], "loss": f"{loss:.4f}", "lr": f"{lr:.6g}",
+               "wall_s": f"{state['wall_s']:.1f}", "audio_hours": f"{state['audio_seconds'] / 3600:.3f}"}
+        if evaluating:
+            wer, cer = evaluate(self.model, self.corpus.dev_audios, self.corpus.dev_texts, self.device)
+            row.update(dev_wer=f"{wer:.4f}", dev_cer=f"{cer:.4f}")
+            log.info("step %d: loss %.3f dev WER %.2f%% CER %.2f%%", step, loss, 100 * wer, 100 * cer)
+        self.train_log.write(row)
+
+    def end_of_epoch(self, state: dict[str, Any], complete: bool) -> None:
+        pass
+
+
+def _device(cfg: TeacherTrainConfig) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def train_teacher(cfg: TeacherTrainConfig) -> Path:
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = _device(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    corpus = _load_corpus(cfg)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    model = _build_model(cfg, device)
+    shortest_first = cfg.init_from is None if cfg.shortest_first is None else cfg.shortest_first
+    opt = _optimizer(cfg, model)
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "total_steps": cfg.steps, "audio_seconds": 0.0,
              "wall_s": 0.0, "calibrated": cfg.time_budget_minutes is None,
-             # only a shortest-first epoch 0 miscalibrates the budget (shuffled epochs calibrate right first time)
+             # only a shortest-first epoch 0 miscalibrates the budget: its steps are cheaper than the average
+             # (measured 1.03 vs 1.37 s per step); shuffled epochs calibrate right the first time
              "recalibrated": not shortest_first}
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
-        saved = torch.load(ckpt, map_location="cpu", weights_only=True)
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        state.update(saved["state"])
-        if "recalibrated" not in saved["state"]:
-            state["recalibrated"] = True  # a checkpoint from before the epoch-1 recalibration keeps its schedule
-        torch.set_rng_state(saved["torch_rng"])
-        log.info("resumed from %s at step %d (epoch %d)", ckpt, state["step"], state["epoch"])
-        if cfg.extend_steps:
-            state["total_steps"] += cfg.extend_steps
-            state["calibrated"] = state["recalibrated"] = True
-            log.info("schedule extended by %d steps to %d", cfg.extend_steps, state["total_steps"])
+        _resume(cfg, ckpt, model, opt, state)
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
-    log_path = out / "train_log.csv"
-    new_log = not log_path.exists()
-    log_file = open(log_path, "a", newline="")
-    writer = csv.writer(log_file)
-    if new_log:
-        writer.writerow(["step", "epoch", "loss", "lr", "dev_wer", "dev_cer", "wall_s", "audio_hours"])
+    task = _CTCTask(cfg, model, opt, corpus, device, shortest_first, TrainLog(out / "train_log.csv",
+                                                                              TEACHER_LOG_COLUMNS))
+    half = cfg.calibration_steps // 2
+    # the first half of the calibration steps pays for CUDA/cuDNN warm-up; the second half is timed
+    calibrator = BudgetCalibrator(cfg.time_budget_minutes, half, cfg.calibration_steps - half, int(state["step"]),
+                                  cap=False, log=log)
+    checkpointer = Checkpointer(ckpt, model, opt, state, extra=lambda: {"torch_rng": torch.get_rng_state()})
+    settings = LoopSettings("train teacher", lambda s, t: lr_at(s, t, cfg), cfg.grad_clip, cfg.checkpoint_minutes)
+    TrainLoop(task, model.parameters(), opt, state, settings, checkpointer, calibrator, log).run()
+    return _save_final(cfg, model, out, state, corpus.hours, device)
 
-    def save_checkpoint() -> None:
-        _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": dict(state),
-                      "torch_rng": torch.get_rng_state()}, ckpt)
 
-    batch_samples = int(cfg.batch_seconds * 16000)
-    amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
-    t_start = time.perf_counter() - state["wall_s"]
-    last_ckpt = time.perf_counter()
-    losses: list[float] = []
-    calib_t0 = time.perf_counter()
-    recal_t0: float | None = None
-    bar = tqdm(total=state["total_steps"], initial=state["step"], desc="train teacher", unit="step")
-    while state["step"] < state["total_steps"]:
-        rng = random.Random(cfg.seed * 1000 + state["epoch"])
-        batches = make_batches(lengths, batch_samples, rng, shortest_first=shortest_first and state["epoch"] == 0)
-        while state["batch_in_epoch"] < len(batches) and state["step"] < state["total_steps"]:
-            idx = batches[state["batch_in_epoch"]]
-            x, mask, y = collate(audios, labels, idx, device)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(state["step"], state["total_steps"], cfg)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = model(x, attention_mask=mask, labels=y).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            state["step"] += 1
-            state["batch_in_epoch"] += 1
-            state["audio_seconds"] += sum(lengths[i] for i in idx) / 16000
-            state["wall_s"] = time.perf_counter() - t_start
-            losses.append(float(loss.detach()))
-            bar.update(1)
-            if not state["calibrated"] and state["step"] == cfg.calibration_steps // 2:
-                calib_t0 = time.perf_counter()  # the first steps pay for CUDA/cuDNN warm-up: time after them
-            if not state["calibrated"] and state["step"] >= cfg.calibration_steps:
-                per_step = (time.perf_counter() - calib_t0) / (cfg.calibration_steps - cfg.calibration_steps // 2)
-                remaining = cfg.time_budget_minutes * 60 - state["wall_s"]
-                # leave ~8 % of the budget for evaluation and checkpoints
-                state["total_steps"] = max(state["step"] + 1, state["step"] + int(remaining * 0.92 / per_step))
-                state["calibrated"] = True
-                bar.total = state["total_steps"]
-                log.info("calibrated: %.3f s/step -> %d steps in %.1f min", per_step, state["total_steps"],
-                         cfg.time_budget_minutes)
-            # epoch 0 runs shortest first, whose steps are cheaper than the average (measured: 1.03 vs 1.37 s),
-            # so the budget is checked once more on the first shuffled steps of epoch 1
-            if (cfg.time_budget_minutes is not None and not state.get("recalibrated", True)
-                    and state["epoch"] >= 1):
-                if state["batch_in_epoch"] == cfg.calibration_steps // 2:
-                    recal_t0 = time.perf_counter()
-                elif state["batch_in_epoch"] >= cfg.calibration_steps and recal_t0 is not None:
-                    per_step = (time.perf_counter() - recal_t0) / (cfg.calibration_steps - cfg.calibration_steps // 2)
-                    remaining = cfg.time_budget_minutes * 60 - state["wall_s"]
-                    state["total_steps"] = max(state["step"] + 1, state["step"] + int(remaining * 0.92 / per_step))
-                    state["recalibrated"] = True
-                    bar.total = state["total_steps"]
-                    log.info("recalibrated on shuffled batches: %.3f s/step -> %d steps", per_step,
-                             state["total_steps"])
-            if state["step"] % cfg.log_every == 0:
-                bar.set_postfix(loss=f"{np.mean(losses[-cfg.log_every:]):.3f}",
-                                lr=f"{opt.param_groups[0]['lr']:.2e}")
-            final = state["step"] >= state["total_steps"]
-            if state["step"] % cfg.eval_every == 0 or final:
-                wer, cer = evaluate(model, dev_audios, dev_texts, device)
-                writer.writerow([state["step"], state["epoch"], f"{np.mean(losses[-cfg.log_every:]):.4f}",
-                                 f"{opt.param_groups[0]['lr']:.6g}", f"{wer:.4f}", f"{cer:.4f}",
-                                 f"{state['wall_s']:.1f}", f"{state['audio_seconds'] / 3600:.3f}"])
-                log_file.flush()
-                log.info("step %d: loss %.3f dev WER %.2f%% CER %.2f%%", state["step"],
-                         np.mean(losses[-cfg.log_every:]), 100 * wer, 100 * cer)
-            elif state["step"] % cfg.log_every == 0:
-                writer.writerow([state["step"], state["epoch"], f"{np.mean(losses[-cfg.log_every:]):.4f}",
-                                 f"{opt.param_groups[0]['lr']:.6g}", "", "", f"{state['wall_s']:.1f}",
-                                 f"{state['audio_seconds'] / 3600:.3f}"])
-            if time.perf_counter() - last_ckpt > cfg.checkpoint_minutes * 60:
-                save_checkpoint()
-                last_ckpt = time.perf_counter()
-        if state["batch_in_epoch"] >= len(batches):
-            state["epoch"] += 1
-            state["batch_in_epoch"] = 0
-    bar.close()
-    save_checkpoint()
-    log_file.close()
-    model.eval()
-    final_dir = out / "model"
+def _save_final(cfg: TeacherTrainConfig, model: torch.nn.Module, out: Path, state: dict[str, Any],
+                train_hours: float, device: torch.device) -> Path:
     from compress.model_io.hf import save_model_dir
 
+    model.eval()
+    final_dir = out / "model"
     save_model_dir(model.to(getattr(torch, cfg.save_dtype)).cpu(), final_dir, do_normalize=True)
     summary = {"steps": state["step"], "epochs": state["epoch"], "wall_s": state["wall_s"],
                "audio_hours_processed": state["audio_seconds"] / 3600, "train_hours": train_hours,

@@ -19,6 +19,7 @@ import pandas as pd
 
 from core.errors import FootprintError
 from core.results import SCHEMA_COLUMNS  # the contract, defined once; a stdlib-only module (no torch)
+from core.train_log import TRAIN_LOG_COLUMNS  # shared with the trainers; stdlib-only
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,6 @@ NUMERIC_COLUMNS: tuple[str, ...] = (
 )
 STRING_COLUMNS: tuple[str, ...] = tuple(c for c in SCHEMA_COLUMNS if c not in NUMERIC_COLUMNS
                                         and c != "energy_measured")
-TRAIN_LOG_COLUMNS: tuple[str, ...] = ("epoch", "step", "train_loss", "kd_loss", "feature_penalty", "ctc_loss", "lr",
-                                      "dev_wer", "dev_cer", "wall_s", "audio_hours")
 KEY_COLUMNS: tuple[str, ...] = ("run_id", "variant", "device", "repeat")
 
 
