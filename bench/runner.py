@@ -15,6 +15,9 @@ loop (``--paper-loop``) is timed as its own scenario, with file decoding inside 
 Energy: one window per repeat around the whole repeat, from the first meter of the fallback chain that
 works here (``bench.energy``); an optional idle baseline is subtracted; the trackers' own overhead is
 measured by timing the same work with and without a window.  Rerunning the same command resumes.
+
+Parts: the scenarios and a pass over a workload in ``bench.scenarios``, the per-repeat trackers in
+``bench.trackers``, the overhead check in ``bench.overhead``, the row in ``core.schema.Row``.
 """
 from __future__ import annotations
 
