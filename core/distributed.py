@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.device import Device
+
 log = logging.getLogger(__name__)
 
 
@@ -108,7 +110,7 @@ def init_from_env(devices: list[str], timeout_minutes: float | None = None) -> D
 
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-    backend = "nccl" if any(d.startswith("cuda") for d in devices) else "gloo"
+    backend = "nccl" if any(Device.parse(d).is_cuda for d in devices) else "gloo"
     if backend == "nccl":
         import torch
 

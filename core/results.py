@@ -18,44 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import FootprintError
+from core.schema import ALL_COLUMNS, EXTRA_COLUMNS, SCHEMA_COLUMNS, SCHEMA_VERSION  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-# The contract with reports/ (same order as ARCHITECTURE.md; tests check reports.load agrees).
-SCHEMA_COLUMNS: tuple[str, ...] = (
-    "schema_version", "run_id", "variant", "recipe", "model_path", "weights",
-    "device", "device_name", "threads", "batch_size", "repeat", "n_utts", "n_skipped", "audio_s", "wall_s", "model_s",
-    "decode_s", "e2e_s", "rtf", "rtfx", "wer", "cer", "params", "size_mb", "size_on_disk_mb", "sparsity",
-    "conv_layers", "transformer_layers", "peak_rss_mb", "cuda_max_alloc_mb", "energy_j", "energy_kwh",
-    "energy_method", "energy_measured", "energy_source_detail", "co2_kg", "carbon_intensity_g_per_kwh",
-    "carbon_intensity_source", "kwh_per_audio_hour", "co2_kg_per_audio_hour", "manifest_hash", "dataset",
-    "git_commit", "torch_version", "transformers_version", "python_version", "cpu_model", "gpu_name", "hostname",
-    "timestamp",
-)
-# Added by this implementation (after the contract's columns; reports ignores what it does not know).
-EXTRA_COLUMNS: tuple[str, ...] = (
-    "scenario",            # batched | paper-loop | arch (random weights, timing only)
-    "pass",                # perf (one row per timed repeat)
-    "row_key",             # config_hash|variant|device|repeat|pass: the resume key
-    "config_hash",
-    "inputs_s",            # waveform normalisation, padding and host->device copy
-    "text_s",              # CTC argmax + greedy decoding to text
-    "model_s_cuda_events",  # GPU time by CUDA events (model_s is wall time after synchronisation)
-    "rss_before_mb",       # process RSS when the repeat began (all loaded variants count)
-    "world_size",          # ranks (torchrun); 1 otherwise
-    "rank_wall_s",         # JSON list: wall time of each rank
-    "workload_fraction",   # arch-only: share of the dev-clean-shaped workload timed
-    "model_s_full_est",    # arch-only: model_s extrapolated to the full workload (labelled estimate)
-    "energy_j_gross",      # before the idle baseline is subtracted
-    "idle_w",              # idle baseline power (W), when measured
-    "energy_components_j",  # JSON: joules per component (cpu, ram, gpu0, package-0, pue_overhead, ...)
-    "tracker_overhead_frac",  # (wall with tracker - without) / without, from this run's overhead check
-    "accuracy_batch_size",
-    "git_dirty",
-    "compute_dtype",       # float32 | float16 | bfloat16 | bfloat16-autocast (fp32 weights, bf16 kernels)
-)
-ALL_COLUMNS: tuple[str, ...] = SCHEMA_COLUMNS + EXTRA_COLUMNS
+# The columns come from core.schema.Row (the contract with reports/ first, then this implementation's extras);
+# re-exported here, where the store and its readers use them.
 REAL_COLUMNS = {
     "audio_s", "wall_s", "model_s", "decode_s", "e2e_s", "rtf", "rtfx", "wer", "cer", "size_mb", "size_on_disk_mb",
     "sparsity", "peak_rss_mb", "cuda_max_alloc_mb", "energy_j", "energy_kwh", "co2_kg", "carbon_intensity_g_per_kwh",
@@ -194,21 +162,85 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def load_results(run_dir: str | Path) -> "pd.DataFrame":  # noqa: F821
-    """RUN_DIR's rows as a DataFrame (SQLite preferred, CSV otherwise), schema columns first, dtypes fixed."""
+# Without these nothing can be grouped or rendered.
+REQUIRED_COLUMNS: tuple[str, ...] = ("variant", "recipe", "device", "repeat")
+STRING_COLUMNS: tuple[str, ...] = tuple(c for c in SCHEMA_COLUMNS
+                                        if c not in REAL_COLUMNS | INT_COLUMNS | BOOL_COLUMNS)
+
+
+def parse_bool(v: Any) -> Any:
+    """A stored boolean from SQLite (0/1), the CSV export ("True"/"False") or a hand-made table; pd.NA if unknown."""
     import pandas as pd
 
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return pd.NA
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s in ("true", "1", "yes", "measured"):
+            return True
+        if s in ("false", "0", "no", "estimated"):
+            return False
+        return pd.NA
+    return bool(v)
+
+
+def read_table(run_dir: str | Path) -> tuple["pd.DataFrame", Path]:  # noqa: F821
+    """The raw rows of RUN_DIR (or of a results file's folder) and the file they came from.
+
+    ``results.sqlite`` is preferred (the CSV is only its export); in a hand-made database the table named
+    ``results`` wins, else the first one with the required columns.  Problems are one line naming the file.
+    """
     run_dir = Path(run_dir)
-    if (run_dir / DB_NAME).exists():
-        store = ResultsStore(run_dir, readonly=True)
-        try:
-            df = pd.DataFrame(store.rows())
-        finally:
-            store.close()
-    elif (run_dir / CSV_NAME).exists():
-        df = pd.read_csv(run_dir / CSV_NAME)
-    else:
-        raise FootprintError(f"{run_dir}: neither {DB_NAME} nor {CSV_NAME} found")
+    if run_dir.is_file():
+        run_dir = run_dir.parent
+    sqlite_path, csv_path = run_dir / DB_NAME, run_dir / CSV_NAME
+    if sqlite_path.exists():
+        return _read_sqlite(sqlite_path), sqlite_path
+    if csv_path.exists():
+        return _read_csv(csv_path), csv_path
+    raise FootprintError(f"{run_dir}: neither {DB_NAME} nor {CSV_NAME} found")
+
+
+def _read_sqlite(path: Path) -> "pd.DataFrame":  # noqa: F821
+    import pandas as pd
+
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise FootprintError(f"{path}: cannot open SQLite database: {exc}") from None
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        chosen = "results" if "results" in tables else None
+        if chosen is None:
+            for t in tables:
+                cols = {r[1] for r in con.execute(f'PRAGMA table_info("{t}")')}
+                if set(REQUIRED_COLUMNS) <= cols:
+                    chosen = t
+                    break
+        if chosen is None:
+            raise FootprintError(f"{path}: no results table (tables: {', '.join(tables) or 'none'})")
+        return pd.read_sql_query(f'SELECT * FROM "{chosen}"', con)
+    except sqlite3.Error as exc:
+        raise FootprintError(f"{path}: unreadable SQLite database: {exc}") from None
+    finally:
+        con.close()
+
+
+def _read_csv(path: Path) -> "pd.DataFrame":  # noqa: F821
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, dtype={c: "string" for c in STRING_COLUMNS}, keep_default_na=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise FootprintError(f"{path}: unreadable CSV: {str(exc).splitlines()[0]}") from None
+
+
+def load_results(run_dir: str | Path) -> "pd.DataFrame":  # noqa: F821
+    """RUN_DIR's rows as a DataFrame (SQLite preferred, CSV otherwise), every column present in schema order,
+    dtypes fixed.  ``reports.load`` reads through :func:`read_table` too and adds its own checks."""
+    import pandas as pd
+
+    df, _ = read_table(run_dir)
     for c in ALL_COLUMNS:
         if c not in df.columns:
             df[c] = pd.NA
@@ -216,8 +248,7 @@ def load_results(run_dir: str | Path) -> "pd.DataFrame":  # noqa: F821
         df[c] = pd.to_numeric(df[c], errors="coerce")
     df["params"] = pd.to_numeric(df["params"], errors="coerce").astype("Int64")
     for c in BOOL_COLUMNS:
-        df[c] = df[c].map(lambda v: pd.NA if v is None or (isinstance(v, float) and math.isnan(v))
-                          else str(v).strip().lower() in ("1", "true")).astype("boolean")
+        df[c] = df[c].map(parse_bool).astype("boolean")
     return df[list(ALL_COLUMNS) + [c for c in df.columns if c not in ALL_COLUMNS]]
 
 

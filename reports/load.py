@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -18,21 +17,14 @@ from typing import Any, Iterable, Optional
 import pandas as pd
 
 from core.errors import FootprintError
-from core.results import SCHEMA_COLUMNS  # the contract, defined once; a stdlib-only module (no torch)
+# The contract and its one reader, defined once in core (torch-free; pandas imported there lazily).
+from core.results import (INT_COLUMNS, REAL_COLUMNS, REQUIRED_COLUMNS, SCHEMA_COLUMNS, STRING_COLUMNS,  # noqa: F401
+                          parse_bool, read_table)
 from core.train_log import TRAIN_LOG_COLUMNS  # shared with the trainers; stdlib-only
 
 log = logging.getLogger(__name__)
 
-# Without these nothing can be grouped or rendered.
-REQUIRED_COLUMNS: tuple[str, ...] = ("variant", "recipe", "device", "repeat")
-NUMERIC_COLUMNS: tuple[str, ...] = (
-    "schema_version", "threads", "batch_size", "repeat", "n_utts", "n_skipped", "audio_s", "wall_s", "model_s",
-    "decode_s", "e2e_s", "rtf", "rtfx", "wer", "cer", "params", "size_mb", "size_on_disk_mb", "sparsity",
-    "conv_layers", "transformer_layers", "peak_rss_mb", "cuda_max_alloc_mb", "energy_j", "energy_kwh", "co2_kg",
-    "carbon_intensity_g_per_kwh", "kwh_per_audio_hour", "co2_kg_per_audio_hour",
-)
-STRING_COLUMNS: tuple[str, ...] = tuple(c for c in SCHEMA_COLUMNS if c not in NUMERIC_COLUMNS
-                                        and c != "energy_measured")
+NUMERIC_COLUMNS: tuple[str, ...] = tuple(c for c in SCHEMA_COLUMNS if c in REAL_COLUMNS | INT_COLUMNS)
 KEY_COLUMNS: tuple[str, ...] = ("run_id", "variant", "device", "repeat")
 
 
@@ -87,7 +79,7 @@ def _coerce(df: pd.DataFrame, source: Path) -> pd.DataFrame:
         df[c] = pd.to_numeric(df[c], errors="coerce")
     for c in STRING_COLUMNS:
         df[c] = df[c].astype("string")
-    df["energy_measured"] = df["energy_measured"].map(_to_bool).astype("boolean")
+    df["energy_measured"] = df["energy_measured"].map(parse_bool).astype("boolean")
     if df.empty:
         raise FootprintError(f"{source}: results table has no rows")
     # bench's extra columns refine the row identity: several timing scenarios / passes per repeat.
@@ -100,50 +92,6 @@ def _coerce(df: pd.DataFrame, source: Path) -> pd.DataFrame:
     if len(df) < before:
         log.warning("%s: dropped %d duplicate row(s) (same %s)", source, before - len(df), "/".join(keys))
     return df
-
-
-def _to_bool(v: Any) -> Any:
-    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA:
-        return pd.NA
-    if isinstance(v, str):
-        s = v.strip().lower()
-        if s in ("true", "1", "yes", "measured"):
-            return True
-        if s in ("false", "0", "no", "estimated"):
-            return False
-        return pd.NA
-    return bool(v)
-
-
-def read_sqlite(path: Path) -> pd.DataFrame:
-    """The results table of an SQLite store: the table named ``results``, else the one with the schema's columns."""
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise FootprintError(f"{path}: cannot open SQLite database: {exc}") from None
-    try:
-        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        chosen = "results" if "results" in tables else None
-        if chosen is None:
-            for t in tables:
-                cols = {r[1] for r in con.execute(f'PRAGMA table_info("{t}")')}
-                if set(REQUIRED_COLUMNS) <= cols:
-                    chosen = t
-                    break
-        if chosen is None:
-            raise FootprintError(f"{path}: no results table (tables: {', '.join(tables) or 'none'})")
-        return pd.read_sql_query(f'SELECT * FROM "{chosen}"', con)
-    except sqlite3.Error as exc:
-        raise FootprintError(f"{path}: unreadable SQLite database: {exc}") from None
-    finally:
-        con.close()
-
-
-def read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, dtype={c: "string" for c in STRING_COLUMNS}, keep_default_na=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise FootprintError(f"{path}: unreadable CSV: {str(exc).splitlines()[0]}") from None
 
 
 def read_meta(run_dir: Path) -> dict[str, Any]:
@@ -173,13 +121,7 @@ def load_run(run_dir: str | Path, with_logs: bool = True,
         run_dir = run_dir.parent
     if not run_dir.exists():
         raise FootprintError(f"{run_dir}: no such results folder")
-    sqlite_path, csv_path = run_dir / "results.sqlite", run_dir / "results.csv"
-    if sqlite_path.exists():
-        df, source = read_sqlite(sqlite_path), sqlite_path
-    elif csv_path.exists():
-        df, source = read_csv(csv_path), csv_path
-    else:
-        raise FootprintError(f"{run_dir}: neither results.sqlite nor results.csv found")
+    df, source = read_table(run_dir)
     df = _coerce(df, source)
     meta = read_meta(run_dir)
     run = Run(run_dir=run_dir, results=df, meta=meta, source=source)

@@ -154,9 +154,12 @@ def layers_of(recipe: str) -> Optional[int]:
     return int(m.group(1)) if m else None
 
 
-def summary(df: pd.DataFrame, time_col: str = "e2e_s") -> pd.DataFrame:
-    """One row per (variant, device): medians, ranges and n of the main metrics (for plots and notebooks)."""
-    df = select_scenario(df)
+def summary(df: pd.DataFrame, time_col: str = "e2e_s", all_scenarios: bool = False) -> pd.DataFrame:
+    """One row per (variant, device): medians, ranges and n of the main metrics (for plots, notebooks and
+    ``footprint bench show``).  Rows of one timing scenario, unless ``all_scenarios`` (each paper-loop variant
+    has its own name, so its medians never mix with the batched ones)."""
+    if not all_scenarios:
+        df = select_scenario(df)
     time_col = time_column(df, time_col)
     work = df.assign(_kwh_h=kwh_per_hour(df), _co2_h=co2_per_hour(df),
                      _power_w=df["energy_j"] / df["wall_s"])
@@ -168,7 +171,8 @@ def summary(df: pd.DataFrame, time_col: str = "e2e_s") -> pd.DataFrame:
             "variant": variant, "recipe": first["recipe"], "weights": first["weights"], "device": device,
             "device_kind": device_kind(device), "n": len(g),
             "time_s": t.median, "time_lo": t.lo, "time_hi": t.hi, "time_col": time_col,
-            "audio_s": stat(g["audio_s"]).median, "rtfx": stat(g["rtfx"]).median,
+            "batch_size": stat(g["batch_size"]).median, "n_utts": stat(g["n_utts"]).median,
+            "audio_s": stat(g["audio_s"]).median, "model_s": stat(g["model_s"]).median, "rtfx": stat(g["rtfx"]).median,
             "wer": stat(g["wer"]).median, "cer": stat(g["cer"]).median,
             "params": stat(g["params"]).median, "size_mb": stat(g["size_mb"]).median,
             "size_on_disk_mb": stat(g["size_on_disk_mb"]).median, "sparsity": stat(g["sparsity"]).median,
@@ -182,10 +186,10 @@ def summary(df: pd.DataFrame, time_col: str = "e2e_s") -> pd.DataFrame:
 
 
 SUMMARY_COLUMNS = ["variant", "recipe", "weights", "device", "device_kind", "n", "time_s", "time_lo", "time_hi",
-                   "time_col", "audio_s", "rtfx", "wer", "cer", "params", "size_mb", "size_on_disk_mb", "sparsity",
-                   "conv_layers", "transformer_layers", "kwh_per_audio_hour", "kwh_per_audio_hour_lo",
-                   "kwh_per_audio_hour_hi", "co2_kg_per_audio_hour", "energy_kwh", "co2_kg", "power_w",
-                   "energy_method", "energy_measured"]
+                   "time_col", "batch_size", "n_utts", "audio_s", "model_s", "rtfx", "wer", "cer", "params", "size_mb",
+                   "size_on_disk_mb", "sparsity", "conv_layers", "transformer_layers", "kwh_per_audio_hour",
+                   "kwh_per_audio_hour_lo", "kwh_per_audio_hour_hi", "co2_kg_per_audio_hour", "energy_kwh", "co2_kg",
+                   "power_w", "energy_method", "energy_measured"]
 
 
 def _joined(s: pd.Series) -> str:

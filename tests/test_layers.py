@@ -21,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "footprint": set(PACKAGES),
 }
 # reports reads the results schema and nothing that needs torch
-REPORTS_MAY_USE_FROM_CORE = {"core.errors", "core.results", "core.train_log"}
+REPORTS_MAY_USE_FROM_CORE = {"core.errors", "core.results", "core.schema", "core.train_log"}
 
 
 def _is_entry_point(path: Path) -> bool:

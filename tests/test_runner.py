@@ -155,3 +155,50 @@ def test_check_device_command(capsys) -> None:  # noqa: ANN001
     if not torch.cuda.is_available():
         assert main(["bench", "check-device", "--device", "cuda"], groups=["bench"]) == 2
         assert "no CUDA GPU visible" in capsys.readouterr().err
+
+
+def test_failure_still_closes_meters_store_and_process_group(assets, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    from bench import energy
+    from bench import runner
+    from core import distributed, results
+
+    closed: list[str] = []
+    real_open, real_close, real_init = energy.open_meter, results.ResultsStore.close, distributed.init_from_env
+
+    def open_meter(*a, **kw):  # noqa: ANN002, ANN003, ANN202
+        m = real_open(*a, **kw)
+        monkeypatch.setattr(m, "close", lambda: closed.append("meter"))
+        return m
+
+    def init_from_env(devices):  # noqa: ANN001, ANN202
+        ctx = real_init(devices)
+        monkeypatch.setattr(ctx, "close", lambda: closed.append("ctx"))
+        return ctx
+
+    def store_close(self) -> None:  # noqa: ANN001
+        closed.append("store")
+        real_close(self)
+
+    def fail(self, *a) -> int:  # noqa: ANN001, ANN002
+        raise RuntimeError("the GPU fell off the bus")
+
+    monkeypatch.setattr(energy, "open_meter", open_meter)
+    monkeypatch.setattr(results.ResultsStore, "close", store_close)
+    monkeypatch.setattr(distributed, "init_from_env", init_from_env)
+    monkeypatch.setattr(runner._Run, "timed_repeats", fail)
+    with pytest.raises(RuntimeError, match="fell off"):
+        run_benchmark(_cfg(assets, tmp_path / "run", repeats=1, overhead_pairs=0), progress=False)
+    assert closed == ["meter", "store", "ctx"]  # the reverse of opening
+
+
+def test_show_prints_medians_of_every_scenario(assets, tmp_path, capsys) -> None:  # noqa: ANN001
+    from footprint.cli import main
+
+    out = tmp_path / "run"
+    run_benchmark(_cfg(assets, out, models=[str(assets["b"])], repeats=2, limit=2, paper_loop=True, energy="none",
+                       overhead_pairs=0), progress=False)
+    assert main(["bench", "show", str(out)], groups=["bench"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["variant", "device", "repeats", "weights"] and "e2e_s" in lines[0].split()
+    assert sorted(line.split()[0] for line in lines[1:]) == ["tiny-b", "tiny-b@paper-loop"]
+    assert all(line.split()[2] == "2" for line in lines[1:])

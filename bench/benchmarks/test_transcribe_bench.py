@@ -10,7 +10,9 @@ from bench.conftest import Case, bench_limit, cuda_available
 
 
 def test_transcribe(benchmark, case: Case, bench_session) -> None:  # noqa: ANN001
-    if case.device.startswith("cuda") and not cuda_available():
+    from core.device import Device
+
+    if Device.parse(case.device).is_cuda and not cuda_available():
         pytest.skip("CUDA case: no CUDA GPU visible to torch on this machine")
     reason = bench_session.skipped.get((case.variant, case.device))
     if reason:

@@ -72,7 +72,7 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.runner import run_benchmark, summarize
+    from bench.runner import run_benchmark
     from compress.variants import load_variant
     from core.results import load_results
 
@@ -89,6 +89,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# What ``bench run`` and ``bench show`` print: reports' summary (one per variant x device), compactly.
+SHOW_COLUMNS = {"variant": "variant", "device": "device", "n": "repeats", "weights": "weights",
+                "batch_size": "batch_size", "n_utts": "n_utts", "audio_s": "audio_s", "model_s": "model_s",
+                "time_s": "e2e_s", "rtfx": "rtfx", "wer": "wer", "cer": "cer", "params": "params", "size_mb": "size_mb",
+                "energy_kwh": "energy_kwh", "energy_method": "energy_method"}
+
+
+def summarize(df):  # noqa: ANN001, ANN201
+    """Medians over repeats per variant x device, every scenario, the columns a reader looks at first."""
+    from reports.stats import summary
+
+    if df.empty:
+        return df
+    return summary(df, "e2e_s", all_scenarios=True)[list(SHOW_COLUMNS)].rename(columns=SHOW_COLUMNS)
+
+
 def _format(df) -> str:  # noqa: ANN001
     import pandas as pd
 
@@ -99,7 +115,6 @@ def _format(df) -> str:  # noqa: ANN001
 
 def cmd_show(args: argparse.Namespace) -> int:
     from core.results import load_results
-    from bench.runner import summarize
 
     df = load_results(args.run_dir)
     print(_format(summarize(df) if not args.all else df))
@@ -131,14 +146,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_check_device(args: argparse.Namespace) -> int:
     """One line per device: visible or not (exit 2 with the reason), its name, and which energy meter would run."""
     from bench import energy
-    from bench.runner import _check_devices, _device_name
+    from core.device import check_devices
 
-    _check_devices(args.devices)
-    for dev in args.devices:
-        meter = energy.open_meter(energy.parse_chain(args.energy, dev), dev)
-        print(f"{dev}: {_device_name(dev)}; energy: {meter.name} ({'measured' if meter.measured else 'estimated'}): "
-              f"{meter.describe()}")
-        meter.close()
+    for dev in check_devices(args.devices):
+        meter = energy.open_meter(energy.parse_chain(args.energy, str(dev)), str(dev))
+        try:
+            print(f"{dev}: {dev.name()}; energy: {meter.name} ({'measured' if meter.measured else 'estimated'}): "
+                  f"{meter.describe()}")
+        finally:
+            meter.close()
     return 0
 
 

@@ -79,7 +79,10 @@ def main_job(args: argparse.Namespace) -> int:
         log.info("recipes are applied to %s", args.model)
     from compress.methods.quantize import cpu_has_native_bf16
 
-    if "cuda" in devices or cpu_has_native_bf16():  # elsewhere bf16 is emulated: slower than fp32, not worth a row
+    from core.device import Device
+
+    # elsewhere bf16 is emulated: slower than fp32, not worth a row
+    if any(Device.parse(d).is_cuda for d in devices) or cpu_has_native_bf16():
         models.insert(1 + len(DEFAULT_RECIPES), "bf16-autocast")
     layers = [int(x) for x in args.arch_layers.split(",") if x.strip()]
     cfg = RunConfig(out=args.out, models=models, data=args.data, devices=devices, repeats=args.repeats,

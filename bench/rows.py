@@ -1,0 +1,92 @@
+"""One results row (``core.schema.Row``) from the ranks' measurements of a timed repeat."""
+from __future__ import annotations
+
+from typing import Any
+
+from bench.scenarios import PassResult
+from core.device import Device
+from core.schema import Row
+
+
+def build_row(e: Any, dev: str, rep: int, parts: list[dict[str, Any]], run: Any) -> Row:
+    """The repeat's row: slowest rank's times, summed audio/energy/RSS (ARCHITECTURE.md "Results schema").
+
+    ``e`` is the runner's loaded variant, ``run`` the run's state (ids, provenance, carbon intensity, overhead)."""
+    from core.provenance import now_iso
+
+    rs = [PassResult(**p["res"]) for p in parts]
+    prov, acc = run.prov, e.acc
+    return Row(
+        run_id=run.run_id, variant=e.job.variant, recipe=e.recipe, model_path=e.model_path,
+        weights="random" if e.info.get("trained") is False else e.job.weights,
+        device=dev, device_name=Device.parse(dev).name(), threads=_threads(), batch_size=e.tr.batch_size,
+        repeat=rep, n_skipped=getattr(e.wl_full, "n_skipped", 0),
+        wer=acc.get("wer", float("nan")), cer=acc.get("cer", float("nan")),
+        peak_rss_mb=sum(p["peak"] for p in parts), cuda_max_alloc_mb=max(p["cuda_mb"] for p in parts),
+        manifest_hash=getattr(e.wl_full, "manifest_hash", ""), dataset=getattr(e.wl_full, "dataset", ""),
+        git_commit=prov.git_commit, torch_version=prov.torch_version,
+        transformers_version=prov.transformers_version, python_version=prov.python_version,
+        cpu_model=prov.cpu_model, gpu_name=prov.gpu_name, hostname=prov.hostname, timestamp=now_iso(),
+        scenario=e.job.scenario.name, config_hash=run.chash,
+        rss_before_mb=sum(p["rss_before"] for p in parts), world_size=run.ctx.world_size,
+        tracker_overhead_frac=run.overhead.get(dev, float("nan")),
+        accuracy_batch_size=acc.get("batch_size"), git_dirty=prov.git_dirty,
+        **_timing_fields(rs, e.job.scenario.workload_fraction(e.wl_full), extrapolate=not e.job.scenario.uses_data),
+        **_model_fields(e.info),
+        **_energy_fields(parts, run.intensity, sum(r.audio_s for r in rs), run.idle_w.get(dev)),
+    )
+
+
+def _timing_fields(rs: list[PassResult], fraction: float, extrapolate: bool) -> dict[str, Any]:
+    """Multi-rank: the slowest rank's times, the ranks' audio and utterances summed.  ``extrapolate``: a
+    generated workload, whose model time is also scaled to the full workload (a labelled estimate)."""
+    audio_s = sum(r.audio_s for r in rs)
+    model_s = max(r.model_s for r in rs)
+    return {
+        "n_utts": sum(r.n_utts for r in rs), "audio_s": audio_s, "wall_s": max(r.wall_s for r in rs),
+        "model_s": model_s, "decode_s": max(r.decode_s for r in rs), "e2e_s": max(r.e2e_s for r in rs),
+        "rtf": model_s / audio_s if audio_s else float("nan"), "rtfx": audio_s / model_s if model_s else float("nan"),
+        "inputs_s": max(r.inputs_s for r in rs), "text_s": max(r.text_s for r in rs),
+        "model_s_cuda_events": max(r.model_s_cuda_events for r in rs), "rank_wall_s": [r.wall_s for r in rs],
+        "workload_fraction": fraction,
+        "model_s_full_est": model_s / fraction if extrapolate and fraction else float("nan"),
+    }
+
+
+def _model_fields(info: dict[str, Any]) -> dict[str, Any]:
+    keys = ("params", "size_mb", "size_on_disk_mb", "sparsity", "conv_layers", "transformer_layers", "compute_dtype")
+    return {k: info.get(k) for k in keys}
+
+
+def _energy_fields(parts: list[dict[str, Any]], intensity: Any, audio_s: float,
+                   idle: dict[str, float] | None) -> dict[str, Any]:
+    """Joules per component summed over ranks (machine-wide meters once per host), kWh, CO2, per audio hour."""
+    counted = [p for p in parts if p["scope"] != "machine" or p["local_rank"] == 0]
+    comps: dict[str, float] = {}
+    gross = 0.0
+    for p in counted:
+        for k, v in p["net"].joules_by_component.items():
+            comps[k] = comps.get(k, 0.0) + v
+        gross += sum(p["gross"].joules_by_component.values())
+    meas = parts[0]["gross"]
+    has_energy = bool(comps)
+    energy_j = sum(comps.values()) if has_energy else float("nan")
+    kwh = energy_j / 3.6e6
+    co2 = kwh * intensity.g_per_kwh / 1000.0
+    hours = audio_s / 3600.0
+    return {
+        "energy_j": energy_j, "energy_kwh": kwh, "energy_method": meas.method, "energy_measured": meas.measured,
+        "energy_source_detail": parts[0]["net"].detail if has_energy else meas.detail, "co2_kg": co2,
+        "carbon_intensity_g_per_kwh": intensity.g_per_kwh, "carbon_intensity_source": intensity.source,
+        "kwh_per_audio_hour": kwh / hours if hours else float("nan"),
+        "co2_kg_per_audio_hour": co2 / hours if hours else float("nan"),
+        "energy_j_gross": gross if has_energy else float("nan"),
+        "idle_w": sum(idle.values()) if idle else float("nan"),
+        "energy_components_j": comps if has_energy else None,
+    }
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()

@@ -1,0 +1,106 @@
+"""The results schema as one dataclass: its fields ARE the table's columns, in order (ARCHITECTURE.md
+"Results schema").  ``core.results`` derives its column tuples from :class:`Row`, and the runner builds
+every row through it, so the two cannot drift.  Standard library only: ``reports`` reads the same schema.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+SCHEMA_VERSION = 1
+_EXTRA = {"extra": True}
+
+
+def _extra(**kw: Any) -> Any:
+    """A column added by this implementation after the contract's (reports ignores what it does not know)."""
+    return field(metadata={**_EXTRA, **kw.pop("metadata", {})}, **kw)
+
+
+@dataclass(kw_only=True)
+class Row:
+    """One row per (run_id, variant, device, repeat, scenario)."""
+
+    # -- the contract with reports/ ---------------------------------------------------------------------------
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    variant: str
+    recipe: str | None
+    model_path: str | None
+    weights: str                          # trained | random
+    device: str
+    device_name: str
+    threads: int
+    batch_size: int
+    repeat: int
+    n_utts: int
+    n_skipped: int
+    audio_s: float
+    wall_s: float
+    model_s: float
+    decode_s: float
+    e2e_s: float
+    rtf: float
+    rtfx: float
+    wer: float
+    cer: float
+    params: int | None
+    size_mb: float | None
+    size_on_disk_mb: float | None
+    sparsity: float | None
+    conv_layers: int | None
+    transformer_layers: int | None
+    peak_rss_mb: float
+    cuda_max_alloc_mb: float
+    energy_j: float
+    energy_kwh: float
+    energy_method: str
+    energy_measured: bool
+    energy_source_detail: str
+    co2_kg: float
+    carbon_intensity_g_per_kwh: float
+    carbon_intensity_source: str
+    kwh_per_audio_hour: float
+    co2_kg_per_audio_hour: float
+    manifest_hash: str
+    dataset: str
+    git_commit: str | None
+    torch_version: str | None
+    transformers_version: str | None
+    python_version: str | None
+    cpu_model: str | None
+    gpu_name: str | None
+    hostname: str | None
+    timestamp: str
+    # -- extras ------------------------------------------------------------------------------------------------
+    scenario: str = _extra()                  # batched | paper-loop | arch (random weights, timing only)
+    pass_: str = _extra(default="perf", metadata={"column": "pass"})  # perf: one row per timed repeat
+    row_key: str | None = _extra(default=None)  # config_hash|variant|device|repeat|pass: the resume key
+    config_hash: str = _extra()
+    inputs_s: float = _extra()                # waveform normalisation, padding and host->device copy
+    text_s: float = _extra()                  # CTC argmax + greedy decoding to text
+    model_s_cuda_events: float = _extra()     # GPU time by CUDA events (model_s is wall time after sync)
+    rss_before_mb: float = _extra()           # process RSS when the repeat began (all loaded variants count)
+    world_size: int = _extra(default=1)       # ranks (torchrun); 1 otherwise
+    rank_wall_s: list[float] = _extra(default_factory=list)  # JSON list: wall time of each rank
+    workload_fraction: float = _extra(default=1.0)  # arch-only: share of the dev-clean-shaped workload timed
+    model_s_full_est: float = _extra(default=float("nan"))  # arch-only: model_s scaled to the full workload
+    energy_j_gross: float = _extra(default=float("nan"))  # before the idle baseline is subtracted
+    idle_w: float = _extra(default=float("nan"))          # idle baseline power (W), when measured
+    energy_components_j: dict[str, float] | None = _extra(default=None)  # JSON: joules per component
+    tracker_overhead_frac: float = _extra(default=float("nan"))  # (with tracker - without) / without
+    accuracy_batch_size: int | None = _extra(default=None)
+    git_dirty: bool | None = _extra(default=None)
+    compute_dtype: str | None = _extra(default=None)  # float32 | float16 | bfloat16 | bfloat16-autocast
+
+    def as_dict(self) -> dict[str, Any]:
+        """Column name -> value, in schema order (what ``ResultsStore.append`` takes)."""
+        return {column_name(f): getattr(self, f.name) for f in fields(self)}
+
+
+def column_name(f: Any) -> str:
+    return f.metadata.get("column", f.name)
+
+
+SCHEMA_COLUMNS: tuple[str, ...] = tuple(column_name(f) for f in fields(Row) if not f.metadata.get("extra"))
+EXTRA_COLUMNS: tuple[str, ...] = tuple(column_name(f) for f in fields(Row) if f.metadata.get("extra"))
+ALL_COLUMNS: tuple[str, ...] = SCHEMA_COLUMNS + EXTRA_COLUMNS
