@@ -36,6 +36,7 @@ from compress.training import (
     warmup_cosine,
 )
 from core.data.librispeech import read_subset
+from core.device import Device
 from core.train_log import TEACHER_LOG_COLUMNS, TrainLog
 
 log = logging.getLogger(__name__)
@@ -205,9 +206,7 @@ class _CTCTask:
 
 
 def _device(cfg: TeacherTrainConfig) -> torch.device:
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.device)
+    return Device.resolve(cfg.device).torch()
 
 
 def train_teacher(cfg: TeacherTrainConfig) -> Path:

@@ -32,6 +32,15 @@ class Device:
             raise FootprintError(f"--device {text}: expected {kind} or {kind}:N")
         return cls(kind, int(idx))
 
+    @classmethod
+    def resolve(cls, spec: "str | Device | Any") -> "Device":
+        """Like :meth:`parse`, and ``auto`` is the first GPU when one is visible, else the CPU."""
+        if str(spec) == "auto":
+            import torch
+
+            return cls("cuda") if torch.cuda.is_available() else cls("cpu")
+        return cls.parse(spec)
+
     def __str__(self) -> str:
         return self.kind if self.index is None else f"{self.kind}:{self.index}"
 

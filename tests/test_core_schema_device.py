@@ -44,6 +44,17 @@ def test_device_parse() -> None:
             Device.parse(bad)
 
 
+def test_device_resolve_auto(monkeypatch) -> None:  # noqa: ANN001
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert Device.resolve("auto") == Device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert Device.resolve("auto") == Device("cuda") and Device.resolve("cuda:1") == Device("cuda", 1)
+    with pytest.raises(FootprintError, match="expected cpu or cuda"):
+        Device.resolve("tpu")
+
+
 def test_check_devices_on_a_cpu_only_machine(monkeypatch) -> None:  # noqa: ANN001
     import torch
 

@@ -54,7 +54,9 @@ def meters() -> dict[str, type[Meter]]:
 
 def parse_chain(spec: str | Sequence[str] | None, device: str) -> list[str]:
     """``"auto"``/None -> the device's default chain; ``"codecarbon,none"`` -> that order (``none`` appended)."""
-    kind = device.split(":")[0]
+    from core.device import Device
+
+    kind = Device.parse(device).kind
     if spec is None or spec == "auto" or spec == ["auto"]:
         return list(DEFAULT_CHAINS.get(kind, DEFAULT_CHAINS["cpu"]))
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]

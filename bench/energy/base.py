@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Iterator, TypeVar
 
+from core.device import Device
+
 log = logging.getLogger(__name__)
 
 J_PER_KWH = 3.6e6
@@ -71,12 +73,11 @@ class MeterContext:
 
     @property
     def kind(self) -> str:
-        return self.device.partition(":")[0]
+        return Device.parse(self.device).kind
 
     @property
     def index(self) -> int:
-        idx = self.device.partition(":")[2]
-        return int(idx) if idx else 0
+        return Device.parse(self.device).index or 0
 
 
 class Meter(ABC):

@@ -29,6 +29,7 @@ from compress.training import (
     load_checkpoint,
     make_batches,
 )
+from core.device import Device
 from core.distributed import DistContext, init_from_env
 from core.errors import FootprintError
 from core.train_log import TRAIN_LOG_COLUMNS, TrainLog
@@ -40,18 +41,16 @@ WORK = ".work"
 
 def setup_dist(cfg: DistillConfig) -> DistContext:
     """Join torchrun's process group (if any) and pick this rank's device."""
-    if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
-        raise FootprintError(f"distill: --device must be auto, cpu or cuda, not {cfg.device!r}")
-    want_cuda = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
-    if want_cuda and not torch.cuda.is_available():
+    try:
+        want = Device.resolve(cfg.device)
+    except FootprintError:
+        raise FootprintError(f"distill: --device must be auto, cpu, cuda or cuda:N, not {cfg.device!r}") from None
+    if want.is_cuda and not torch.cuda.is_available():
         raise FootprintError("distill: --device cuda but CUDA is not available here")
-    d = init_from_env(["cuda" if want_cuda else "cpu"], timeout_minutes=60)
-    if not want_cuda:
-        d.device = torch.device("cpu")
-    elif cfg.device.startswith("cuda:") and not d.active:
-        d.device = torch.device(cfg.device)
-    else:
-        d.device = torch.device(f"cuda:{d.local_rank}")
+    d = init_from_env([want.kind], timeout_minutes=60)
+    d.device = want.for_local_rank(d.local_rank, d.active).torch()
+    if want.is_cuda and want.index is None and not d.active:
+        d.device = torch.device("cuda:0")
     if d.device.type == "cuda":
         torch.cuda.set_device(d.device)
     return d
