@@ -2,10 +2,9 @@
 in the dtypes and batch sizes that ``footprint bench run --arch`` cannot select yet (its ``arch-*`` specs always run
 in fp32, and the group-norm rule forces them to batch 1; see docs/gpu-review.md).
 
-Standalone on purpose: torch, transformers and numpy only, nothing imported from this project (whose package layout
-is being reorganised).  The architecture and the workload are copied from ``compress/model_io/arch.py`` (``large``)
-and ``bench/workload.py`` (``dev_clean_durations``, ``arch_workload``: same seeds, so the same audio as the suite's
-``arch-large-L*`` rows, whose fp32 batch-1 ``model_s`` this probe's ``fp32 b1`` figure should match).
+The architecture and the workload are the suite's own (``core.arch.wav2vec2_config("large")``,
+``bench.workload.arch_workload``: same seeds, so the same audio as the suite's ``arch-large-L*`` rows, whose fp32
+batch-1 ``model_s`` this probe's ``fp32 b1`` figure should match).
 
 1. tolerance: logits of each dtype vs fp32 (TF32 off) on TOL_UTTS utterances at batch 1: relative RMS error
    ||y - y32|| / ||y32|| and frame argmax agreement; a dtype passes when rel_rms <= --tol-rel-rms;
@@ -29,43 +28,19 @@ import time
 import numpy as np
 import torch
 
-SR = 16_000
-LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
-             conv_dim=(512,) * 7, conv_bias=False, feat_extract_norm="group", do_stable_layer_norm=False)
-
-
-def dev_clean_durations(n: int = 2703, mean: float = 7.2, seed: int = 0, lo: float = 1.5, hi: float = 32.6):
-    rng = np.random.default_rng(seed)
-    d = rng.gamma(2.2, mean / 2.2, size=n)
-    for _ in range(50):
-        d = np.clip(d, lo, hi)
-        err = mean - d.mean()
-        if abs(err) < 1e-6:
-            break
-        free = (d > lo) & (d < hi)
-        d[free] *= 1 + err * n / max(d[free].sum(), 1e-9)
-    d = np.clip(d, lo, hi)
-    d[np.argmax(d)] = hi
-    return d
+from bench.workload import arch_workload
+from core.arch import wav2vec2_config
 
 
 def workload(fraction: float, seed: int = 0):
-    full = dev_clean_durations(seed=seed)
-    order = np.argsort(full)
-    n = max(1, int(round(fraction * len(full))))
-    pick = order[np.linspace(0, len(full) - 1, n).round().astype(int)] if n < len(full) else order
-    durs = [float(round(full[i] * SR) / SR) for i in pick]
-    audio = [(0.1 * np.random.default_rng(seed * 100_003 + int(pick[i])).standard_normal(int(round(durs[i] * SR))))
-             .astype(np.float32) for i in range(len(pick))]
-    return durs, audio, float(full.sum())
+    wl = arch_workload(fraction, seed)
+    return list(wl.durations), [wl.loader(i) for i in range(len(wl))], wl.full_audio_s
 
 
 def model(layers: int, device: torch.device):
-    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+    from transformers import Wav2Vec2ForCTC
 
-    cfg = Wav2Vec2Config(vocab_size=32, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-                         conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2), feat_proj_dropout=0.0,
-                         final_dropout=0.0, **{**LARGE, "num_hidden_layers": layers})
+    cfg = wav2vec2_config("large", layers=layers)
     torch.manual_seed(0)
     FP32_WEIGHTS.clear()  # one model at a time
     return Wav2Vec2ForCTC(cfg).eval().to(device)
@@ -163,15 +138,11 @@ def time_pass(m, name, durs, audio, batch, max_batch_s, dev):
 def paper_loop(m, durs, seed, dev, fraction):
     """fp32, batch 1, id order, each waveform made inside the loop (no files here: generated, not decoded)."""
     m, _, _ = setup(m, "fp32")
-    full = dev_clean_durations(seed=seed)
-    order = np.argsort(full)
-    n = max(1, int(round(fraction * len(full))))
-    pick = np.sort(order[np.linspace(0, len(full) - 1, n).round().astype(int)] if n < len(full) else order)
+    wl = arch_workload(fraction, seed)
     t0 = time.perf_counter()
     model_s = 0.0
-    for i in pick:
-        x = (0.1 * np.random.default_rng(seed * 100_003 + int(i)).standard_normal(int(round(full[i] * SR))))
-        x = torch.from_numpy(x.astype(np.float32))[None].to(dev)
+    for k in sorted(range(len(wl)), key=lambda k: wl.utt_ids[k]):  # id order, each waveform made in the loop
+        x = torch.from_numpy(wl.loader(k))[None].to(dev)
         sync(dev)
         t1 = time.perf_counter()
         y = forward(m, x, None, dev)
@@ -179,7 +150,7 @@ def paper_loop(m, durs, seed, dev, fraction):
         model_s += time.perf_counter() - t1
         row = y.argmax(-1)[0].cpu().numpy()
         _ = row[np.r_[True, row[1:] != row[:-1]]]
-    return {"wall_s": time.perf_counter() - t0, "model_s": model_s, "n_utts": int(len(pick))}
+    return {"wall_s": time.perf_counter() - t0, "model_s": model_s, "n_utts": len(wl)}
 
 
 def main() -> int:
