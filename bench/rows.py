@@ -34,7 +34,33 @@ def build_row(e: Any, dev: str, rep: int, parts: list[dict[str, Any]], run: Any)
         **_timing_fields(rs, e.job.scenario.workload_fraction(e.wl_full), extrapolate=not e.job.scenario.uses_data),
         **_model_fields(e.info),
         **_energy_fields(parts, run.intensity, sum(r.audio_s for r in rs), run.idle_w.get(dev)),
+        **_memory_fields(getattr(e, "memory", None) or {}),
+        **_contention_fields([p.get("contention") for p in parts]),
     )
+
+
+def _memory_fields(mem: dict[str, Any]) -> dict[str, Any]:
+    """Measured once per variant x device (bench.memory), copied to each of its rows."""
+    v = mem.get("variant_peak_mb")
+    return {"variant_peak_mb": float("nan") if v is None else v,
+            "variant_peak_method": mem.get("variant_peak_method") or "not measured"}
+
+
+def _contention_fields(cs: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """Others' CPU time over the repeat.  Ranks on one host: the host's busy time minus every rank's own."""
+    from bench.trackers import CONTENTION_MIN_S, CONTENTION_THRESHOLD_CORES
+
+    cs = [c for c in cs if c]
+    if not cs:
+        return {}
+    window = max(c["window_s"] for c in cs)
+    others = max(0.0, max(c["system_busy_s"] for c in cs) - sum(c["own_cpu_s"] for c in cs))
+    cap = window * cs[0]["n_cpus"]
+    freqs = [c["cpu_freq_mhz"] for c in cs if c["cpu_freq_mhz"] == c["cpu_freq_mhz"]]
+    return {"others_cpu_s": others, "others_cpu_share": others / cap if cap > 0 else float("nan"),
+            "cpu_freq_mhz": sum(freqs) / len(freqs) if freqs else float("nan"),
+            "contended": bool(others > CONTENTION_MIN_S and window > 0
+                              and others / window > CONTENTION_THRESHOLD_CORES)}
 
 
 def _timing_fields(rs: list[PassResult], fraction: float, extrapolate: bool) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bench import scenarios
+from bench import memory, scenarios
 from bench.overhead import measure_overhead
 from bench.rows import build_row
 from bench.scenarios import PAPER_LOOP_SUFFIX, PassResult, Scenario, run_pass  # noqa: F401 (re-exported)
@@ -71,6 +71,9 @@ class RunConfig:
     paper_loop: bool = False             # also time the paper's batch-1 loop incl. file decoding
     overhead_pairs: int = 2              # with/without-tracker pairs for the overhead check (0: skip)
     seed: int = 0
+    # variant_peak_mb: "auto" (a child process per variant x device when the loader pickles, else in this
+    # process), "child", "inprocess" or "off"
+    variant_memory: str = "auto"
 
     def jobs(self) -> list["Job"]:
         jobs: list[Job] = []
@@ -102,6 +105,8 @@ class RunConfig:
     def hash_payload(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("out")
+        if d.get("variant_memory") == "auto":
+            d.pop("variant_memory")  # the default keeps the hashes (and resumes) of runs from before it existed
         return d
 
 
@@ -145,6 +150,8 @@ class Loaded:
     load_s: float
     audio_cache: list | None = None  # generated audio, shared by every variant on the device
     acc: dict[str, Any] = field(default_factory=dict)
+    base_mb: float = float("nan")  # memory resident just before the load (in-process variant_peak_mb baseline)
+    memory: dict[str, Any] = field(default_factory=dict)  # variant_peak_mb, variant_peak_method (bench.memory)
 
 
 @dataclass
@@ -353,25 +360,22 @@ class _Run:
                 if entry is None:
                     continue
                 self.loaded[(job.variant, dev)] = entry
+                if self.pending(job, dev):  # before the accuracy pass: less garbage for an in-process fallback
+                    entry.memory = self._variant_memory(entry, dev)
                 entry.acc = self._accuracy(entry, dev) or {}
                 if self.pending(job, dev) and self.cfg.warmup > 0:
                     self._warmup(entry, dev)
 
     def _load(self, job: Job, dev: str) -> Loaded | None:
         """The variant on this device as a Transcriber, or None (logged, recorded in meta) if it cannot load."""
-        import torch
-
-        from core.inference import Transcriber
         from core.model_stats import model_stats
 
         local_dev = self.local_device(dev)
         try:
+            base_mb = memory.baseline(local_dev) if self.cfg.variant_memory != "off" else float("nan")
             t0 = time.perf_counter()
             v = self.loader(job.spec, local_dev)
-            dtype = getattr(v, "dtype", None)  # fp16/bf16 variants compute in their dtype
-            tr = Transcriber(v.model, do_normalize=v.do_normalize, device=local_dev, batch_size=job.batch_size,
-                             max_batch_seconds=self.cfg.max_batch_seconds,
-                             dtype=None if dtype in (None, torch.float32) else dtype)
+            tr = memory.make_transcriber(v, local_dev, job.batch_size, self.cfg.max_batch_seconds)
             load_s = time.perf_counter() - t0
         except Exception as exc:  # noqa: BLE001 - one variant failing on one device must not stop the run
             if isinstance(exc, FootprintError) and len(self.cfg.devices) == 1 and len(self.jobs) == 1:
@@ -390,12 +394,40 @@ class _Run:
         wl = wl_full.shard(self.ctx.rank, self.ctx.world_size)
         entry = Loaded(job=job, tr=tr, wl=wl, wl_full=wl_full, info=info, recipe=getattr(v, "recipe", job.spec),
                        model_path=getattr(v, "path", None) or (str(spec_dir.resolve()) if spec_dir.is_dir() else ""),
-                       load_s=load_s)
+                       load_s=load_s, base_mb=base_mb)
         if not wl.from_files:  # generated audio, shared by every variant on this device (GBs at full size)
             if id(wl_full) not in self.audio_caches:
                 self.audio_caches[id(wl_full)] = [wl.loader(i) for i in range(len(wl))]
             entry.audio_cache = self.audio_caches[id(wl_full)]
         return entry
+
+    def _variant_memory(self, entry: Loaded, dev: str) -> dict[str, Any]:
+        """variant_peak_mb once per variant x device (saved in the passes table: a resumed run reuses it)."""
+        from core.provenance import now_iso
+
+        job = entry.job
+        mkey = f"{self.chash}|memory|{job.variant}|{dev}"
+        saved = self.ctx.broadcast(self.store.get_pass(mkey) if self.store else None)
+        if saved is not None:
+            return saved
+        if self.cfg.variant_memory == "off":
+            return {"variant_peak_mb": float("nan"), "variant_peak_method": "not measured (--variant-memory off)"}
+        out = None
+        if self.main:
+            wl = entry.wl
+            idx = memory.heaviest_batch(job.scenario.plan(entry.tr, wl.durations), wl.durations)
+            audio = [entry.audio_cache[i] for i in idx] if entry.audio_cache is not None else [wl.loader(i)
+                                                                                               for i in idx]
+            out = memory.measure_variant(self.loader, job.spec, self.local_device(dev), audio, job.batch_size,
+                                         self.cfg.max_batch_seconds, memory.default_threads(),
+                                         loaded_tr=entry.tr, base_mb=entry.base_mb,
+                                         mode=self.cfg.variant_memory)
+            out.update(batch_utts=len(idx), batch_longest_s=max((wl.durations[i] for i in idx), default=0.0))
+            log.info("%s on %s: variant peak memory %.1f MB (%s; heaviest batch: %d x %.1f s)", job.variant, dev,
+                     out["variant_peak_mb"], out["variant_peak_method"], out["batch_utts"], out["batch_longest_s"])
+            if self.store:
+                self.store.put_pass(mkey, "memory", job.variant, dev, out, now_iso())
+        return self.ctx.broadcast(out)
 
     def _accuracy(self, entry: Loaded, dev: str) -> dict[str, Any] | None:
         """WER/CER over the whole workload, once per variant x device (not for random weights)."""
@@ -494,6 +526,7 @@ class _Run:
             else r.energy
         part = {"res": asdict(res), "gross": r.energy, "net": net, "peak": r.peak_rss_mb,
                 "rss_before": r.rss_before_mb, "cuda_mb": r.cuda_max_alloc_mb, "scope": m.scope,
+                "contention": r.contention.as_dict() if r.contention else None,
                 "local_rank": self.ctx.local_rank}
         parts = self.ctx.gather(part)
         if not self.main:
@@ -540,6 +573,10 @@ TIMING_NOTES = {
     "rtfx": "audio_s / model_s (model only); audio_s / e2e_s gives the end-to-end figure",
     "energy": "one window per repeat around wall_s; joules per component in energy_components_j",
     "peak_rss_mb": "process peak RSS during the repeat (VmHWM reset per repeat); every loaded variant counts",
+    "variant_peak_mb": "memory the variant's own pass needs: weights + activations of its heaviest batch, measured "
+                       "once per variant x device with only it loaded (variant_peak_method says how; bench/memory.py)",
+    "others_cpu_s": "CPU seconds the rest of the machine used during the repeat (system-wide busy - this process); "
+                    "contended: > 0.10 of one core on average and > 0.05 s (bench/trackers.py)",
     "paper-loop": "batch 1 in id order, each file decoded inside the loop, as the paper's DataLoader",
     "multi-rank": "model_s/wall_s: slowest rank; audio_s, energy: summed (machine-wide meters once per host)",
 }

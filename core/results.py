@@ -33,6 +33,9 @@ REAL_COLUMNS = {
 INT_COLUMNS = {"schema_version", "threads", "batch_size", "repeat", "n_utts", "n_skipped", "params", "conv_layers",
                "transformer_layers", "world_size", "accuracy_batch_size"}
 BOOL_COLUMNS = {"energy_measured", "git_dirty"}
+# memory and contention columns (issue 14, findings 4 and 6), kept apart from the sets above
+REAL_COLUMNS |= {"variant_peak_mb", "others_cpu_s", "others_cpu_share", "cpu_freq_mhz"}
+BOOL_COLUMNS |= {"contended"}
 
 DB_NAME, CSV_NAME, META_NAME = "results.sqlite", "results.csv", "meta.json"
 

@@ -91,6 +91,13 @@ class Row:
     accuracy_batch_size: int | None = _extra(default=None)
     git_dirty: bool | None = _extra(default=None)
     compute_dtype: str | None = _extra(default=None)  # float32 | float16 | bfloat16 | bfloat16-autocast
+    # -- memory and contention (issue 14, findings 4 and 6) ----------------------------------------------------
+    variant_peak_mb: float = _extra(default=float("nan"))  # weights + activations of the heaviest batch, alone
+    variant_peak_method: str = _extra(default="not measured")  # child-vmhwm | child-cuda-max-alloc | inprocess-...
+    others_cpu_s: float = _extra(default=float("nan"))  # CPU s the rest of the machine used during the repeat
+    others_cpu_share: float = _extra(default=float("nan"))  # of the repeat's core-seconds (wall x logical CPUs)
+    cpu_freq_mhz: float = _extra(default=float("nan"))  # psutil.cpu_freq, mean of start and end; NaN unreadable
+    contended: bool | None = _extra(default=None)  # others used > 0.10 core on average (bench/trackers.py)
 
     def as_dict(self) -> dict[str, Any]:
         """Column name -> value, in schema order (what ``ResultsStore.append`` takes)."""

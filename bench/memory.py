@@ -1,0 +1,192 @@
+"""The memory one variant's own pass needs (``variant_peak_mb``): weights + activations of its heaviest batch.
+
+The timed repeats run with every variant resident, so the process's ``peak_rss_mb`` / ``cuda_max_alloc_mb`` are
+the run's, not the variant's.  Here each variant x device is measured once, alone:
+
+``child-vmhwm``              (CPU) a spawned child process imports the libraries, takes its RSS as the baseline,
+                             loads only this variant, runs the heaviest batch once (lazy initialisation), resets
+                             the high-water mark (/proc/self/clear_refs, as ``bench.trackers.PeakRSS``), runs it
+                             again and reports VmHWM - baseline.
+``child-maxrss``             as above where VmHWM cannot be reset (lifetime peak: includes loading's transients).
+``child-cuda-max-alloc``     (GPU) in the child, torch.cuda.max_memory_allocated over the pass, the peak stats
+                             reset after loading (the weights stay allocated, so they count), only this variant
+                             on the device.
+``inprocess-*-delta``        fallback when the loader does not pickle (a test's closure) or the child fails: the
+                             same in the runner's process as a delta over what was resident before this variant
+                             was loaded (other variants' freed heap can be reused: a lower bound on CPU).
+
+The heaviest batch is the batch plan's largest (longest padded audio x batch size), the one that sets the peak.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import pickle
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+log = logging.getLogger(__name__)
+
+
+def heaviest_batch(plan: Sequence[Sequence[int]], durations: Sequence[float]) -> list[int]:
+    """The batch with the most padded audio: longest utterance x batch size (ties: the first)."""
+    if not plan:
+        return []
+    return list(max(plan, key=lambda b: max((durations[i] for i in b), default=0.0) * len(b)))
+
+
+def make_transcriber(v: Any, device: str, batch_size: int, max_batch_seconds: float) -> Any:
+    """A ``core.inference.Transcriber`` for a loaded variant, computing in its dtype (as the runner does)."""
+    import torch
+
+    from core.inference import Transcriber
+
+    dtype = getattr(v, "dtype", None)
+    return Transcriber(v.model, do_normalize=v.do_normalize, device=device, batch_size=batch_size,
+                       max_batch_seconds=max_batch_seconds, dtype=None if dtype in (None, torch.float32) else dtype)
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 1e6
+
+
+def _reset_hwm() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _hwm_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return None
+
+
+def _maxrss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # KiB on Linux
+
+
+def _run_batch(tr: Any, audio: Sequence[Any]) -> None:
+    import torch
+
+    with torch.inference_mode():
+        logits = tr.forward(tr.make_inputs(list(audio)))
+    del logits
+
+
+def baseline(device: str) -> float:
+    """What is resident before a variant is loaded: RSS (CPU) or CUDA bytes allocated (GPU), in MB."""
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda"):
+        dev = torch.device(device)
+        torch.cuda.synchronize(dev)
+        return torch.cuda.memory_allocated(dev) / 1e6
+    return _rss_mb()
+
+
+def peak_over(tr: Any, audio: Sequence[Any], device: str, base_mb: float, prefix: str) -> dict[str, Any]:
+    """Run the batch twice (the first initialises lazily), the peak of the second over ``base_mb``."""
+    import torch
+
+    delta = "-delta" if prefix == "inprocess" else ""
+    if device.startswith("cuda"):
+        dev = torch.device(device)
+        _run_batch(tr, audio)  # cuDNN workspaces and other lazy allocations happen here
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)  # the weights stay allocated: they count in the peak
+        _run_batch(tr, audio)
+        torch.cuda.synchronize(dev)
+        peak = torch.cuda.max_memory_allocated(dev) / 1e6
+        return {"variant_peak_mb": peak - base_mb, "variant_peak_method": f"{prefix}-cuda-max-alloc{delta}",
+                "baseline_mb": base_mb}
+    _run_batch(tr, audio)
+    gc.collect()
+    resettable = _reset_hwm()
+    _run_batch(tr, audio)
+    hwm = _hwm_mb() if resettable else None
+    how = "vmhwm" if hwm is not None else "maxrss"
+    peak = max(hwm if hwm is not None else _maxrss_mb(), _rss_mb())
+    return {"variant_peak_mb": peak - base_mb, "variant_peak_method": f"{prefix}-{how}{delta}",
+            "baseline_mb": base_mb}
+
+
+def _child(loader: Callable[[str, str], Any], spec: str, device: str, audio: Sequence[Any], batch_size: int,
+           max_batch_seconds: float, threads: int) -> dict[str, Any]:
+    """Runs in the spawned child: only this variant in the process (and on its device)."""
+    import torch
+
+    torch.set_num_threads(threads)  # the parent's intra-op threads: activations' scratch depends on them
+    import core.inference  # noqa: F401 - library pages in the baseline, not in the variant's figure
+    try:
+        import transformers  # noqa: F401
+        from transformers import Wav2Vec2ForCTC  # noqa: F401
+    except Exception:  # noqa: BLE001 - an optional warm import
+        pass
+    if device.startswith("cuda"):
+        torch.cuda.init()  # the CUDA context is not an allocation, but create it before the baseline
+    base = baseline(device)
+    tr = make_transcriber(loader(spec, device), device, batch_size, max_batch_seconds)
+    return peak_over(tr, audio, device, base, "child")
+
+
+def picklable(obj: Any) -> bool:
+    try:
+        pickle.dumps(obj)
+        return True
+    except Exception:  # noqa: BLE001 - closures, lambdas, local classes
+        return False
+
+
+def measure_in_child(loader: Callable[[str, str], Any], spec: str, device: str, audio: Sequence[Any],
+                     batch_size: int, max_batch_seconds: float, threads: int, timeout_s: float = 1800.0
+                     ) -> dict[str, Any]:
+    """``variant_peak_mb`` from a fresh spawned process that loads only this variant (raises on failure)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as ex:
+        fut = ex.submit(_child, loader, spec, device, list(audio), batch_size, max_batch_seconds, threads)
+        return fut.result(timeout=timeout_s)
+
+
+def measure_variant(loader: Callable[[str, str], Any], spec: str, device: str, audio: Sequence[Any],
+                    batch_size: int, max_batch_seconds: float, threads: int, loaded_tr: Any = None,
+                    base_mb: float = float("nan"), mode: str = "auto") -> dict[str, Any]:
+    """``{"variant_peak_mb", "variant_peak_method", ...}``: in a child when ``mode`` allows and the loader
+    pickles, else in this process on ``loaded_tr`` (the runner's Transcriber) over ``base_mb``, the
+    :func:`baseline` taken just before it was loaded."""
+    reason = ""
+    if mode in ("auto", "child"):
+        if picklable(loader):
+            try:
+                return measure_in_child(loader, spec, device, audio, batch_size, max_batch_seconds, threads)
+            except Exception as exc:  # noqa: BLE001 - a child that cannot start must not stop the run
+                reason = " ".join(f"child process failed: {type(exc).__name__}: {exc}".split())[:300]
+                log.warning("%s on %s: variant memory %s; measuring in this process", spec, device, reason)
+        else:
+            reason = "loader does not pickle (not a module-level function)"
+    if loaded_tr is None or base_mb != base_mb:
+        return {"variant_peak_mb": float("nan"), "variant_peak_method": "not measured", "reason": reason}
+    out = peak_over(loaded_tr, audio, device, base_mb, "inprocess")
+    if reason:
+        out["reason"] = reason
+    return out
+
+
+def default_threads() -> int:
+    import torch
+
+    return torch.get_num_threads() or (os.cpu_count() or 1)
