@@ -36,7 +36,8 @@ def assets(tmp_path_factory):  # noqa: ANN001, ANN201
 
 def _cfg(assets, out, **kw) -> RunConfig:  # noqa: ANN001
     base = dict(out=str(out), models=[str(assets["a"]), str(assets["b"])], data=str(assets["data"]), repeats=2,
-                warmup=1, energy=f"replay:{assets['trace']}", carbon_intensity=400.0, overhead_pairs=1)
+                warmup=1, energy=f"replay:{assets['trace']}", carbon_intensity=400.0, overhead_pairs=1,
+                variant_memory="inprocess")  # a spawned child costs seconds of imports: one test below uses it
     base.update(kw)
     return RunConfig(**base)
 
@@ -93,7 +94,7 @@ def test_paper_loop_arch_idle_and_injected_loader(assets, tmp_path) -> None:  # 
 
     cfg = _cfg(assets, tmp_path / "run", models=["in-memory"], repeats=1, limit=3, paper_loop=True,
                arch=["embedded"], layers=[1], arch_fraction=0.001, idle_baseline_s=0.1, overhead_pairs=0,
-               energy=f"rapl,replay:{assets['trace']}")
+               energy=f"rapl,replay:{assets['trace']}", variant_memory="auto")
     run_benchmark(cfg, loader=loader, progress=False)
     assert calls == ["in-memory", "arch-embedded-L1", "in-memory"]
     df = load_results(tmp_path / "run").set_index("variant")
@@ -111,6 +112,8 @@ def test_paper_loop_arch_idle_and_injected_loader(assets, tmp_path) -> None:  # 
     assert (df["energy_j"] <= df["energy_j_gross"]).all() and df["energy_source_detail"].str.contains("idle").all()
     meta = read_meta(tmp_path / "run")
     assert "rapl" in meta["energy"]["cpu"]["fallbacks"][0]
+    # a closure does not pickle: variant memory measured in this process, as a delta, and labelled so
+    assert (df["variant_peak_method"] == "inprocess-vmhwm-delta").all() and (df["variant_peak_mb"] > 0).all()
 
 
 def test_cuda_on_a_cpu_machine_is_one_line(assets, tmp_path) -> None:  # noqa: ANN001
@@ -202,3 +205,46 @@ def test_show_prints_medians_of_every_scenario(assets, tmp_path, capsys) -> None
     assert lines[0].split()[:4] == ["variant", "device", "repeats", "weights"] and "e2e_s" in lines[0].split()
     assert sorted(line.split()[0] for line in lines[1:]) == ["tiny-b", "tiny-b@paper-loop"]
     assert all(line.split()[2] == "2" for line in lines[1:])
+
+
+def test_variant_peak_memory_in_a_child_once_per_variant_and_device(assets, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """Finding 4: variant_peak_mb from a child process with only that variant loaded, stored once in the passes
+    table, copied to every row, and not measured again when a run resumes."""
+    import sqlite3
+
+    from bench import memory
+    from core.results import ResultsStore
+
+    out = tmp_path / "run"
+    cfg = _cfg(assets, out, models=[str(assets["b"])], repeats=2, limit=2, overhead_pairs=0, energy="none",
+               variant_memory="auto")
+    run_benchmark(cfg, progress=False)
+    df = load_results(out)
+    assert (df["variant_peak_method"] == "child-vmhwm").all()
+    assert df["variant_peak_mb"].nunique() == 1 and 0 < df["variant_peak_mb"].iloc[0] < df["peak_rss_mb"].min()
+    store = ResultsStore(out)
+    mem = store.passes("memory")
+    store.close()
+    assert len(mem) == 1 and mem[0]["variant"] == "tiny-b" and mem[0]["device"] == "cpu"
+    # drop the last row and resume: that repeat is run again, the memory figure is reused, not remeasured
+    con = sqlite3.connect(out / "results.sqlite")
+    with con:
+        con.execute("DELETE FROM results WHERE repeat = 1")
+    con.close()
+    monkeypatch.setattr(memory, "measure_variant", lambda *a, **k: pytest.fail("remeasured on resume"))
+    again = run_benchmark(cfg, progress=False)
+    assert again.rows_written == 1
+    df2 = load_results(out)
+    assert len(df2) == 2 and df2["variant_peak_mb"].tolist() == [df["variant_peak_mb"].iloc[0]] * 2
+
+
+def test_every_repeat_records_others_cpu_time_and_frequency(assets, tmp_path) -> None:  # noqa: ANN001
+    """Finding 6: each timed repeat's row says how much CPU the rest of the machine used and whether that
+    flagged it as contended."""
+    out = tmp_path / "run"
+    run_benchmark(_cfg(assets, out, models=[str(assets["b"])], repeats=2, limit=2, overhead_pairs=0,
+                       energy="none"), progress=False)
+    df = load_results(out)
+    assert (df["others_cpu_s"] >= 0).all() and ((df["others_cpu_share"] >= 0) & (df["others_cpu_share"] <= 1)).all()
+    assert df["contended"].notna().all() and "cpu_freq_mhz" in df.columns
+    assert "others_cpu_s" in read_meta(out)["timing"]

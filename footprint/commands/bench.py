@@ -55,6 +55,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="also time the paper's batch-1 loop incl. file decoding (rows <variant>@paper-loop)")
     p.add_argument("--overhead-pairs", type=int, default=2,
                    help="with/without-tracker pairs to measure the energy tracker's overhead (0: skip)")
+    p.add_argument("--variant-memory", choices=["auto", "child", "inprocess", "off"], default="auto",
+                   help="how variant_peak_mb is measured: a child process per variant x device with only it loaded "
+                        "(auto: when the loader pickles), a high-water delta in this process, or not at all")
     p.add_argument("--max-batch-seconds", type=float, default=240.0, help="padded audio per batch (default 240)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -68,7 +71,8 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201
                      threads=args.threads, batch_size=args.batch_size, max_batch_seconds=args.max_batch_seconds,
                      limit=args.limit, energy=args.energy, carbon_intensity=args.carbon_intensity, country=args.country,
                      idle_baseline_s=args.idle_baseline_s, arch=args.arch, layers=args.layers,
-                     arch_fraction=args.arch_fraction, paper_loop=args.paper_loop, overhead_pairs=args.overhead_pairs)
+                     arch_fraction=args.arch_fraction, paper_loop=args.paper_loop, overhead_pairs=args.overhead_pairs,
+                     variant_memory=getattr(args, "variant_memory", "auto"))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
