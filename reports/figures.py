@@ -1,5 +1,5 @@
 """Figures as PNG bytes: the paper's Figure 1 (student init) and Figure 2 (training data) from distillation logs,
-and Pareto plots of WER against time, energy and size from the results.
+and Pareto plots of WER against time, energy, size and variant memory from the results.
 
 Built on ``matplotlib.figure.Figure`` with the Agg canvas, never pyplot: no global backend is switched (a notebook
 keeps its own), nothing opens a window, and figures are freed when they go out of scope.
@@ -211,7 +211,7 @@ def pareto(df: pd.DataFrame, time_col: str = "e2e_s") -> Optional[Rendered]:
         return None
     order = [recipe_rank(r, n) for r, n in zip(s["recipe"], s["transformer_layers"])]
     s = s.assign(_order=order).sort_values("_order")
-    fig, axes = _new(12.0, 4.0, ncols=3)
+    fig, axes = _new(16.0, 4.0, ncols=4)
     tc = s["time_col"].iloc[0]
     _pareto_panel(axes[0], s.assign(_x=s["time_s"]), "_x", f"{tc.replace('_s', '')} time (s, median, log scale)",
                   True, logx=True)
@@ -221,14 +221,21 @@ def pareto(df: pd.DataFrame, time_col: str = "e2e_s") -> Optional[Rendered]:
     # the weights as the model runs (int8 bytes for int8, params x 4 B for fp32), the size of Table 1: the size on
     # disk mixes in the storage choice (the embedded models are stored fp16 but run fp32)
     _pareto_panel(axes[2], sizes.assign(_x=sizes["size_mb"]), "_x", "size of the weights as run (MB)", False)
+    # the memory the variant's own pass needs (weights + activations of its heaviest batch, alone): per device
+    _pareto_panel(axes[3], s.assign(_x=s["variant_peak_mb"]), "_x", "variant peak memory (MB, weights + activations)",
+                  True)
+    if s["variant_peak_mb"].isna().all():
+        axes[3].text(0.5, 0.5, "not measured in this run", ha="center", va="center", transform=axes[3].transAxes)
     axes[0].legend(frameon=False, loc="upper right")
     axes[0].set_title("WER vs time")
     axes[1].set_title("WER vs energy")
     axes[2].set_title("WER vs size")
+    axes[3].set_title("WER vs memory")
     gpu = any(is_gpu(d) for d in s["device"])
     return Rendered("pareto", "Figure 3",
-                    f"Pareto plots of WER against {TIME_LABELS.get(tc, tc)}, energy per hour of audio and model size "
-                    "(the weights as run, as in Table 1; "
+                    f"Pareto plots of WER against {TIME_LABELS.get(tc, tc)}, energy per hour of audio, model size "
+                    "(the weights as run, as in Table 1) and the variant's peak memory (weights + activations of its "
+                    "heaviest batch, measured with only that variant loaded; "
                     f"medians over repeats; {'CPU and GPU' if gpu else 'CPU only'}; trained variants only). The "
                     "stepped line joins the variants that no other variant beats on both axes.", png_bytes(fig))
 

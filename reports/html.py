@@ -309,6 +309,7 @@ def method_html(run: Run, time_col: str, scenario: Optional[str] = None) -> str:
             if worst is not None else "n/a"),
            ("Accuracy", "a separate pass over every utterance; WER and CER stored on every row of its variant "
             "and device (WER read as a fraction, shown in %)")]
+    rep += _contention_rows(df)
     # Energy: how, per device and method.
     energy_rows = []
     for (dev, method), g in df.groupby(["device", "energy_method"], dropna=False):
@@ -337,6 +338,38 @@ def method_html(run: Run, time_col: str, scenario: Optional[str] = None) -> str:
     else:
         parts += ["<p>No meta.json in the run folder.</p>"]
     return "\n".join(parts)
+
+
+def _spread(s: pd.Series) -> str:
+    st = stat(s)
+    if not st.ok:
+        return "n/a"
+    return f"{st.median:.3g} s, {st.lo:.3g}&ndash;{st.hi:.3g} ({st.rel_spread * 100:.1f}%, n={st.n})"
+
+
+def _contention_rows(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """Contended repeats (others used > 0.10 of one core on average) and model_s's spread with and without them."""
+    if "contended" not in df or df["contended"].isna().all():
+        return [("Contended repeats", "not recorded (a run from before the contention tracker)")]
+    from core.results import parse_bool
+
+    flag = df["contended"].map(parse_bool).astype("boolean").fillna(False).astype(bool)
+    others = pd.to_numeric(df.get("others_cpu_s"), errors="coerce")
+    freq = pd.to_numeric(df.get("cpu_freq_mhz"), errors="coerce").dropna()
+    out = [("Contended repeats", f"{int(flag.sum())} of {len(df)} flagged: the rest of the machine used more than "
+            "0.10 of one core on average over the repeat (and over 0.05 s: below that is counter granularity); "
+            "others' CPU time = system-wide busy time &minus; this process's, per repeat (<code>others_cpu_s</code>; "
+            f"median {others.median():.3g} s, max {others.max():.3g} s)"),
+           ("CPU frequency during repeats", f"{freq.median():.0f} MHz median, {freq.min():.0f}&ndash;{freq.max():.0f}"
+            if len(freq) else "not readable here")]
+    lines = []
+    for (variant, dev), g in df.groupby(["variant", "device"]):
+        keep = g[~flag.loc[g.index]]
+        lines.append(f"{e(variant)} on {e(dev)}: all {_spread(g['model_s'])}; without flagged "
+                     f"{_spread(keep['model_s'])}")
+    out.append(("Spread of model_s with and without flagged repeats (median, min&ndash;max)",
+                "<br>".join(lines) or "n/a"))
+    return out
 
 
 def _scenario_text(df: pd.DataFrame, chosen: Optional[str]) -> str:

@@ -181,6 +181,8 @@ def summary(df: pd.DataFrame, time_col: str = "e2e_s", all_scenarios: bool = Fal
             "co2_kg_per_audio_hour": c.median, "energy_kwh": stat(g["energy_kwh"]).median,
             "co2_kg": stat(g["co2_kg"]).median, "power_w": stat(g["_power_w"]).median,
             "energy_method": _joined(g["energy_method"]), "energy_measured": _measured(g["energy_measured"]),
+            # measured once per variant x device (runs from before it have no such column)
+            "variant_peak_mb": stat(g["variant_peak_mb"]).median if "variant_peak_mb" in g else float("nan"),
         })
     return pd.DataFrame(out, columns=SUMMARY_COLUMNS)
 
@@ -189,7 +191,7 @@ SUMMARY_COLUMNS = ["variant", "recipe", "weights", "device", "device_kind", "n",
                    "time_col", "batch_size", "n_utts", "audio_s", "model_s", "rtfx", "wer", "cer", "params", "size_mb",
                    "size_on_disk_mb", "sparsity", "conv_layers", "transformer_layers", "kwh_per_audio_hour",
                    "kwh_per_audio_hour_lo", "kwh_per_audio_hour_hi", "co2_kg_per_audio_hour", "energy_kwh", "co2_kg",
-                   "power_w", "energy_method", "energy_measured"]
+                   "power_w", "energy_method", "energy_measured", "variant_peak_mb"]
 
 
 def _joined(s: pd.Series) -> str:

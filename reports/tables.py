@@ -23,6 +23,7 @@ from reports.stats import (MISSING, TIME_LABELS, Stat, co2_per_hour, fmt, fmt_nu
 log = logging.getLogger(__name__)
 
 NOT_MEASURED = "not measured"
+MEMORY_GROUP = "Variant peak memory"
 EM = "\u2014"  # shown where the paper has no such row
 
 
@@ -88,6 +89,18 @@ def _size_cell(rows: pd.DataFrame) -> Cell:
     return c
 
 
+def _memory_cell(rows: pd.DataFrame) -> Cell:
+    """variant_peak_mb on the CPU (GPU underneath when measured); 'not measured' for runs from before it."""
+    if "variant_peak_mb" not in rows:
+        return Cell("n/a", NOT_MEASURED, "ours")
+    cpu, gpu = _stat(on(rows, "CPU"), "variant_peak_mb"), _stat(on(rows, "GPU"), "variant_peak_mb")
+    main = cpu if cpu.ok else gpu
+    if not main.ok:
+        return Cell("n/a", NOT_MEASURED, "ours")
+    sub = f"GPU {fmt(gpu.median, 'size')}" if cpu.ok and gpu.ok else ("GPU" if not cpu.ok else "")
+    return Cell(fmt(main.median, "size"), sub, "ours", main.median)
+
+
 def distilled_recipe(df: pd.DataFrame, preferred: str = "distill-L4") -> Optional[str]:
     """Table 1's distilled model: distill-L4 (the paper kept 4 layers), else our shallowest plain student."""
     recipes = set(trained(df)["recipe"].dropna())
@@ -134,6 +147,7 @@ def table1(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional[str] =
     cols = [("", "Model (paper / ours)")]
     for g in ("Params", "Size", "CPU time", "GPU time", "WER", f"CO\u2082 ({ek})", f"Energy ({ek})"):
         cols += [(g, "paper"), (g, "ours")]
+    cols += [(MEMORY_GROUP, "ours")]  # the paper reports no memory
     t = Table("table1", "Table 1",
               "Original, distilled and quantized models: the paper's figures beside ours. "
               f"Times: {TIME_LABELS[time_col]}"
@@ -164,8 +178,14 @@ def table1(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional[str] =
             ours(_stat(erows, "co2_kg"), "g", scale=1000.0),
             ref(p.energy_kwh if p else None, "wh", scale=1000.0, missing=EM if not p else "n/a"),
             ours(_stat(erows, "energy_kwh"), "wh", scale=1000.0),
+            _memory_cell(rows),
         ])
     t.notes += [
+        f"{MEMORY_GROUP}: the memory the variant's own pass needs, weights + activations of its heaviest batch "
+        "(longest padded audio x batch size), measured once per variant and device with only that variant loaded "
+        "(CPU: resident-set high-water mark over the process before the load; GPU: CUDA max allocated; "
+        "variant_peak_method in the results says which). Size is the weights alone; memory is what a deployment "
+        "pays for. The paper reports no memory.",
         "Absolute times and energies are over different test sets (see above) and hardware; compare ratios "
         "(Table 1b) and per-hour figures (Table 4).",
         f"Paper energy: {paper.PAPER_ENERGY_METHOD}. Ours: see the method section for how each figure was obtained.",
