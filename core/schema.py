@@ -91,6 +91,12 @@ class Row:
     accuracy_batch_size: int | None = _extra(default=None)
     git_dirty: bool | None = _extra(default=None)
     compute_dtype: str | None = _extra(default=None)  # float32 | float16 | bfloat16 | bfloat16-autocast
+    # -- extras: energy provenance (issue 14) ----------------------------------------------------------------------
+    # energy_j is the gross total of every component; energy_measured is true only when every component was
+    # read from a hardware counter in this run (a replayed trace is not).
+    energy_components_measured: dict[str, bool] | None = _extra(default=None)  # JSON: component -> hardware?
+    energy_j_net: float = _extra(default=float("nan"))   # energy_j minus idle power x time; NaN: no baseline
+    idle_baseline_s: float = _extra(default=0.0)         # seconds of idle measured before the run (0: none)
 
     def as_dict(self) -> dict[str, Any]:
         """Column name -> value, in schema order (what ``ResultsStore.append`` takes)."""
