@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from bench.energy.base import Measurement, Meter, MeterContext, MeterUnavailable, NullMeter, register_meter
 
 __all__ = ["DEFAULT_CHAINS", "Measurement", "Meter", "MeterContext", "MeterUnavailable", "NullMeter",
-           "make_meter", "measure_idle", "default_idle_baseline", "meters", "open_meter", "parse_chain", "register_meter"]
+           "default_idle_baseline", "make_meter", "measure_idle", "meters", "open_meter", "parse_chain",
+           "register_meter"]
 log = logging.getLogger(__name__)
 
 # Measured counters first, then estimators; "none" always works.
