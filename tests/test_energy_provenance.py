@@ -153,3 +153,35 @@ def test_runner_takes_the_idle_baseline_by_default_with_a_counter(monkeypatch, t
     assert [json.loads(c) for c in df["energy_components_measured"]] == [{"package-0": True, "dram": True}]
     why = read_meta(tmp_path / "run")["energy"]["idle_baseline"]["cpu"]["why"]
     assert "hardware counter" in why
+
+
+def test_report_says_replay_what_gpu_energy_includes_and_net_beside_gross() -> None:
+    """Findings 1, 3, 5 in the report: replay as replay, the GPU total's components, net beside gross, and why an
+    estimate gets no idle baseline."""
+    from pathlib import Path
+
+    from reports.html import build_report
+    from reports.load import load_run
+
+    run = load_run(Path(__file__).resolve().parent / "fixtures" / "results_small")
+    df = run.results
+    gpu = df["device"].str.startswith("cuda")
+    df.loc[~gpu, "energy_method"] = "replay"
+    df.loc[~gpu, "energy_measured"] = False
+    df.loc[~gpu, "energy_source_detail"] = "replay (not measured in this run) of a recorded rapl trace"
+    df["energy_components_measured"] = None
+    df.loc[gpu, "energy_method"] = "nvml+codecarbon"
+    df.loc[gpu, "energy_measured"] = False  # the host is estimated, so the row is not "measured"
+    df.loc[gpu, "energy_components_measured"] = json.dumps({"gpu0": True, "cpu": False, "ram": False})
+    df["energy_j_net"] = df["energy_j"] * 0.8
+    df["idle_baseline_s"] = 10.0
+    html = build_report(run)
+    cav = html[html.index('<section id="caveats">'):]
+    assert "<b>Replayed energy.</b>" in cav and "not measured during this run" in cav
+    assert "gpu0 (measured) + cpu (estimated) + ram (estimated)" in cav
+    assert "<b>Idle baseline.</b> Idle power was measured for 10 s" in cav
+    assert "<b>No idle baseline for estimated energy.</b>" in cav
+    assert "total of gpu0 (measured) + cpu (estimated) + ram (estimated)" in html  # Table 4's method cell
+    # NVML alone: the report says the host is left out
+    df.loc[gpu, "energy_method"] = "nvml"
+    assert "The GPU board only (NVML): the host CPU and RAM are not included" in build_report(run)
