@@ -33,7 +33,8 @@ def build_row(e: Any, dev: str, rep: int, parts: list[dict[str, Any]], run: Any)
         accuracy_batch_size=acc.get("batch_size"), git_dirty=prov.git_dirty,
         **_timing_fields(rs, e.job.scenario.workload_fraction(e.wl_full), extrapolate=not e.job.scenario.uses_data),
         **_model_fields(e.info),
-        **_energy_fields(parts, run.intensity, sum(r.audio_s for r in rs), run.idle_w.get(dev)),
+        **_energy_fields(parts, run.intensity, sum(r.audio_s for r in rs), run.idle_w.get(dev),
+                         run.idle_s.get(dev, 0.0)),
         **_memory_fields(getattr(e, "memory", None) or {}),
         **_contention_fields([p.get("contention") for p in parts]),
     )
@@ -85,15 +86,21 @@ def _model_fields(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def _energy_fields(parts: list[dict[str, Any]], intensity: Any, audio_s: float,
-                   idle: dict[str, float] | None) -> dict[str, Any]:
-    """Joules per component summed over ranks (machine-wide meters once per host), kWh, CO2, per audio hour."""
-    counted = [p for p in parts if p["scope"] != "machine" or p["local_rank"] == 0]
+                   idle: dict[str, float] | None, idle_s: float = 0.0) -> dict[str, Any]:
+    """Joules per component summed over ranks (machine-wide components once per host), kWh, CO2, per audio hour.
+
+    ``energy_j`` is the gross total; ``energy_j_net`` the same minus the idle baseline, when one was taken."""
     comps: dict[str, float] = {}
-    gross = 0.0
-    for p in counted:
-        for k, v in p["net"].joules_by_component.items():
+    net_comps: dict[str, float] = {}
+    measured: dict[str, bool] = {}
+    for p in parts:
+        g, n = p["gross"], p["net"]
+        for k, v in g.joules_by_component.items():
+            if g.scope_by_component.get(k, p["scope"]) == "machine" and p["local_rank"] != 0:
+                continue  # another rank on this host already counted the whole machine
             comps[k] = comps.get(k, 0.0) + v
-        gross += sum(p["gross"].joules_by_component.values())
+            net_comps[k] = net_comps.get(k, 0.0) + n.joules_by_component.get(k, v)
+            measured[k] = measured.get(k, True) and g.measured_by_component.get(k, g.measured)
     meas = parts[0]["gross"]
     has_energy = bool(comps)
     energy_j = sum(comps.values()) if has_energy else float("nan")
@@ -101,14 +108,20 @@ def _energy_fields(parts: list[dict[str, Any]], intensity: Any, audio_s: float,
     co2 = kwh * intensity.g_per_kwh / 1000.0
     hours = audio_s / 3600.0
     return {
-        "energy_j": energy_j, "energy_kwh": kwh, "energy_method": meas.method, "energy_measured": meas.measured,
-        "energy_source_detail": parts[0]["net"].detail if has_energy else meas.detail, "co2_kg": co2,
+        "energy_j": energy_j, "energy_kwh": kwh, "energy_method": meas.method,
+        "energy_measured": all(measured.values()) if has_energy else bool(meas.measured),
+        "energy_source_detail": meas.detail + (f"; idle baseline {sum(idle.values()):.2f} W over {idle_s:g} s "
+                                               "(measured components only), net in energy_j_net"
+                                               if has_energy and idle else ""), "co2_kg": co2,
         "carbon_intensity_g_per_kwh": intensity.g_per_kwh, "carbon_intensity_source": intensity.source,
         "kwh_per_audio_hour": kwh / hours if hours else float("nan"),
         "co2_kg_per_audio_hour": co2 / hours if hours else float("nan"),
-        "energy_j_gross": gross if has_energy else float("nan"),
+        "energy_j_gross": energy_j,
         "idle_w": sum(idle.values()) if idle else float("nan"),
         "energy_components_j": comps if has_energy else None,
+        "energy_components_measured": measured if has_energy else None,
+        "energy_j_net": sum(net_comps.values()) if has_energy and idle else float("nan"),
+        "idle_baseline_s": idle_s if idle else 0.0,
     }
 
 

@@ -64,7 +64,8 @@ class RunConfig:
     energy: str = "auto"                 # fallback chain, e.g. "codecarbon,carbontracker,none"
     carbon_intensity: float | None = None
     country: str | None = None
-    idle_baseline_s: float = 0.0
+    # None: 10 s when the meter reads a hardware counter, none for estimates (bench.energy.default_idle_baseline)
+    idle_baseline_s: float | None = None
     arch: list[str] = field(default_factory=list)   # "large", "base", "embedded": random-weight timing
     layers: list[int] = field(default_factory=list)
     arch_fraction: float | None = None   # of the dev-clean-shaped workload; default 0.01 on CPU, 1 on CUDA
@@ -215,6 +216,8 @@ class _Run:
         self.done: set[str] = set()
         self.meters: dict[str, Any] = {}
         self.idle_w: dict[str, dict[str, float]] = {}
+        self.idle_s: dict[str, float] = {}
+        self.idle_why: dict[str, str] = {}
         self.loaded: dict[tuple[str, str], Loaded] = {}
         self.audio_caches: dict[int, list] = {}
         self.overhead: dict[str, float] = {}
@@ -323,27 +326,39 @@ class _Run:
                                   log_dir=str(self.run_dir / "carbontracker") if self.main else None)
             cleanup.callback(m.close)
             self.meters[dev] = m
-            if self.cfg.idle_baseline_s > 0 and m.name != "none":
-                self.idle_w[dev] = self._idle_baseline(dev, m)["watts"]
+            seconds, why = energy.default_idle_baseline(m)
+            if self.cfg.idle_baseline_s is not None:  # --idle-baseline-s overrides the default
+                seconds = self.cfg.idle_baseline_s if m.name != "none" else 0.0
+                why = f"idle baseline {seconds:g} s (--idle-baseline-s)" if seconds > 0 else \
+                    f"no idle baseline (--idle-baseline-s {self.cfg.idle_baseline_s:g})"
+            self.idle_why[dev] = why
+            if seconds > 0:
+                watts = self._idle_baseline(dev, m, seconds)["watts"]
+                if watts:
+                    self.idle_w[dev], self.idle_s[dev] = watts, seconds
+                else:
+                    self.idle_why[dev] = energy.NO_IDLE_FOR_ESTIMATES  # no measured component to subtract from
         if self.main:
             self.meta["energy"] = {d: {"method": m.name, "measured": bool(m.measured), "detail": m.describe(),
-                                       "scope": m.scope, "fallbacks": getattr(m, "fallback_reasons", [])}
+                                       "scope": m.scope, "has_counter": bool(m.has_counter),
+                                       "fallbacks": getattr(m, "fallback_reasons", [])}
                                    for d, m in self.meters.items()}
-            self.meta["energy"]["idle_baseline"] = {d: {"watts": w, "seconds": self.cfg.idle_baseline_s}
-                                                    for d, w in self.idle_w.items()}
+            self.meta["energy"]["idle_baseline"] = {
+                d: {"watts": self.idle_w.get(d, {}), "seconds": self.idle_s.get(d, 0.0), "why": self.idle_why[d]}
+                for d in self.meters}
             self.meta["carbon_intensity"] = {"g_per_kwh": self.intensity.g_per_kwh, "source": self.intensity.source}
             self.write_meta()
 
-    def _idle_baseline(self, dev: str, m: Any) -> dict[str, Any]:
+    def _idle_baseline(self, dev: str, m: Any, seconds: float) -> dict[str, Any]:
         from bench import energy
         from core.provenance import now_iso
 
         ikey = f"{self.chash}|idle|{dev}|rank{self.ctx.rank}"
         saved = self.store.get_pass(ikey) if self.store else None
         if saved is None:
-            log.info("idle baseline on %s: %.0f s of %s with nothing running", dev, self.cfg.idle_baseline_s, m.name)
-            watts = energy.measure_idle(m, self.cfg.idle_baseline_s)
-            saved = {"watts": watts, "seconds": self.cfg.idle_baseline_s, "method": m.name}
+            log.info("idle baseline on %s: %.0f s of %s with nothing running", dev, seconds, m.name)
+            watts = energy.measure_idle(m, seconds)
+            saved = {"watts": watts, "seconds": seconds, "method": m.name}
             if self.store:
                 self.store.put_pass(ikey, "idle", "", dev, saved, now_iso())
         return saved
@@ -571,7 +586,10 @@ TIMING_NOTES = {
     "text_s": "CTC argmax + greedy decoding",
     "e2e_s": "decode_s + inputs_s + model_s + text_s",
     "rtfx": "audio_s / model_s (model only); audio_s / e2e_s gives the end-to-end figure",
-    "energy": "one window per repeat around wall_s; joules per component in energy_components_j",
+    "energy": "one window per repeat around wall_s; joules per component in energy_components_j, each labelled "
+              "measured or estimated in energy_components_measured; energy_j is the gross total",
+    "idle baseline": "with a hardware counter, idle power measured first (default 10 s); energy_j_net = energy_j "
+                     "minus idle power x wall time, measured components only",
     "peak_rss_mb": "process peak RSS during the repeat (VmHWM reset per repeat); every loaded variant counts",
     "variant_peak_mb": "memory the variant's own pass needs: weights + activations of its heaviest batch, measured "
                        "once per variant x device with only it loaded (variant_peak_method says how; bench/memory.py)",

@@ -30,6 +30,7 @@ REAL_COLUMNS = {
     "kwh_per_audio_hour", "co2_kg_per_audio_hour", "inputs_s", "text_s", "model_s_cuda_events", "rss_before_mb",
     "workload_fraction", "model_s_full_est", "energy_j_gross", "idle_w", "tracker_overhead_frac",
 }
+REAL_COLUMNS |= {"energy_j_net", "idle_baseline_s"}  # energy provenance (issue 14)
 INT_COLUMNS = {"schema_version", "threads", "batch_size", "repeat", "n_utts", "n_skipped", "params", "conv_layers",
                "transformer_layers", "world_size", "accuracy_batch_size"}
 BOOL_COLUMNS = {"energy_measured", "git_dirty"}

@@ -98,6 +98,12 @@ class Row:
     others_cpu_share: float = _extra(default=float("nan"))  # of the repeat's core-seconds (wall x logical CPUs)
     cpu_freq_mhz: float = _extra(default=float("nan"))  # psutil.cpu_freq, mean of start and end; NaN unreadable
     contended: bool | None = _extra(default=None)  # others used > 0.10 core on average (bench/trackers.py)
+    # -- extras: energy provenance (issue 14) ----------------------------------------------------------------------
+    # energy_j is the gross total of every component; energy_measured is true only when every component was
+    # read from a hardware counter in this run (a replayed trace is not).
+    energy_components_measured: dict[str, bool] | None = _extra(default=None)  # JSON: component -> hardware?
+    energy_j_net: float = _extra(default=float("nan"))   # energy_j minus idle power x time; NaN: no baseline
+    idle_baseline_s: float = _extra(default=0.0)         # seconds of idle measured before the run (0: none)
 
     def as_dict(self) -> dict[str, Any]:
         """Column name -> value, in schema order (what ``ResultsStore.append`` takes)."""

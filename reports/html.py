@@ -24,7 +24,7 @@ from reports.render import Cell, Table
 from reports.savings import DEFAULT_HOURS, Savings, all_savings, fmt_energy, fmt_hours, fmt_mass, paper_savings
 from reports.stats import (TIME_LABELS, choose_scenario, device_kind, is_gpu, random_weights, scenarios,
                            select_scenario, stat, time_column, trained)
-from reports.tables import all_tables, write_tables
+from reports.tables import all_tables, energy_includes, write_tables
 
 log = logging.getLogger(__name__)
 
@@ -316,8 +316,14 @@ def method_html(run: Run, time_col: str, scenario: Optional[str] = None) -> str:
         measured = {bool(x) for x in g["energy_measured"].dropna()}
         m = measured.pop() if len(measured) == 1 else None
         detail = "; ".join(_unique(g, "energy_source_detail")) or "no detail recorded"
+        inc = energy_includes(g)
+        inc = f"<br>Total of: {e(inc)}" if inc else ""
         energy_rows.append((f"{device_kind(dev)} ({dev}): {method if isinstance(method, str) else 'none'}",
-                            f"{_badge(m)} {e(detail)} <span class='what'>({len(g)} rows)</span>"))
+                            f"{_badge(m)} {e(detail)}{inc} <span class='what'>({len(g)} rows)</span>"))
+    idle = run.meta.get("energy", {}).get("idle_baseline", {}) if isinstance(run.meta.get("energy"), dict) else {}
+    for dev, b in (idle.items() if isinstance(idle, dict) else ()):
+        if isinstance(b, dict) and b.get("why"):
+            energy_rows.append((f"Idle baseline, {e(dev)}", e(b["why"])))
     ci = sorted({(f"{v:g}" if v == v else "?", str(s)) for v, s in zip(df["carbon_intensity_g_per_kwh"],
                                                                       df["carbon_intensity_source"].fillna(""))})
     carbon = [("Carbon intensity", "; ".join(f"{e(v)} g CO&#8322;/kWh ({e(s) or 'source not recorded'})"
@@ -426,6 +432,7 @@ def caveats(run: Run, scenario: Optional[str] = None) -> list[str]:
         items.append(f"<b>Estimated energy.</b> {len(est)} of {len(df)} rows carry estimated, not measured, energy "
                      f"({e('; '.join(where))}). An estimate scales a power model by time and load, so its savings "
                      "largely restate the speed-up; only a hardware counter (NVML, RAPL) measures the difference.")
+    items += _energy_provenance_caveats(run, df)
     unknown = df[df["energy_measured"].isna() & df["energy_kwh"].notna()]
     if len(unknown):
         items.append(f"{len(unknown)} rows do not say whether their energy was measured.")
@@ -441,6 +448,37 @@ def caveats(run: Run, scenario: Optional[str] = None) -> list[str]:
                  "(same hardware, utilisation, batch size and grid); it leaves out idle power, cooling (PUE) and "
                  "the energy to train the student.")
     return items
+
+
+def _energy_provenance_caveats(run: Run, df: pd.DataFrame) -> list[str]:
+    """Replay as replay, what a total includes, net beside gross, and why estimates get no idle baseline."""
+    out: list[str] = []
+    replay = df[df["energy_method"].fillna("").astype(str).str.startswith("replay")]
+    if len(replay):
+        out.append(f"<b>Replayed energy.</b> {len(replay)} of {len(df)} rows carry energy replayed from a recorded "
+                   "counter trace (--energy replay:TRACE.json), not measured during this run: "
+                   f"{e('; '.join(_unique(replay, 'energy_source_detail')))}.")
+    gpu = df[df["device"].map(is_gpu)]
+    if len(gpu):
+        inc = energy_includes(gpu)
+        board_only = set(_unique(gpu, "energy_method")) <= {"nvml"}
+        out.append("<b>What the GPU energy includes.</b> " + (
+            "The GPU board only (NVML): the host CPU and RAM are not included, while the paper's CodeCarbon figure "
+            "(Table 1, about 254 W &times; run time) covered the host too." if board_only else
+            f"The total of {e(inc or 'its components')}: the GPU board (NVML) and the host CPU/RAM, as the paper's "
+            "CodeCarbon figure covered both."))
+    if "energy_j_net" in df and df["energy_j_net"].notna().any():
+        secs = sorted({f"{x:g}" for x in df["idle_baseline_s"].dropna() if x > 0}) if "idle_baseline_s" in df else []
+        out.append(f"<b>Idle baseline.</b> Idle power was measured for {e(', '.join(secs) or '?')} s before the "
+                   "run with the same hardware counter; tables show the gross energy (energy_j, what was drawn) "
+                   "and results carry the net (energy_j_net = gross minus idle power &times; time, measured "
+                   "components only) beside it.")
+    est = df[df["energy_measured"] == False]  # noqa: E712 (nullable boolean)
+    if len(est) > len(replay):  # estimates other than replays
+        out.append("<b>No idle baseline for estimated energy.</b> An estimate is a power model (TDP &times; load, "
+                   "constant RAM watts); idling it returns the model's own constant, not a measured idle draw, so "
+                   "net = gross minus that constant would mean nothing. Estimated components carry gross energy.")
+    return out
 
 
 # --- the page --------------------------------------------------------------------------------------------------

@@ -431,10 +431,29 @@ def table_energy(df: pd.DataFrame) -> Table:
         how = ("measured" if measured == {True} else "estimated" if measured == {False}
                else "mixed" if measured else "unknown")
         methods = ", ".join(sorted(g["energy_method"].dropna().unique())) or "unknown"
+        includes = energy_includes(g)
+        methods += f"; total of {includes}" if includes else ""
         t.add([label("ours"), label(str(variant)), label(f"{'GPU' if is_gpu(device) else 'CPU'} ({device})"),
                ours(_stat(g, "_e"), "wh"), ours(_stat(g, "_c"), "g"), ours(_stat(g, "_w"), "w"), label(how),
                label(methods)])
     return t
+
+
+def energy_includes(g: pd.DataFrame) -> str:
+    """What a row's total covers, each component labelled: "gpu0 (measured) + cpu (estimated) + ram (estimated)"."""
+    import json
+
+    col = g["energy_components_measured"] if "energy_components_measured" in g else []
+    seen: dict[str, set[bool]] = {}
+    for v in col:
+        try:
+            comps = json.loads(v) if isinstance(v, str) else v
+        except ValueError:
+            continue
+        for k, m in (comps or {}).items() if isinstance(comps, dict) else ():
+            seen.setdefault(k, set()).add(bool(m))
+    label = {frozenset({True}): "measured", frozenset({False}): "estimated"}
+    return " + ".join(f"{k} ({label.get(frozenset(v), 'mixed')})" for k, v in seen.items())
 
 
 # --- all of them ----------------------------------------------------------------------------------------------

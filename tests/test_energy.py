@@ -74,7 +74,10 @@ def test_replay_windows_and_wraparound(tmp_path, wrap) -> None:  # noqa: ANN001
     assert inner.joules_by_component["package-0"] == pytest.approx(100 * 13.25)
     assert inner.joules_by_component["dram"] == pytest.approx(10 * 13.25)
     assert outer.joules_by_component["package-0"] == pytest.approx(100 * 17.5)
-    assert inner.method == "replay" and inner.measured is True and "test-host" in inner.detail
+    # issue 14 finding 1: a trace recorded as "measured" is still a replay, not a measurement of this run
+    assert inner.method == "replay" and inner.measured is False and "test-host" in inner.detail
+    assert inner.measured_by_component == {"package-0": False, "dram": False}
+    assert "replay (not measured in this run)" in inner.detail and "rapl" in inner.detail
     clock.t = 40.0  # past the end: held at the last sample
     assert meter.read()["dram"] == pytest.approx(300.0)
     with pytest.raises(ValueError):
@@ -130,7 +133,7 @@ def test_fallback_chain_logs_reason_and_uses_next(tmp_path, monkeypatch, caplog)
 
 
 def test_parse_chain() -> None:
-    assert parse_chain("auto", "cpu")[0] == "rapl" and parse_chain(None, "cuda")[0] == "nvml"
+    assert parse_chain("auto", "cpu")[0] == "rapl" and parse_chain(None, "cuda")[:2] == ["nvml+host", "nvml"]
     assert parse_chain("codecarbon", "cpu") == ["codecarbon", "none"]
     with pytest.raises(FootprintError, match="unknown meter"):
         parse_chain("wattmeter", "cpu")

@@ -55,7 +55,12 @@ def test_rows_columns_energy_and_interleaving(assets, tmp_path) -> None:  # noqa
     assert (df["e2e_s"] >= df["model_s"]).all() and (df["wall_s"] >= df["model_s"]).all()
     assert df["rtfx"].tolist() == pytest.approx((df["audio_s"] / df["model_s"]).tolist())
     assert df["rtf"].tolist() == pytest.approx((1 / df["rtfx"]).tolist())
-    assert (df["energy_method"] == "replay").all() and df["energy_measured"].all()
+    # issue 14 finding 1: a replayed trace (recorded as measured) is a replay, not a measurement of this run
+    assert (df["energy_method"] == "replay").all() and not df["energy_measured"].any()
+    assert df["energy_source_detail"].str.contains("replay (not measured in this run)", regex=False).all()
+    assert [json.loads(c) for c in df["energy_components_measured"]] == [{"package-0": False}] * 4
+    # replay: no idle baseline by default, and meta.json says why
+    assert (df["idle_baseline_s"] == 0).all() and df["energy_j_net"].isna().all()
     assert df["energy_j"].tolist() == pytest.approx((50 * df["wall_s"]).tolist(), rel=0.2, abs=0.5)
     assert df["co2_kg"].tolist() == pytest.approx((df["energy_kwh"] * 0.4).tolist())
     assert df["kwh_per_audio_hour"].tolist() == pytest.approx((df["energy_kwh"] / (df["audio_s"] / 3600)).tolist())
@@ -69,6 +74,7 @@ def test_rows_columns_energy_and_interleaving(assets, tmp_path) -> None:  # noqa
     assert meta["config"]["repeats"] == 2 and meta["energy"]["cpu"]["method"] == "replay"
     assert meta["tracker_overhead"]["cpu"]["pairs"] == 1 and "fraction" in meta["tracker_overhead"]["cpu"]
     assert meta["energy"]["cpu"]["fallbacks"] == []
+    assert "recorded elsewhere" in meta["energy"]["idle_baseline"]["cpu"]["why"]
     hyps = (out / "hyps" / "tiny-a__cpu.tsv").read_text().splitlines()
     assert hyps[0] == "utt_id\treference\thypothesis" and len(hyps) == 9
     assert (out / "results.csv").read_text().count("\n") == 5
@@ -109,7 +115,9 @@ def test_paper_loop_arch_idle_and_injected_loader(assets, tmp_path) -> None:  # 
     assert arch["model_s_full_est"] == pytest.approx(arch["model_s"] / arch["workload_fraction"])
     assert arch["recipe"] == "arch-embedded-L1" and arch["transformer_layers"] == 1
     assert df["idle_w"].tolist() == pytest.approx([50.0] * 3, rel=0.2)
-    assert (df["energy_j"] <= df["energy_j_gross"]).all() and df["energy_source_detail"].str.contains("idle").all()
+    # issue 14 finding 5: net beside gross (energy_j stays the gross total), the baseline's length recorded
+    assert (df["energy_j"] == df["energy_j_gross"]).all() and (df["energy_j_net"] <= df["energy_j"]).all()
+    assert (df["idle_baseline_s"] == 0.1).all() and df["energy_source_detail"].str.contains("idle").all()
     meta = read_meta(tmp_path / "run")
     assert "rapl" in meta["energy"]["cpu"]["fallbacks"][0]
     # a closure does not pickle: variant memory measured in this process, as a delta, and labelled so

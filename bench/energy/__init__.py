@@ -18,14 +18,29 @@ if TYPE_CHECKING:
     from bench.energy.base import Measurement, Meter, MeterContext, MeterUnavailable, NullMeter, register_meter
 
 __all__ = ["DEFAULT_CHAINS", "Measurement", "Meter", "MeterContext", "MeterUnavailable", "NullMeter",
-           "make_meter", "measure_idle", "meters", "open_meter", "parse_chain", "register_meter"]
+           "default_idle_baseline", "make_meter", "measure_idle", "meters", "open_meter", "parse_chain",
+           "register_meter"]
 log = logging.getLogger(__name__)
 
 # Measured counters first, then estimators; "none" always works.
 DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
     "cpu": ("rapl", "codecarbon", "carbontracker", "none"),
-    "cuda": ("nvml", "codecarbon", "none"),
+    # nvml+host: the GPU board (NVML) plus the host (RAPL, else CodeCarbon's CPU/RAM estimate), as the paper's
+    # CodeCarbon figure covered the host too; NVML alone (board only) when no host meter opens.
+    "cuda": ("nvml+host", "nvml", "codecarbon", "none"),
 }
+# Default idle baseline when the meter reads a hardware counter.  10 s: RAPL's counters update about every
+# millisecond (Intel SDM vol. 3B, 14.10) and NVML's total-energy counter (NVML API reference,
+# nvmlDeviceGetTotalEnergyConsumption) does not document its update rate, so a window of seconds, not
+# milliseconds, is needed to average over its steps and the GPU's drop to its idle power state after the
+# warm-up; 10 s stays small against a run of minutes.  Estimators get none: idling a power model returns
+# the model's own constants, not an idle draw.
+DEFAULT_IDLE_BASELINE_S = 10.0
+NO_IDLE_FOR_ESTIMATES = ("no idle baseline: the energy is an estimate (a power model: TDP x load, constant RAM "
+                         "watts), so its idle reading is the model's own constant, not a measured idle draw; "
+                         "net = gross minus that constant would mean nothing")
+NO_IDLE_FOR_REPLAY = ("no idle baseline by default: a replayed trace was recorded elsewhere, not measured during "
+                      "this run")
 _imported = False
 # Served from bench.energy.base on first access, so that importing this package stays standard-library only.
 _FROM_BASE = ("Measurement", "Meter", "MeterContext", "MeterUnavailable", "NullMeter", "register_meter")
@@ -110,7 +125,23 @@ def open_meter(chain: Sequence[str], device: str = "cpu", **kw: Any) -> Meter:
 
 
 def measure_idle(meter: Meter, seconds: float) -> dict[str, float]:
-    """Idle power per component (W), measured over ``seconds`` of sleep with the same meter."""
+    """Idle power per measured component (W) over ``seconds`` of sleep with the same meter.
+
+    Estimated components are left out (subtracting a model's constant from itself is not an idle baseline)."""
     meter.begin_window("idle-baseline")
     time.sleep(seconds)
-    return meter.end_window("idle-baseline").watts
+    m = meter.end_window("idle-baseline")
+    return {k: w for k, w in m.watts.items() if m.measured_by_component.get(k) or meter.component_counter(k)}
+
+
+def default_idle_baseline(meter: Meter) -> tuple[float, str]:
+    """(seconds, why) of the idle baseline a run takes by default with ``meter``."""
+    if meter.name == "none":
+        return 0.0, "no idle baseline: no energy meter"
+    if meter.name == "replay":
+        return 0.0, NO_IDLE_FOR_REPLAY
+    if meter.has_counter:
+        return DEFAULT_IDLE_BASELINE_S, (f"idle baseline {DEFAULT_IDLE_BASELINE_S:g} s (default with a hardware "
+                                         "counter): long enough to average the counters' update steps and the "
+                                         "GPU's drop to its idle power state, short against the run")
+    return 0.0, NO_IDLE_FOR_ESTIMATES

@@ -31,8 +31,12 @@ class Measurement:
     seconds: float
     joules_by_component: dict[str, float] = field(default_factory=dict)
     method: str = "none"
-    measured: bool = False
+    measured: bool = False  # True only when every component below is a hardware measurement
     detail: str = ""
+    # Per component: a hardware counter (True) or a model of power (False); what the row's label is built from.
+    measured_by_component: dict[str, bool] = field(default_factory=dict)
+    # Per component: "process", "device" or "machine" (a machine-wide component is counted once per host).
+    scope_by_component: dict[str, str] = field(default_factory=dict)
 
     @property
     def joules(self) -> float:
@@ -50,7 +54,10 @@ class Measurement:
         return {k: v / self.seconds for k, v in self.joules_by_component.items()}
 
     def minus_baseline(self, idle_watts: dict[str, float]) -> "Measurement":
-        """Subtract idle power x window length per component (clipped at zero: noise must not make energy negative)."""
+        """Subtract idle power x window length per component (clipped at zero: noise must not make energy negative).
+
+        Only components in ``idle_watts`` change: :func:`bench.energy.measure_idle` keeps measured ones only, since
+        idling a power model returns the model's own constant (e.g. CodeCarbon's RAM watts), not an idle draw."""
         comps = {k: max(0.0, v - idle_watts.get(k, 0.0) * self.seconds) for k, v in self.joules_by_component.items()}
         total_w = sum(idle_watts.values())
         return replace(self, joules_by_component=comps,
@@ -89,6 +96,23 @@ class Meter(ABC):
     # Ranks on one host sum process/device meters, but only one rank may count a machine-wide meter.
     scope: str = "process"
 
+    def component_measured(self, component: str) -> bool:
+        """Is this component a hardware measurement?  Default: the meter's ``measured``; mixed meters override."""
+        return bool(self.measured)
+
+    def component_scope(self, component: str) -> str:
+        """What this component covers (``process``/``device``/``machine``).  Default: the meter's ``scope``."""
+        return self.scope
+
+    def component_counter(self, component: str) -> bool:
+        """Does this component come from a counter (now, or recorded: a replay)?  An idle baseline applies to it."""
+        return self.component_measured(component)
+
+    @property
+    def has_counter(self) -> bool:
+        """Does any component read a hardware counter?  Decides whether an idle baseline means anything."""
+        return bool(self.measured)
+
     def __init__(self) -> None:
         self._starts: dict[str, float] = {}
         self.fallback_reasons: list[str] = []  # set by open_meter: why each earlier meter of the chain was skipped
@@ -119,7 +143,14 @@ class Meter(ABC):
             raise ValueError(f"energy window {name!r} was never opened")
         seconds = time.perf_counter() - self._starts.pop(name)
         joules = self._end(name, seconds)
-        return Measurement(seconds, joules, self.name, self.measured, self.describe())
+        return self._measurement(seconds, joules)
+
+    def _measurement(self, seconds: float, joules: dict[str, float]) -> Measurement:
+        by = {k: self.component_measured(k) for k in joules}
+        # The row says "measured" only when every component is (issue 14: no constant inside a measured total).
+        measured = bool(by) and all(by.values()) if joules else bool(self.measured)
+        return Measurement(seconds, joules, self.name, measured, self.describe(), by,
+                           {k: self.component_scope(k) for k in joules})
 
     @abstractmethod
     def _begin(self, name: str) -> None: ...

@@ -4,6 +4,9 @@ Never the online ``EmissionsTracker``: it probes geolocation services and a clou
 offline tracker with an explicit country makes no network call (tests/test_energy.py checks that).
 Without RAPL, CodeCarbon estimates CPU power as a per-thread TDP constant times this process's CPU load
 (``tracking_mode="process"``; "machine" would count other processes' load too) and RAM as a constant.
+With RAPL behind it, CPU energy is a machine-wide measurement while RAM stays CodeCarbon's constant
+(CodeCarbon docs, "Methodology": RAM power is estimated from the memory size): each component is labelled on
+its own, the total is "measured" only when all are, and the RAPL component is counted once per host.
 """
 from __future__ import annotations
 
@@ -17,12 +20,13 @@ log = logging.getLogger(__name__)
 @register_meter
 class CodeCarbonMeter(Meter):
     name = "codecarbon"
-    scope = "process"
+    RAPL_MODES = ("intel_rapl", "intel_power_gadget", "apple_powermetrics")
 
     def __init__(self, country_iso3: str = "USA", carbon_intensity_g_per_kwh: float | None = None,
                  measure_power_secs: float = 5.0, tracking_mode: str = "process",
-                 gpu_ids: list[int] | None = None) -> None:
+                 gpu_ids: list[int] | None = None, host_only: bool = False) -> None:
         super().__init__()
+        self.host_only = host_only  # the host part of nvml+host: NVML counts the board, so drop CodeCarbon's GPU
         self.country = country_iso3
         self.intensity = carbon_intensity_g_per_kwh
         self.measure_power_secs = measure_power_secs
@@ -71,10 +75,32 @@ class CodeCarbonMeter(Meter):
             self._tracker = None
 
     @property
-    def measured(self) -> bool:  # type: ignore[override]
+    def cpu_measured(self) -> bool:
         # CodeCarbon reads RAPL (intel_power_gadget / powercap) when it can: then CPU energy is a measurement.
-        mode = getattr(self._cpu, "_mode", "")
-        return mode in ("intel_rapl", "intel_power_gadget", "apple_powermetrics")
+        return getattr(self._cpu, "_mode", "") in self.RAPL_MODES
+
+    @property
+    def measured(self) -> bool:  # type: ignore[override]
+        return False  # RAM is always CodeCarbon's constant, so the total is never wholly measured
+
+    @property
+    def has_counter(self) -> bool:
+        return self.cpu_measured
+
+    @property
+    def scope(self) -> str:  # type: ignore[override]
+        # RAPL reads the whole package: several ranks on one host must count it once.
+        return "machine" if self.cpu_measured else "process"
+
+    def component_measured(self, component: str) -> bool:
+        if component == "cpu":
+            return self.cpu_measured
+        return component == "gpu"  # CodeCarbon reads GPUs through NVML; RAM is a constant
+
+    def component_scope(self, component: str) -> str:
+        if component == "cpu":
+            return self.scope
+        return "device" if component == "gpu" else "process"
 
     def _begin(self, name: str) -> None:
         self._tracker.start_task(name)
@@ -84,7 +110,7 @@ class CodeCarbonMeter(Meter):
         self._last = {"cpu_w": float(data.cpu_power or 0.0), "ram_w": float(data.ram_power or 0.0),
                       "gpu_w": float(data.gpu_power or 0.0)}
         out = {"cpu": float(data.cpu_energy or 0.0) * J_PER_KWH, "ram": float(data.ram_energy or 0.0) * J_PER_KWH}
-        if data.gpu_energy:
+        if data.gpu_energy and not self.host_only:
             out["gpu"] = float(data.gpu_energy) * J_PER_KWH
         return out
 
@@ -99,10 +125,11 @@ class CodeCarbonMeter(Meter):
             cpu_txt = (f"CPU ({model}): TDP-based estimate {tdp} W ({per_thread:g} W/thread x {ncpu} threads) "
                        f"x {self.tracking_mode} CPU load")
         elif mode in ("intel_rapl", "intel_power_gadget"):
-            cpu_txt = f"CPU ({model}): measured by RAPL via codecarbon"
+            cpu_txt = f"CPU ({model}): measured by RAPL via codecarbon (whole machine, all processes)"
         else:
             cpu_txt = f"CPU ({model}): mode {mode}, TDP {tdp} W"
         ram = self._last.get("ram_w")
-        ram_txt = f"RAM {ram:g} W constant" if ram is not None else "RAM constant (codecarbon default)"
+        ram_txt = (f"RAM {ram:g} W constant (estimated)" if ram is not None
+                   else "RAM constant (estimated, codecarbon default)")
         return (f"codecarbon {self.version} OfflineEmissionsTracker ({self.tracking_mode} mode, "
                 f"measure_power_secs={self.measure_power_secs:g}, PUE 1.0): {cpu_txt}; {ram_txt}")

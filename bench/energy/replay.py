@@ -4,6 +4,9 @@ A trace is JSON: ``{"method": "rapl", "measured": true, "detail": "...", "wrap_j
 "samples": [[t_s, {"package-0": joules, ...}], ...]}`` with cumulative counters (they may wrap).  The meter's
 clock (real time since :meth:`open` unless one is injected) indexes the trace; counters are interpolated
 linearly between samples and held at the last sample past the end.
+
+A replay is never a measurement of this run: its rows say ``energy_measured = false`` and ``energy_method =
+replay``, and the detail names what was recorded (the trace's ``method``, and ``measured`` as recorded there).
 """
 from __future__ import annotations
 
@@ -69,8 +72,11 @@ class ReplayMeter(CounterMeter):
         self.wrap_j = {}  # counters are unwrapped now
         self._t0 = time.perf_counter()
 
-    @property
-    def measured(self) -> bool:  # type: ignore[override]
+    # Nothing was measured during this run, whatever the trace says about how it was recorded (issue 14).
+    measured = False
+
+    def component_counter(self, component: str) -> bool:
+        # A recorded counter: an explicit --idle-baseline-s replays its idle stretch too (off by default).
         return bool(self.meta.get("measured", True))
 
     def now(self) -> float:
@@ -90,5 +96,6 @@ class ReplayMeter(CounterMeter):
 
     def describe(self) -> str:
         src = self.trace_src if not isinstance(self.trace_src, dict) else "inline trace"
-        return (f"replay of recorded {self.meta.get('method', 'counter')} trace {src}"
-                + (f": {self.meta['detail']}" if self.meta.get("detail") else ""))
+        how = {True: "measured", False: "estimated"}.get(self.meta.get("measured"), "of unrecorded provenance")
+        return (f"replay (not measured in this run) of a recorded {self.meta.get('method', 'counter')} trace, "
+                f"{how} when recorded, from {src}" + (f": {self.meta['detail']}" if self.meta.get("detail") else ""))

@@ -43,9 +43,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                     help="country code (ISO 3166 alpha-3 or -2) for codecarbon's offline grid table")
     p.add_argument("--energy", default="auto",
                    help="meter fallback chain, e.g. codecarbon,carbontracker,nvml,rapl,replay:TRACE.json,none "
-                        "(default auto: cpu rapl>codecarbon>carbontracker, cuda nvml>codecarbon)")
-    p.add_argument("--idle-baseline-s", type=float, default=0.0, metavar="S",
-                   help="measure idle power for S seconds first and subtract it (default 0: off)")
+                        "(default auto: cpu rapl>codecarbon>carbontracker, cuda nvml+host>nvml>codecarbon; "
+                        "nvml+host = GPU board by NVML + host CPU/RAM by RAPL, else CodeCarbon's estimate)")
+    p.add_argument("--idle-baseline-s", type=float, default=None, metavar="S",
+                   help="measure idle power for S seconds first; energy_j_net = energy_j minus it (default: 10 s "
+                        "when the meter reads a hardware counter, none for estimates; 0: off)")
     p.add_argument("--arch", type=_csv, default=[], help="random-weight architectures to time: large, base")
     p.add_argument("--layers", type=_int_csv, default=[], help="transformer depths for --arch, e.g. 24,12,10,8,6")
     p.add_argument("--arch-fraction", type=float, default=None,

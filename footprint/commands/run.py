@@ -41,6 +41,8 @@ def register_run(sub: argparse._SubParsersAction) -> None:
                    help="fraction of the dev-clean-shaped workload timed per depth on CPU")
     p.add_argument("--country", default=None, help="ISO code for carbon intensity (default: the world average)")
     p.add_argument("--carbon-intensity", type=float, default=None, metavar="G_PER_KWH")
+    p.add_argument("--idle-baseline-s", type=float, default=None, metavar="S",
+                   help="idle power measured first (default: 10 s with a hardware counter, none for estimates)")
     p.set_defaults(func=main_job)
 
 
@@ -88,7 +90,8 @@ def main_job(args: argparse.Namespace) -> int:
     cfg = RunConfig(out=args.out, models=models, data=args.data, devices=devices, repeats=args.repeats,
                     threads=args.threads, limit=args.limit or None, country=args.country,
                     carbon_intensity=args.carbon_intensity, arch=[] if args.no_arch else ["large"],
-                    layers=layers, arch_fraction=args.arch_fraction, overhead_pairs=1)
+                    layers=layers, arch_fraction=args.arch_fraction, overhead_pairs=1,
+                    idle_baseline_s=getattr(args, "idle_baseline_s", None))
     if args.model != "embedded":
         import os
 
