@@ -180,6 +180,7 @@ def table1(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional[str] =
             ours(_stat(erows, "energy_kwh"), "wh", scale=1000.0),
             _memory_cell(rows),
         ])
+    includes = energy_includes(on(data, ek))
     t.notes += [
         f"{MEMORY_GROUP}: the memory the variant's own pass needs, weights + activations of its heaviest batch "
         "(longest padded audio x batch size), measured once per variant and device with only that variant loaded "
@@ -188,7 +189,9 @@ def table1(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional[str] =
         "pays for. The paper reports no memory.",
         "Absolute times and energies are over different test sets (see above) and hardware; compare ratios "
         "(Table 1b) and per-hour figures (Table 4).",
-        f"Paper energy: {paper.PAPER_ENERGY_METHOD}. Ours: see the method section for how each figure was obtained.",
+        f"Paper energy: {paper.PAPER_ENERGY_METHOD}. Ours ({ek}): "
+        + (f"the total of {includes}" if includes else "see the method section")
+        + "; the method section says how each figure was obtained.",
         f"Paper, pruning (no Table 1 row): {paper.PRUNING_NOTE}.",
     ]
     if distilled != "distill-L4":

@@ -182,6 +182,8 @@ def test_report_says_replay_what_gpu_energy_includes_and_net_beside_gross() -> N
     assert "<b>Idle baseline.</b> Idle power was measured for 10 s" in cav
     assert "<b>No idle baseline for estimated energy.</b>" in cav
     assert "total of gpu0 (measured) + cpu (estimated) + ram (estimated)" in html  # Table 4's method cell
+    t1 = html[html.index('id="table1"'):html.index('id="table1b"')] if 'id="table1b"' in html else html
+    assert "Ours (GPU): the total of gpu0 (measured) + cpu (estimated) + ram (estimated)" in t1  # Table 1's note
     # NVML alone: the report says the host is left out
     df.loc[gpu, "energy_method"] = "nvml"
     assert "The GPU board only (NVML): the host CPU and RAM are not included" in build_report(run)
