@@ -257,13 +257,13 @@ def build_session(model: nn.Module, config: OrtConfig, name: str) -> OrtWav2Vec2
     return OrtWav2Vec2ForCTC(path, model.config, stats, config, owned_dir=work)
 
 
-@register_method("ort-fp32", OrtConfig, options={"quantize": False}, runtime_only=True, last_only=True,
-                 available=ort_available, extra="onnx", devices=("cpu",),
-                 description="exported to ONNX, run by ONNX Runtime (fp32); runtime-only, last in a chain, "
-                             "only with the `onnx` extra")
 @register_method("ort-int8", OrtConfig, options={"quantize": True}, runtime_only=True, last_only=True,
                  available=ort_available, extra="onnx", devices=("cpu",),
                  description="ONNX Runtime with int8 dynamic quantization of the MatMuls (weights per channel); "
                              "runtime-only, last in a chain, only with the `onnx` extra")
+@register_method("ort-fp32", OrtConfig, options={"quantize": False}, runtime_only=True, last_only=True,
+                 available=ort_available, extra="onnx", devices=("cpu",),
+                 description="exported to ONNX, run by ONNX Runtime (fp32); runtime-only, last in a chain, "
+                             "only with the `onnx` extra")
 def apply_ort(model: nn.Module, config: OrtConfig) -> OrtWav2Vec2ForCTC:
     return build_session(model, config, "ort-int8" if config.quantize else "ort-fp32")

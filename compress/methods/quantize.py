@@ -344,7 +344,7 @@ def torchao_available() -> bool:
 
 
 @register_method("int8-weight-only-torchao", TorchaoInt8WeightOnlyConfig, devices=("cuda",),
-                 available=torchao_available, reapply_on_load=True, command="quantize",
+                 available=torchao_available, extra="torchao", reapply_on_load=True, command="quantize",
                  description="torchao int8 weight-only, only when torchao is installed (stored as fp32, "
                              "quantized again on load)")
 def apply_torchao_int8_weight_only(model: nn.Module, config: TorchaoInt8WeightOnlyConfig) -> nn.Module:
