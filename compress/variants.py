@@ -60,6 +60,13 @@ def _info(model: Any, rec: dict[str, Any], size_on_disk_bytes: int | None) -> di
     if autocast_dtype(model):  # fp32 weights, bf16 kernels
         info["compute_dtype"] = f"{autocast_dtype(model)}-autocast"
     info["trained"] = bool(rec.get("trained", True))
+    from compress.methods.quantize import quantized_modules
+
+    if quantized_modules(model):  # the torch quantized engine its int8 weights were packed for
+        import torch
+
+        info["quantized_engine"] = getattr(model, "_footprint_quantized_engine", None) or \
+            torch.backends.quantized.engine
     if "pruned_tensors_sparsity" in rec:
         info["pruned_tensors_sparsity"] = rec["pruned_tensors_sparsity"]
     return info

@@ -306,8 +306,10 @@ def _add_apply(csub: argparse._SubParsersAction) -> None:
             print(" ".join(recipe_names()))
             missing = [m for m in methods() if not m.available()]
             if missing:
+                import sys
+
                 print("unavailable here: " + ", ".join(f"{m.name} (pip install 'w2v-footprint[{m.extra or m.name}]')"
-                                                       for m in missing))
+                                                       for m in missing), file=sys.stderr)
         return 0
 
     r.set_defaults(func=_list)
