@@ -46,6 +46,10 @@ def _looks_like_path(spec: str) -> bool:
 def _info(model: Any, rec: dict[str, Any], size_on_disk_bytes: int | None) -> dict[str, Any]:
     from core.model_stats import compute_dtype, model_stats
 
+    if hasattr(model, "variant_info"):  # a model run by another runtime (ONNX Runtime) says what it is itself
+        info = model.variant_info()
+        info["trained"] = bool(rec.get("trained", True))
+        return info
     info = model_stats(model)
     if size_on_disk_bytes is not None:
         info["size_on_disk_mb"] = round(size_on_disk_bytes / 1e6, 6)
@@ -56,6 +60,13 @@ def _info(model: Any, rec: dict[str, Any], size_on_disk_bytes: int | None) -> di
     if autocast_dtype(model):  # fp32 weights, bf16 kernels
         info["compute_dtype"] = f"{autocast_dtype(model)}-autocast"
     info["trained"] = bool(rec.get("trained", True))
+    from compress.methods.quantize import quantized_modules
+
+    if quantized_modules(model):  # the torch quantized engine its int8 weights were packed for
+        import torch
+
+        info["quantized_engine"] = getattr(model, "_footprint_quantized_engine", None) or \
+            torch.backends.quantized.engine
     if "pruned_tensors_sparsity" in rec:
         info["pruned_tensors_sparsity"] = rec["pruned_tensors_sparsity"]
     return info
@@ -136,7 +147,7 @@ def build_variant(recipe: str, teacher: str = "embedded", device: str = "cpu", s
     if hasattr(model, "pruning_report"):
         rec["pruned_tensors_sparsity"] = model.pruning_report["pruned_tensors_sparsity"]
     reapply = any(s.method.reapply_on_load for s in rest)
-    size = None if reapply else planned_size_bytes(model)
+    size = None if reapply or hasattr(model, "variant_info") else planned_size_bytes(model)
     v = _finish(model, base.do_normalize, recipe, recipe, rec, None, device, size)
     return v, stages, base
 

@@ -171,3 +171,18 @@ def test_variant_json_fields(tmp_path: Path) -> None:
         assert key in rec, key
     assert rec["conv_layers"] == 7 and rec["transformer_layers"] == 2
     assert rec["versions"]["torch"] == torch.__version__
+
+
+def test_int8_dynamic_packs_for_the_chosen_engine_and_restores_the_global_one() -> None:
+    import torch
+
+    from compress.methods.quantize import Int8DynamicConfig, apply_int8_dynamic, export_quantized, rebuild_quantized
+    from tests.helpers import tiny_model
+
+    before = torch.backends.quantized.engine
+    q = apply_int8_dynamic(tiny_model(), Int8DynamicConfig(engine="fbgemm"))
+    assert torch.backends.quantized.engine == before and q._footprint_quantized_engine == "fbgemm"
+    tensors, layout = export_quantized(q)
+    assert {e["engine"] for e in layout.values()} == {"fbgemm"}
+    again = rebuild_quantized(tiny_model(), layout, tensors)
+    assert again._footprint_quantized_engine == "fbgemm" and torch.backends.quantized.engine == before

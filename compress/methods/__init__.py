@@ -23,3 +23,4 @@ from compress.methods import students  # noqa: F401
 from compress.methods import maxpool  # noqa: F401
 from compress.methods import quantize  # noqa: F401
 from compress.methods import prune  # noqa: F401
+from compress.methods import ort  # noqa: F401

@@ -40,6 +40,7 @@ int8-weight-only-torchao
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import warnings
@@ -61,6 +62,11 @@ _warned_deprecated = False
 @dataclass
 class Int8DynamicConfig:
     per_channel: bool = False  # False: one scale per weight tensor (quantize_dynamic's default, the paper's)
+    # torch's quantized engine the int8 weights are packed for (x86 | fbgemm | onednn): it picks the kernels.
+    # Probe (embedded teacher, 8 s, batch 1, 2 busy threads, 5 interleaved repeats): x86 x1.34, fbgemm x1.04,
+    # onednn x1.08 vs fp32, same logits within 0.33; the issue's large-architecture probe had onednn ahead
+    # (x1.71 vs x86 x1.52): re-measure on a quiet machine with tools/quant_engine_probe.py before changing it.
+    engine: str = "x86"
 
 
 @dataclass
@@ -122,7 +128,8 @@ def _reject_quantized(model: nn.Module, what: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- int8 dynamic
-def _quantize_dynamic(model: nn.Module, names: list[str], per_channel: bool) -> nn.Module:
+def _quantize_dynamic(model: nn.Module, names: list[str], per_channel: bool, engine: str | None = None
+                      ) -> nn.Module:
     """The project's one call to ``torch.ao.quantization.quantize_dynamic`` (deprecated, working in torch 2.13)."""
     global _warned_deprecated
     from torch.ao.quantization import (
@@ -136,9 +143,27 @@ def _quantize_dynamic(model: nn.Module, names: list[str], per_channel: bool) -> 
                  "still working in torch %s and the fast int8 path on CPUs without VNNI", torch.__version__)
         _warned_deprecated = True
     qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quantized_engine(engine):
         warnings.simplefilter("ignore")  # the deprecation notice (logged once above) and per-call warnings
-        return quantize_dynamic(model, {n: qconfig for n in names}, dtype=torch.qint8, inplace=True)
+        model = quantize_dynamic(model, {n: qconfig for n in names}, dtype=torch.qint8, inplace=True)
+    model._footprint_quantized_engine = engine or torch.backends.quantized.engine
+    return model
+
+
+@contextlib.contextmanager
+def quantized_engine(engine: str | None):
+    """Pack int8 weights for ``engine`` (the packed weights then run its kernels whatever the global engine
+    is later); the process-wide ``torch.backends.quantized.engine`` is restored afterwards."""
+    old = torch.backends.quantized.engine
+    if engine and engine not in torch.backends.quantized.supported_engines:
+        raise FootprintError(f"int8: quantized engine {engine!r} is not supported by this torch "
+                             f"({', '.join(e for e in torch.backends.quantized.supported_engines if e != 'none')})")
+    try:
+        if engine:
+            torch.backends.quantized.engine = engine
+        yield
+    finally:
+        torch.backends.quantized.engine = old
 
 
 @register_method("int8-dynamic", Int8DynamicConfig, devices=("cpu",), quantized_int8=True, command="quantize",
@@ -147,7 +172,7 @@ def apply_int8_dynamic(model: nn.Module, config: Int8DynamicConfig) -> nn.Module
     _reject_quantized(model, "int8-dynamic")
     model = _no_grad_float(model.cpu())
     names = linear_names(model)
-    model = _quantize_dynamic(model, names, config.per_channel)
+    model = _quantize_dynamic(model, names, config.per_channel, config.engine)
     log.info("int8-dynamic: %d Linear layers quantized (attention projections included)", len(names))
     return model
 
@@ -344,7 +369,7 @@ def torchao_available() -> bool:
 
 
 @register_method("int8-weight-only-torchao", TorchaoInt8WeightOnlyConfig, devices=("cuda",),
-                 available=torchao_available, reapply_on_load=True, command="quantize",
+                 available=torchao_available, extra="torchao", reapply_on_load=True, command="quantize",
                  description="torchao int8 weight-only, only when torchao is installed (stored as fp32, "
                              "quantized again on load)")
 def apply_torchao_int8_weight_only(model: nn.Module, config: TorchaoInt8WeightOnlyConfig) -> nn.Module:
@@ -418,7 +443,8 @@ def export_quantized(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[st
             tensors[f"{name}::{k}"] = v.contiguous()
         if b is not None:
             tensors[f"{name}::bias"] = b.detach().float().contiguous()
-        entry = {"kind": kind, "per_channel": per_channel, "in_features": int(m.in_features),
+        entry = {"kind": kind, "per_channel": per_channel,
+                 "engine": getattr(model, "_footprint_quantized_engine", None), "in_features": int(m.in_features),
                  "out_features": int(m.out_features), "bias": b is not None}
         if kind == "static":
             entry.update(out_scale=float(m.scale), out_zero_point=int(m.zero_point))
@@ -435,8 +461,12 @@ def rebuild_quantized(model: nn.Module, layout: dict[str, Any], tensors: dict[st
     import torch.ao.nn.quantized as nnq
     import torch.ao.nn.quantized.dynamic as nnqd
 
-    with warnings.catch_warnings():
+    engines = {e.get("engine") for e in layout.values()} - {None}
+    engine = engines.pop() if len(engines) == 1 else None
+    with warnings.catch_warnings(), quantized_engine(engine):
         warnings.simplefilter("ignore")
+        if engine:
+            model._footprint_quantized_engine = engine
         for name, e in layout.items():
             parts = {k: tensors[f"{name}::{k}"] for k in ("qweight", "wscale", "wzp")}
             qw = _qtensor_from_parts(parts, e["per_channel"])

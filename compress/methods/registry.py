@@ -52,6 +52,8 @@ class Method:
     reapply_on_load: bool = False  # stored as the float model, re-applied when loaded (torchao)
     quantized_int8: bool = False  # int8 Linears: saved with the tensors storage
     runtime_only: bool = False  # changes how the model runs, not its weights: nothing to save
+    last_only: bool = False  # replaces the torch module (ONNX Runtime): nothing can follow it in a chain
+    extra: str | None = None  # the pip extra that makes an unavailable method available
     command: str | None = None  # the ``footprint compress`` command that builds and saves it (its --method)
     options: Options = field(default_factory=dict)
     regex: re.Pattern[str] | None = None  # None: an exact name
@@ -89,8 +91,8 @@ def _compile(name: str) -> tuple[re.Pattern[str] | None, int]:
 def register_method(name: str, config_cls: type, *, description: str, options: Options | None = None,
                     needs_training: bool = False, devices: tuple[str, ...] = ("cpu", "cuda"),
                     available: Callable[[], bool] = _always, reapply_on_load: bool = False,
-                    quantized_int8: bool = False, runtime_only: bool = False,
-                    command: str | None = None) -> Callable[[Handler], Handler]:
+                    quantized_int8: bool = False, runtime_only: bool = False, last_only: bool = False,
+                    extra: str | None = None, command: str | None = None) -> Callable[[Handler], Handler]:
     """Decorator: register ``handler(model, config) -> model`` under ``name``; returns the handler unchanged, so
     one handler may carry several registrations (``fp16`` and ``bf16``)."""
     if not (dataclasses.is_dataclass(config_cls) and isinstance(config_cls, type)):
@@ -103,7 +105,8 @@ def register_method(name: str, config_cls: type, *, description: str, options: O
         regex, specificity = _compile(name)
         _METHODS[name] = Method(name, config_cls, handler, description, needs_training=needs_training,
                                 devices=tuple(devices), available=available, reapply_on_load=reapply_on_load,
-                                quantized_int8=quantized_int8, runtime_only=runtime_only, command=command,
+                                quantized_int8=quantized_int8, runtime_only=runtime_only, last_only=last_only,
+                                extra=extra, command=command,
                                 options=options if options is not None else {}, regex=regex,
                                 specificity=specificity)
         return handler
@@ -132,7 +135,7 @@ def resolve_stage(name: str, overrides: dict[str, Any] | None = None) -> tuple[M
     method, match = _lookup(name)
     if not method.available():
         raise FootprintError(f"recipe {name!r} is not available here: {method.description} "
-                             "(pip install 'w2v-footprint[torchao]')")
+                             f"(pip install 'w2v-footprint[{method.extra or 'torchao'}]')")
     kw = method.config_kwargs(name, match)
     fields = {f.name for f in dataclasses.fields(method.config_cls)}
     for k, v in (overrides or {}).items():
@@ -190,6 +193,9 @@ def parse_recipe(recipe: str, overrides: dict[str, dict[str, Any]] | None = None
         method, cfg = resolve_stage(part, (overrides or {}).get(part))
         if method.needs_training and i > 0:
             raise FootprintError(f"recipe {recipe!r}: {part} is a trained student and must come first")
+        if stages and stages[-1].method.last_only:
+            raise FootprintError(f"recipe {recipe!r}: {stages[-1].name} runs the model in another runtime and must "
+                                 f"come last (nothing can follow it: {part})")
         if method.name == "baseline" and len(parts) > 1:
             continue
         stages.append(Stage(part, method, cfg, config_dict(cfg)))

@@ -298,12 +298,18 @@ def _add_apply(csub: argparse._SubParsersAction) -> None:
                    help="print the table of methods that compress/methods/README.md carries")
 
     def _list(args: argparse.Namespace) -> int:
-        from compress.methods.registry import markdown_table, recipe_names
+        from compress.methods.registry import markdown_table, methods, recipe_names
 
         if args.markdown:
             print(markdown_table(), end="")
         else:
             print(" ".join(recipe_names()))
+            missing = [m for m in methods() if not m.available()]
+            if missing:
+                import sys
+
+                print("unavailable here: " + ", ".join(f"{m.name} (pip install 'w2v-footprint[{m.extra or m.name}]')"
+                                                       for m in missing), file=sys.stderr)
         return 0
 
     r.set_defaults(func=_list)
