@@ -13,7 +13,8 @@ the run's, not the variant's.  Here each variant x device is measured once, alon
                              on the device.
 ``inprocess-*-delta``        fallback when the loader does not pickle (a test's closure) or the child fails: the
                              same in the runner's process as a delta over what was resident before this variant
-                             was loaded (other variants' freed heap can be reused: a lower bound on CPU).
+                             was loaded (other variants' freed heap can be reused: a lower bound on CPU, floored
+                             at the variant's weight bytes, ``-floored-at-weights``, where the delta is below them).
 
 The heaviest batch is the batch plan's largest (longest padded audio x batch size), the one that sets the peak.
 """
@@ -119,8 +120,16 @@ def peak_over(tr: Any, audio: Sequence[Any], device: str, base_mb: float, prefix
     hwm = _hwm_mb() if resettable else None
     how = "vmhwm" if hwm is not None else "maxrss"
     peak = max(hwm if hwm is not None else _maxrss_mb(), _rss_mb())
-    return {"variant_peak_mb": peak - base_mb, "variant_peak_method": f"{prefix}-{how}{delta}",
-            "baseline_mb": base_mb}
+    method, value = f"{prefix}-{how}{delta}", peak - base_mb
+    if prefix == "inprocess":
+        # Freed heap of earlier variants is reused without raising RSS, so the delta can even be negative; the
+        # weights are resident whatever the allocator did, so they are the floor of this lower bound.
+        from core.model_stats import memory_bytes
+
+        weights_mb = memory_bytes(tr.model) / 1e6 if hasattr(tr.model, "named_buffers") else 0.0
+        if value < weights_mb:
+            method, value = f"{method}-floored-at-weights", weights_mb
+    return {"variant_peak_mb": value, "variant_peak_method": method, "baseline_mb": base_mb}
 
 
 def _child(loader: Callable[[str, str], Any], spec: str, device: str, audio: Sequence[Any], batch_size: int,

@@ -104,6 +104,9 @@ class Row:
     energy_components_measured: dict[str, bool] | None = _extra(default=None)  # JSON: component -> hardware?
     energy_j_net: float = _extra(default=float("nan"))   # energy_j minus idle power x time; NaN: no baseline
     idle_baseline_s: float = _extra(default=0.0)         # seconds of idle measured before the run (0: none)
+    # -- how the variant runs ----------------------------------------------------------------------------------------
+    runtime: str = _extra(default="torch")                # torch | onnxruntime
+    quantized_engine: str | None = _extra(default=None)   # torch int8 kernels: x86 | fbgemm | onednn | qnnpack
 
     def as_dict(self) -> dict[str, Any]:
         """Column name -> value, in schema order (what ``ResultsStore.append`` takes)."""

@@ -70,6 +70,7 @@ def test_rows_columns_energy_and_interleaving(assets, tmp_path) -> None:  # noqa
     assert (df["peak_rss_mb"] > 0).all() and df["cuda_max_alloc_mb"].isna().all()
     assert df["git_commit"].notna().all() and (df["manifest_hash"] == df["manifest_hash"].iloc[0]).all()
     assert df["tracker_overhead_frac"].notna().all()
+    assert (df["runtime"] == "torch").all() and df["quantized_engine"].isna().all()  # float models, torch
     meta = read_meta(out)
     assert meta["config"]["repeats"] == 2 and meta["energy"]["cpu"]["method"] == "replay"
     assert meta["tracker_overhead"]["cpu"]["pairs"] == 1 and "fraction" in meta["tracker_overhead"]["cpu"]
@@ -121,7 +122,8 @@ def test_paper_loop_arch_idle_and_injected_loader(assets, tmp_path) -> None:  # 
     meta = read_meta(tmp_path / "run")
     assert "rapl" in meta["energy"]["cpu"]["fallbacks"][0]
     # a closure does not pickle: variant memory measured in this process, as a delta, and labelled so
-    assert (df["variant_peak_method"] == "inprocess-vmhwm-delta").all() and (df["variant_peak_mb"] > 0).all()
+    # (a lower bound: reused heap can hide it, so it is floored at the variant's weights, and says so)
+    assert df["variant_peak_method"].str.startswith("inprocess-vmhwm-delta").all() and (df["variant_peak_mb"] > 0).all()
 
 
 def test_cuda_on_a_cpu_machine_is_one_line(assets, tmp_path) -> None:  # noqa: ANN001
