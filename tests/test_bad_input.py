@@ -45,6 +45,15 @@ def truncated_safetensors(tmp: Path, good: Path) -> tuple[Path, Path]:
     return d, d / "model.safetensors"
 
 
+def truncated_variant_tensors(tmp: Path, good: Path) -> tuple[Path, Path]:
+    """A saved variant in the suite's own layout (variant.json + variant.safetensors), its tensors cut short."""
+    d = tmp / "variant"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "compress/embedded/students/maxpool-conv4", d)
+    f = d / "variant.safetensors"
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    return d, f
+
+
 def config(text: str) -> Callable[[Path, Path], tuple[Path, Path]]:
     def make(tmp: Path, good: Path) -> tuple[Path, Path]:
         d = _model(tmp, good, lambda d: (d / "config.json").write_text(text))
@@ -149,6 +158,7 @@ CASES: dict[str, Case] = {
     "model-info/config-a-list": model_case(config("[1, 2]"), "info"),
     "model-info/config-bad-field": model_case(config('{"model_type": "wav2vec2", "hidden_size": "x"}'), "info"),
     "model-info/preprocessor-not-json": model_case(bad_json("preprocessor_config.json"), "info"),
+    "model-info/truncated-variant-tensors": model_case(truncated_variant_tensors, "info"),
     "model-import/corrupt-safetensors": model_case(corrupt_safetensors, "import"),
     "model-import/not-a-checkpoint": model_case(not_a_checkpoint, "import"),
     "bench-eval/corrupt-safetensors": model_case(corrupt_safetensors, "eval"),
@@ -158,6 +168,7 @@ CASES: dict[str, Case] = {
     "bench-run/corrupt-safetensors": model_case(corrupt_safetensors, "run"),
     "bench-run/variant-json-not-json": model_case(bad_json("variant.json"), "run"),
     "bench-run/truncated-flac": data_case("run"),
+    "bench-run/truncated-variant-tensors": model_case(truncated_variant_tensors, "run"),
     "bench-run/replay-trace-not-json": replay_case,
     "compress-quantize/corrupt-safetensors": model_case(corrupt_safetensors, "quantize"),
     "compress-quantize/config-a-list": model_case(config("[1, 2]"), "quantize"),
