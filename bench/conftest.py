@@ -2,10 +2,13 @@
 
 Cases are variant x device (ids like ``embedded-cpu``, ``int8-dynamic-cpu``, ``baseline-cuda``).  Once per
 session the runner's accuracy pass and one timed repeat run into a results folder; each benchmark's
-``extra_info`` (wer, cer, size_mb, params, sparsity, energy_kwh, energy_method) is read from those rows,
-never computed inside the timed call.  Environment variables scale it (defaults keep it quick):
+``extra_info`` (wer, cer, size_mb, params, sparsity, energy_kwh, energy_method, energy_measured, variant_peak_mb)
+is read from those rows, never computed inside the timed call.  By default the cases are the paper's Table 1 rows
+that exist here (TABLE1_MODELS: the teacher, int8, pruned, the 4-layer student, the max-pool student; a student
+not shipped or trained is left out) on each visible device; a variant that cannot run on a device (int8 on CUDA)
+is skipped with the reason.  Environment variables scale it:
 
-  FOOTPRINT_BENCH_MODELS   comma-separated model specs (default: embedded,int8-dynamic)
+  FOOTPRINT_BENCH_MODELS   comma-separated model specs (default: the Table 1 set, see TABLE1_MODELS)
   FOOTPRINT_BENCH_DEVICES  default cpu,cuda (cuda cases are skipped when no GPU is visible)
   FOOTPRINT_BENCH_DATA     default embedded:dev-clean
   FOOTPRINT_BENCH_LIMIT    utterances (default 8; 0 = all)
@@ -44,9 +47,26 @@ class Case:
         return f"{self.variant}-{self.device}"
 
 
+# The paper's Table 1 rows as model specs: teacher, int8, pruned, the 4-layer student, the max-pool student.
+TABLE1_MODELS: tuple[str, ...] = ("embedded", "int8-dynamic", "prune-sensitivity", "distill-L4", "maxpool-conv4")
+TABLE1_STUDENTS: tuple[str, ...] = ("distill-L4", "maxpool-conv4")  # trained models: only those that exist
+
+
+def default_models() -> list[str]:
+    """TABLE1_MODELS less the students that are neither shipped nor trained (in $W2V_FOOTPRINT_STUDENTS)."""
+    from compress.methods.students import default_students_dir
+
+    root = default_students_dir()
+    return [m for m in TABLE1_MODELS if m not in TABLE1_STUDENTS
+            or (root / m / "config.json").exists() or (root / m / "variant.json").exists()]
+
+
+def bench_models() -> list[str]:
+    return _env_list("FOOTPRINT_BENCH_MODELS", "") or default_models()
+
+
 def bench_cases() -> list[Case]:
-    return [Case(m, d) for m in _env_list("FOOTPRINT_BENCH_MODELS", "embedded,int8-dynamic")
-            for d in _env_list("FOOTPRINT_BENCH_DEVICES", "cpu,cuda")]
+    return [Case(m, d) for m in bench_models() for d in _env_list("FOOTPRINT_BENCH_DEVICES", "cpu,cuda")]
 
 
 def cuda_available() -> bool:
@@ -87,11 +107,20 @@ class BenchSession:
                 return None
             return None if math.isnan(f) else f
 
+        def flag(v: Any) -> Any:
+            if v is None or str(v) in ("<NA>", "nan", "None"):
+                return None
+            return bool(v)
+
+        # variant_peak_mb is a results column being added alongside this face (the variant's peak memory):
+        # read from the rows when the column is there, None otherwise (older runners, older results).
+        peak = num(med["variant_peak_mb"]) if "variant_peak_mb" in med.index else (
+            num(first["variant_peak_mb"]) if "variant_peak_mb" in df.columns else None)
         return {"wer": num(first["wer"]), "cer": num(first["cer"]), "size_mb": num(first["size_mb"]),
                 "params": int(first["params"]) if num(first["params"]) is not None else None,
                 "sparsity": num(first["sparsity"]), "energy_kwh": num(med["energy_kwh"]),
-                "energy_method": str(first["energy_method"]), "energy_measured": bool(first["energy_measured"])
-                if first["energy_measured"] is not None and str(first["energy_measured"]) != "<NA>" else None,
+                "energy_method": str(first["energy_method"]), "energy_measured": flag(first["energy_measured"]),
+                "variant_peak_mb": peak,
                 "rtfx_runner": num(med["rtfx"]), "n_utts": int(first["n_utts"]), "audio_s": num(first["audio_s"]),
                 "results_dir": str(self.run_dir), "row_keys": list(df["row_key"])}
 
@@ -125,7 +154,7 @@ def bench_session(tmp_path_factory: pytest.TempPathFactory) -> BenchSession:
 
     devices = [d for d in _env_list("FOOTPRINT_BENCH_DEVICES", "cpu,cuda") if d == "cpu" or cuda_available()]
     run_dir = Path(os.environ.get("FOOTPRINT_BENCH_RUN_DIR") or tmp_path_factory.mktemp("bench-run"))
-    cfg = RunConfig(out=str(run_dir), models=_env_list("FOOTPRINT_BENCH_MODELS", "embedded,int8-dynamic"),
+    cfg = RunConfig(out=str(run_dir), models=bench_models(),
                     data=os.environ.get("FOOTPRINT_BENCH_DATA", "embedded:dev-clean"), devices=devices or ["cpu"],
                     repeats=1, warmup=1, limit=bench_limit(), energy=os.environ.get("FOOTPRINT_BENCH_ENERGY", "auto"),
                     overhead_pairs=0)

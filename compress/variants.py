@@ -210,6 +210,38 @@ def build_arch_variant(spec: str) -> Variant:
     return Variant(model, do_norm, spec, spec, info, None)  # recipe "arch-...": reports' timing-only rows
 
 
+def _check_not_a_path(spec: str, p: Path) -> None:
+    if p.is_file():
+        raise FootprintError(f"{spec}: a file, not a model directory (a checkpoint is imported first: "
+                             f"footprint model import {spec} --out DIR)")
+    if _looks_like_path(spec) or p.suffix in (".pt", ".bin", ".safetensors"):
+        raise FootprintError(f"{spec}: no such model directory")
+
+
+def check_model_spec(spec: str) -> None:
+    """Read what a model spec names on disk without building the model: a missing, unreadable or corrupt
+    ``variant.json``, ``config.json``, ``preprocessor_config.json`` or weights file is one line naming it.
+
+    Recipes, ``embedded`` and ``arch-...`` specs are not checked (they are resolved when loaded)."""
+    from compress.methods.storage import TENSORS_FILE, read_variant_json
+    from compress.model_io.hf import _check_model_dir, _read_json, check_safetensors, load_config
+
+    spec = str(spec).strip()
+    if spec.startswith(ARCH_PREFIX) or spec == "embedded":
+        return
+    p = Path(spec).expanduser()
+    if not p.is_dir():
+        _check_not_a_path(spec, p)
+        return
+    rec = read_variant_json(p)
+    if rec.get("storage", "hf") == "tensors":
+        _read_json(p / "config.json")
+        check_safetensors(p / TENSORS_FILE)
+    else:
+        _check_model_dir(p)
+    load_config(p)
+
+
 def load_variant(spec: str, device: str = "cpu", teacher: str = "embedded", students_dir: str | None = None,
                  name: str | None = None) -> Variant:
     """A model spec (``embedded``, a directory, a recipe, or ``arch-...``) -> :class:`Variant` on ``device``."""
@@ -225,8 +257,7 @@ def load_variant(spec: str, device: str = "cpu", teacher: str = "embedded", stud
     p = Path(spec).expanduser()
     if p.is_dir():
         return _load_dir(p, device, name)
-    if _looks_like_path(spec) or p.suffix in (".pt", ".bin", ".safetensors"):
-        raise FootprintError(f"{spec}: no such model directory")
+    _check_not_a_path(spec, p)
     v, _, _ = build_variant(spec, teacher=teacher, device=device, students_dir=students_dir)
     if name:
         v.name = name

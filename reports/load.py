@@ -94,6 +94,27 @@ def _coerce(df: pd.DataFrame, source: Path) -> pd.DataFrame:
     return df
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def read_results_file(path: Path) -> pd.DataFrame:
+    """The raw rows of one results file given by name: SQLite (by its header) or CSV; one line on a problem."""
+    from core.results import _read_csv, _read_sqlite  # the one reader's parts, for a file not named results.*
+
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise FootprintError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    if head == SQLITE_MAGIC:
+        return _read_sqlite(path)
+    if path.suffix.lower() in (".sqlite", ".sqlite3", ".db"):
+        raise FootprintError(f"{path}: not a SQLite database")
+    if not head:
+        raise FootprintError(f"{path}: empty file, not a results table")
+    return _read_csv(path)
+
+
 def read_meta(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "meta.json"
     if not path.exists():
@@ -117,11 +138,13 @@ def load_run(run_dir: str | Path, with_logs: bool = True,
              extra_log_paths: Iterable[str | Path] = ()) -> Run:
     """Rows, meta.json and (optionally) the distillation logs of a run folder (or a results file's folder)."""
     run_dir = Path(run_dir)
-    if run_dir.is_file():  # accept the results file itself
+    if run_dir.is_file():  # a results file itself: read that file (whatever its name), meta.json beside it
+        df, source = read_results_file(run_dir), run_dir
         run_dir = run_dir.parent
-    if not run_dir.exists():
+    elif not run_dir.exists():
         raise FootprintError(f"{run_dir}: no such results folder")
-    df, source = read_table(run_dir)
+    else:
+        df, source = read_table(run_dir)
     df = _coerce(df, source)
     meta = read_meta(run_dir)
     run = Run(run_dir=run_dir, results=df, meta=meta, source=source)

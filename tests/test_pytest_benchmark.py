@@ -38,7 +38,8 @@ def test_pytest_bench_json(tmp_path, tmp_path_factory) -> None:  # noqa: ANN001
     (bench,) = [b for b in report["benchmarks"] if b["name"] == "test_transcribe[tiny-cpu]"]
     assert bench["group"] == "transcribe-cpu" and bench["stats"]["rounds"] == 2
     extra = bench["extra_info"]
-    for k in ("wer", "cer", "size_mb", "params", "sparsity", "energy_kwh", "energy_method"):
+    for k in ("wer", "cer", "size_mb", "params", "sparsity", "energy_kwh", "energy_method", "energy_measured",
+              "variant_peak_mb"):
         assert k in extra, k
     assert extra["params"] > 10_000 and extra["wer"] is not None and extra["energy_method"] == "codecarbon"
     assert extra["energy_kwh"] > 0 and extra["n_utts"] == 4
@@ -47,3 +48,40 @@ def test_pytest_bench_json(tmp_path, tmp_path_factory) -> None:  # noqa: ANN001
 
     rows = load_results(tmp_path / "run")
     assert extra["wer"] == rows["wer"].iloc[0] and extra["row_keys"] == list(rows["row_key"])
+
+
+def test_default_models_are_table1(monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    """Unpinned, the face times the paper's Table 1 rows that exist (issue 14, finding 7) on each device."""
+    from bench.conftest import TABLE1_MODELS, bench_cases, bench_models
+
+    monkeypatch.delenv("FOOTPRINT_BENCH_MODELS", raising=False)
+    monkeypatch.delenv("W2V_FOOTPRINT_STUDENTS", raising=False)
+    monkeypatch.setenv("FOOTPRINT_BENCH_DEVICES", "cpu,cuda")
+    table1 = ["embedded", "int8-dynamic", "prune-sensitivity", "distill-L4", "maxpool-conv4"]
+    assert list(TABLE1_MODELS) == table1
+    assert bench_models() == table1  # both students are shipped
+    assert [(c.spec, c.device) for c in bench_cases()][:3] == [("embedded", "cpu"), ("embedded", "cuda"),
+                                                                 ("int8-dynamic", "cpu")]
+    assert len(bench_cases()) == 10
+    monkeypatch.setenv("W2V_FOOTPRINT_STUDENTS", str(tmp_path))  # no students there: only the rows that exist
+    assert bench_models() == ["embedded", "int8-dynamic", "prune-sensitivity"]
+    monkeypatch.setenv("FOOTPRINT_BENCH_MODELS", "embedded, int8-dynamic")  # pinning still works
+    assert bench_models() == ["embedded", "int8-dynamic"]
+
+
+def test_extra_info_peak_and_measured(tmp_path) -> None:  # noqa: ANN001
+    """extra_info carries energy_measured and variant_peak_mb from the rows; None when the column is absent."""
+    import pandas as pd
+
+    from bench.conftest import BenchSession, Case
+
+    case = Case("int8-dynamic", "cpu")
+    row = {"variant": case.variant, "device": "cpu", "wer": 0.1, "cer": 0.05, "size_mb": 3.0, "params": 1000,
+           "sparsity": 0.0, "energy_kwh": 1e-6, "energy_method": "rapl", "energy_measured": True, "rtfx": 20.0,
+           "n_utts": 4, "audio_s": 12.0, "row_key": "k"}
+    rows = pd.DataFrame([{**row, "variant_peak_mb": 120.0}, {**row, "variant_peak_mb": 140.0, "row_key": "k2"}])
+    extra = BenchSession(tmp_path, rows, {}).extra_info(case)
+    assert extra["variant_peak_mb"] == 130.0 and extra["energy_measured"] is True
+    old = pd.DataFrame([{**row, "energy_measured": pd.NA}]).astype({"energy_measured": "boolean"})
+    extra = BenchSession(tmp_path, old, {}).extra_info(case)
+    assert extra["variant_peak_mb"] is None and extra["energy_measured"] is None

@@ -202,9 +202,14 @@ def read_variant_json(model_dir: Path) -> dict[str, Any]:
     if not p.exists():
         return {}
     try:
-        return json.loads(p.read_text())
+        data = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise FootprintError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FootprintError(f"{p}: unreadable ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise FootprintError(f"{p}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def build_skeleton(config: Any) -> nn.Module:

@@ -75,12 +75,40 @@ def _check_model_dir(p: Path) -> None:
         raise FootprintError(f"{p}: no config.json, not a saved Hugging Face model")
     if not any((p / w).is_file() for w in WEIGHT_FILES):
         raise FootprintError(f"{p}: no weights ({' or '.join(WEIGHT_FILES[:2])})")
-    try:
-        model_type = json.loads((p / "config.json").read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError) as exc:
-        raise FootprintError(f"{p / 'config.json'}: unreadable ({_first_line(exc)})") from None
+    config = _read_json(p / "config.json")
+    model_type = config.get("model_type")
     if model_type != "wav2vec2":
         raise FootprintError(f"{p / 'config.json'}: model_type {model_type!r}, expected 'wav2vec2'")
+    if (p / "preprocessor_config.json").is_file():
+        _read_json(p / "preprocessor_config.json")
+    check_safetensors(p / "model.safetensors")
+
+
+def _read_json(f: Path) -> dict[str, Any]:
+    """A JSON object from ``f``, or one line naming the file and the problem."""
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise FootprintError(f"{f}: unreadable ({_first_line(exc)})") from None
+    if not isinstance(data, dict):
+        raise FootprintError(f"{f}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def check_safetensors(f: Path) -> None:
+    """Open ``f`` (when it exists) without loading its tensors: a corrupt or truncated file is one line.
+
+    safetensors checks the header (length, JSON) and that the data section covers every tensor's offsets.
+    """
+    if not f.is_file():
+        return
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(f), framework="pt") as st:
+            st.keys()
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError, ...: all mean the file cannot be used
+        raise FootprintError(f"{f}: corrupt or truncated safetensors file ({_first_line(exc)})") from None
 
 
 def load_model_dir(path: str | Path):
@@ -89,19 +117,36 @@ def load_model_dir(path: str | Path):
 
     p = Path(path)
     _check_model_dir(p)
+    config = load_config(p)
     try:
         import torch
 
         # fp16-stored weights (the shipped teacher) are upcast: CPU inference and int8 expect fp32
-        model = Wav2Vec2ForCTC.from_pretrained(str(p), local_files_only=True, dtype=torch.float32)
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        model = Wav2Vec2ForCTC.from_pretrained(str(p), config=config, local_files_only=True, dtype=torch.float32)
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
+        # e.g. a config.json field of the wrong type, weights that do not fit the config
         raise FootprintError(f"{p}: cannot load as Wav2Vec2ForCTC ({_first_line(exc)})") from None
     if (p / "preprocessor_config.json").is_file():
-        extractor = Wav2Vec2FeatureExtractor.from_pretrained(str(p), local_files_only=True)
+        try:
+            extractor = Wav2Vec2FeatureExtractor.from_pretrained(str(p), local_files_only=True)
+        except (OSError, ValueError, TypeError) as exc:
+            raise FootprintError(f"{p / 'preprocessor_config.json'}: cannot load ({_first_line(exc)})") from None
     else:
         extractor = _default_extractor(model.config, p)
     model.eval()
     return model, extractor
+
+
+def load_config(p: Path):  # noqa: ANN201
+    """``Wav2Vec2Config`` of model directory ``p``; a field of the wrong type or value is one line naming the file."""
+    from transformers import Wav2Vec2Config
+
+    try:
+        return Wav2Vec2Config.from_pretrained(str(p), local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - transformers / huggingface_hub validation errors have no common base
+        text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+        raise FootprintError(f"{p / 'config.json'}: not a valid wav2vec 2.0 configuration "
+                             f"({_first_line(text, 200)})") from None
 
 
 def _default_extractor(config: Any, where: Path):

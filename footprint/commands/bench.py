@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +78,80 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201
                      variant_memory=getattr(args, "variant_memory", "auto"))
 
 
+def check_inputs(cfg) -> None:  # noqa: ANN001
+    """Read the user's files before anything is written: model directories given as --models, the data
+    folder's listing, a replay trace.  A problem is one FootprintError line naming the file."""
+    from compress.variants import check_model_spec
+    from core.data import resolve_data
+    from core.data.librispeech import read_subset
+
+    for spec in cfg.models:
+        check_model_spec(spec)
+    if not str(cfg.data).startswith("embedded:"):  # the embedded corpus is generated, never the user's file
+        read_subset(resolve_data(cfg.data))
+    energy = cfg.energy if isinstance(cfg.energy, str) else ",".join(cfg.energy or [])
+    for item in (s.strip() for s in energy.split(",")):
+        if item.startswith("replay:"):
+            check_replay_trace(item.split(":", 1)[1])
+
+
+def check_replay_trace(path_text: str) -> None:
+    """``--energy replay:TRACE``: the user named this file, so a missing or malformed one is an error (not a
+    silent fall-back to another meter)."""
+    import json
+
+    from core.errors import FootprintError
+
+    path = Path(path_text).expanduser()
+    try:
+        trace = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FootprintError(f"{path}: replay trace not found") from None
+    except (OSError, ValueError) as exc:
+        raise FootprintError(f"{path}: replay trace is not JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(trace, dict) or not isinstance(trace.get("samples"), list) or len(trace["samples"]) < 2:
+        raise FootprintError(f"{path}: not a replay trace (expected a JSON object with at least two 'samples')")
+
+
+def _remove_if_empty_run(out: Path) -> None:
+    """After a failed run into a folder this command created: remove it unless it holds a finished row (a rerun
+    resumes from those), so bad input leaves nothing behind."""
+    import shutil
+    import sqlite3
+
+    db = out / "results.sqlite"
+    if db.exists():
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                if con.execute("SELECT COUNT(*) FROM results").fetchone()[0]:
+                    return
+            finally:
+                con.close()
+        except sqlite3.Error:
+            pass
+    shutil.rmtree(out, ignore_errors=True)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    import os
+
     from bench.runner import run_benchmark
     from compress.variants import load_variant
+    from core.errors import FootprintError
     from core.results import load_results
 
-    summary = run_benchmark(config_from_args(args), load_variant, progress=not args.no_progress)
+    cfg = config_from_args(args)
+    check_inputs(cfg)
+    out = Path(cfg.out)
+    created = not out.exists()
+    try:
+        summary = run_benchmark(cfg, load_variant, progress=not args.no_progress)
+    except FootprintError:
+        if created and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+            _remove_if_empty_run(out)
+        raise
     if summary.meta and summary.run_dir.exists() and summary.meta.get("run_id"):
-        import os
-
         if int(os.environ.get("RANK", "0")) == 0:
             df = load_results(summary.run_dir)
             df = df[df["run_id"] == summary.run_id]

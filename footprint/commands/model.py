@@ -68,11 +68,16 @@ def _info(args: argparse.Namespace) -> int:
             raise FootprintError("model info: --layers only applies to --arch")
         from pathlib import Path
 
-        from compress.model_io.hf import WEIGHT_FILES, load_model_dir
+        from compress.methods.base import weights_bytes_on_disk
+        from compress.methods.storage import load_variant_dir, read_variant_json
+        from compress.model_io.hf import load_model_dir
 
-        model, _ = load_model_dir(args.model_dir)
         d = Path(args.model_dir)
-        disk = sum((d / w).stat().st_size for w in WEIGHT_FILES if (d / w).is_file()) / 1e6
+        if d.is_dir() and read_variant_json(d).get("storage") == "tensors":  # a saved variant (int8, max-pool...)
+            model, _, _ = load_variant_dir(d)
+        else:
+            model, _ = load_model_dir(d)
+        disk = (weights_bytes_on_disk(d) or 0) / 1e6
         mi = model_info(model, utterance_s=args.utterance_s, source=str(d))
         rows.append({"name": str(d), **mi.to_dict(), "size_on_disk_mb": disk})
     else:
