@@ -46,6 +46,9 @@ def register_run(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main_job)
 
 
+STUDENTS_DIR_HINT = "compress/embedded/students"
+
+
 def available_students() -> tuple[list[str], list[str]]:
     from compress.methods.students import default_students_dir
 
@@ -73,9 +76,9 @@ def main_job(args: argparse.Namespace) -> int:
         for s in have:
             models += [s, f"{s}+int8-dynamic"] if s == "distill-L4" else [s]
         if missing:
-            log.warning("no shipped students %s: the shipped teacher's WER is above the 25%% floor set for "
-                        "distilling students (README, model card); train them with 'footprint compress distill'",
-                        ", ".join(missing))
+            log.warning("no students %s in %s (or $W2V_FOOTPRINT_STUDENTS): left out of this run; train them "
+                        "with 'footprint compress distill' (compress/embedded/students/README.md)",
+                        ", ".join(missing), STUDENTS_DIR_HINT)
     else:
         models += [f"{r}" for r in DEFAULT_RECIPES]
         log.info("recipes are applied to %s", args.model)
