@@ -36,6 +36,7 @@ from compress.training import (
     warmup_cosine,
 )
 from core.data.librispeech import read_subset
+from compress.methods.quantize import guard_bf16_grouped_conv
 from core.device import Device
 from core.train_log import TEACHER_LOG_COLUMNS, TrainLog
 
@@ -170,6 +171,8 @@ class _CTCTask:
         self.cfg, self.model, self.opt, self.corpus, self.device = cfg, model, opt, corpus, device
         self.shortest_first, self.train_log = shortest_first, train_log
         self.amp = torch.bfloat16 if cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda") else None
+        if self.amp == torch.bfloat16 and device.type == "cpu":
+            guard_bf16_grouped_conv(model)
         self.losses: list[float] = []
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:

@@ -186,3 +186,16 @@ def test_int8_dynamic_packs_for_the_chosen_engine_and_restores_the_global_one() 
     assert {e["engine"] for e in layout.values()} == {"fbgemm"}
     again = rebuild_quantized(tiny_model(), layout, tensors)
     assert again._footprint_quantized_engine == "fbgemm" and torch.backends.quantized.engine == before
+
+
+def test_bf16_training_on_cpu_guards_the_positional_conv(monkeypatch) -> None:  # noqa: ANN001
+    """Teacher training under --amp bf16 on a CPU whose bf16 grouped conv is wrong keeps that conv in fp32."""
+    from compress.train_teacher import TeacherTrainConfig, _CTCTask
+
+    monkeypatch.setattr(q, "cpu_grouped_conv_bf16_ok", lambda: False)
+    model = tiny_model(layers=1)
+    _CTCTask(TeacherTrainConfig(out_dir="unused", amp="bf16"), model, None, None, torch.device("cpu"), False, None)
+    assert type(model.wav2vec2.encoder.pos_conv_embed).__name__.startswith("Fp32OnCpu")
+    other = tiny_model(layers=1)
+    _CTCTask(TeacherTrainConfig(out_dir="unused", amp="none"), other, None, None, torch.device("cpu"), False, None)
+    assert not type(other.wav2vec2.encoder.pos_conv_embed).__name__.startswith("Fp32OnCpu")

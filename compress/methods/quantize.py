@@ -315,7 +315,9 @@ def cpu_grouped_conv_bf16_ok() -> bool:
     return bool(((low - ref).norm() / ref.norm()) < 0.05)
 
 
-def _guard_positional_conv(model: nn.Module) -> None:
+def guard_bf16_grouped_conv(model: nn.Module) -> None:
+    """Where this CPU's bf16 grouped conv is wrong, the model's positional conv runs in fp32 on CPU under bf16
+    autocast (inference, distillation and teacher training alike); a no-op elsewhere."""
     pos = getattr(getattr(getattr(model, "wav2vec2", None), "encoder", None), "pos_conv_embed", None)
     if pos is None or isinstance(pos, _Fp32OnCpuUnderAutocast) or cpu_grouped_conv_bf16_ok():
         return
@@ -353,7 +355,7 @@ def apply_autocast(model: nn.Module, config: AutocastConfig) -> nn.Module:
     model.__class__ = type(f"Autocast{cls.__name__}", (_AutocastForward, cls), {"__module__": cls.__module__})
     model._footprint_autocast = config.dtype
     if config.dtype == "bfloat16":
-        _guard_positional_conv(model)
+        guard_bf16_grouped_conv(model)
     model._footprint_attention = {"default": model.config._attn_implementation}
     if config.cpu_attention:
         model._footprint_attention["cpu"] = config.cpu_attention

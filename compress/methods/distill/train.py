@@ -29,6 +29,7 @@ from compress.training import (
     load_checkpoint,
     make_batches,
 )
+from compress.methods.quantize import guard_bf16_grouped_conv
 from core.device import Device
 from core.distributed import DistContext, init_from_env
 from core.errors import FootprintError
@@ -188,6 +189,9 @@ def distill(cfg: DistillConfig) -> DistillResult:
     if finished.get("finished") and finished.get("config_key") != key:
         raise FootprintError(f"{out}: already holds a student trained with other settings; use another --out")
     run = _Run(cfg, out, work, d, student, data, steps_per_epoch, key)
+    if run.amp == torch.bfloat16 and d.device.type == "cpu":
+        for model in (teacher, student):
+            guard_bf16_grouped_conv(model)
     resumed_from = _resume(work / "checkpoint.pt", student, run.opt, run.scaler, run.state)
     torch.manual_seed(cfg.seed + 1000 * d.rank + int(run.state["step"]))  # dropout/masking streams per rank
     cache = _teacher_cache(cfg, work, teacher, teacher_hash, data, do_norm, group_norm, d, run.amp)
