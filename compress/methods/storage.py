@@ -50,14 +50,18 @@ FORMAT = "w2v-footprint/variant-1"
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-def _has_maxpool(model: nn.Module) -> bool:
-    return bool(getattr(model.config, "maxpool_layers", None))
+def _custom_structure(model: nn.Module) -> bool:
+    """A structure Hugging Face's from_pretrained cannot build from the config (max-pool layers, pruned heads or
+    feed-forward sizes per layer): stored as tensors, rebuilt by :func:`build_skeleton`."""
+    from compress.methods.prune_structured.surgery import has_pruned_structure
+
+    return bool(getattr(model.config, "maxpool_layers", None)) or has_pruned_structure(model.config)
 
 
 def choose_storage(model: nn.Module, sparse: bool) -> str:
     from compress.methods.quantize import quantized_modules
 
-    if sparse or quantized_modules(model) or _has_maxpool(model):
+    if sparse or quantized_modules(model) or _custom_structure(model):
         return "tensors"
     return "hf"
 
@@ -213,10 +217,15 @@ def read_variant_json(model_dir: Path) -> dict[str, Any]:
 
 
 def build_skeleton(config: Any) -> nn.Module:
-    """A float ``Wav2Vec2ForCTC`` with the structure ``config`` describes (max-pool layers included)."""
+    """A float ``Wav2Vec2ForCTC`` with the structure ``config`` describes (max-pool layers and structurally
+    pruned layers included)."""
     from transformers import Wav2Vec2ForCTC
 
+    from compress.methods.prune_structured.surgery import has_pruned_structure, shrink_to_config
+
     model = Wav2Vec2ForCTC(config)
+    if has_pruned_structure(config):
+        shrink_to_config(model)
     if getattr(config, "maxpool_layers", None):
         from compress.methods.maxpool import replace_with_maxpool
 

@@ -1,5 +1,6 @@
 """Trained students as recipe stages: ``distill-L{n}[-suffix]`` and ``maxpool-conv{c}[-suffix]`` name a student
-that ``footprint compress distill`` trained; the stage replaces the model by it (so it must come first in a chain).
+that ``footprint compress distill`` trained, ``prune-structured-{p}[-suffix]`` one that ``footprint compress
+prune-structured`` pruned and distilled; the stage replaces the model by it (so it must come first in a chain).
 
 Students live in ``<students dir>/<recipe name>/``: ``compress/embedded/students`` by default, or
 ``$W2V_FOOTPRINT_STUDENTS``.  A missing one is a one-line error giving the command that trains it.
@@ -33,9 +34,14 @@ class TrainedStudentConfig:
     conv_layers: int | None = None
     students_dir: str | None = None
     student_dir: str | None = None  # an explicit directory (overrides the lookup)
+    flops_keep_percent: int | None = None  # prune-structured-{p}: p % of the transformer FLOPs kept
 
 
-def train_command(name: str, layers: int | None, conv_layers: int | None, out: Path) -> str:
+def train_command(config: TrainedStudentConfig, out: Path) -> str:
+    name, layers, conv_layers = config.name, config.layers, config.conv_layers
+    if config.flops_keep_percent is not None:
+        return (f"footprint compress prune-structured --model embedded --flops-keep "
+                f"{config.flops_keep_percent / 100:g} --out {out}")
     cmd = f"footprint compress distill --model embedded --out {out}"
     if conv_layers is not None:
         cmd += f" --student-arch maxpool-conv{conv_layers}"
@@ -64,7 +70,14 @@ def _maxpool_options(name: str, captures: dict[str, str]) -> dict[str, Any]:
     return {"name": name, "conv_layers": int(captures["c"]), "layers": int(layers.group(1)) if layers else None}
 
 
+def _pruned_options(name: str, captures: dict[str, str]) -> dict[str, Any]:
+    return {"name": name, "flops_keep_percent": int(captures["p"])}
+
+
 # decorators run bottom-up: distill-L{n} is registered (and listed) first
+@register_method("prune-structured-{p}[-suffix]", TrainedStudentConfig, options=_pruned_options,
+                 needs_training=True, description="a structurally pruned model (heads, feed-forward neurons, front-end "
+                 "conv channels; p % of the transformer FLOPs kept) recovered by distillation, looked up the same way")
 @register_method("maxpool-conv{c}[-suffix]", TrainedStudentConfig, options=_maxpool_options, needs_training=True,
                  description="the trained max-pool student, looked up the same way")
 @register_method("distill-L{n}[-suffix]", TrainedStudentConfig, options=_distill_options, needs_training=True,
@@ -76,6 +89,6 @@ def apply_trained_student(model: Any, config: TrainedStudentConfig) -> Any:
     path = student_path(config)
     if not (path / "variant.json").exists() and not (path / "config.json").exists():
         raise FootprintError(f"{path}: no trained student {config.name!r}; train it with: "
-                             f"{train_command(config.name, config.layers, config.conv_layers, path)}")
+                             f"{train_command(config, path)}")
     student, _, _ = load_variant_dir(path)
     return student

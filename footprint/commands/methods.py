@@ -1,4 +1,4 @@
-"""``footprint compress distill | quantize | prune | maxpool | apply | recipes``.
+"""``footprint compress distill | prune-structured | quantize | prune | maxpool | apply | recipes``.
 
 Standard library only at module level (the CLI is built before any command runs); handlers import lazily.
 Each writes a variant directory (Hugging Face files + ``variant.json``) and prints its path as the last line.
@@ -79,17 +79,11 @@ def _summary(rec: dict[str, Any], out: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- distill
-def _add_distill(csub: argparse._SubParsersAction) -> None:
-    p = csub.add_parser("distill", help="train a student with fewer layers by knowledge distillation "
-                                        "(resumes after a kill; runs under torchrun)")
+def _add_training_args(p: argparse.ArgumentParser) -> None:
+    """The distillation options (``distill``, and the recovery of ``prune-structured``)."""
     p.add_argument("--model", default="embedded", help="the teacher (default: embedded)")
-    p.add_argument("--out", required=True, help="student directory: variant files, train_log.csv; "
+    p.add_argument("--out", required=True, help="output directory: variant files, train_log.csv; "
                                                 "checkpoint and cache in OUT/.work until finished")
-    p.add_argument("--layers", type=int, default=None, help="student transformer layers (default: the teacher's)")
-    p.add_argument("--init", choices=("alternate", "last"), default="alternate",
-                   help="alternate: every k-th teacher layer (DistilBERT); last: the last N layers")
-    p.add_argument("--student-arch", default="standard", help="standard | maxpool-conv4 (Table 3 front end)")
-    p.add_argument("--init-from", default=None, help="start from this variant directory instead of the teacher")
     p.add_argument("--data", default="embedded:train-clean",
                    help="training subset: a LibriSpeech subset dir or embedded:train-clean (default)")
     p.add_argument("--hours-train", type=float, default=10.0, help="synthetic train-clean size (embedded only)")
@@ -129,36 +123,85 @@ def _add_distill(csub: argparse._SubParsersAction) -> None:
                    help="do not train the conv front end (faster; the feature penalty then has no effect)")
     p.add_argument("--keep-work", action="store_true", help="keep OUT/.work (checkpoint, cache) at the end")
 
+
+def _distill_config(args: argparse.Namespace, **kw: Any) -> Any:
+    from compress.methods.distill import DistillConfig
+
+    return DistillConfig(out_dir=args.out, teacher=args.model, data=args.data, hours_train=args.hours_train,
+                         val_data=args.val_data, val_utterances=args.val_utterances,
+                         data_fraction=args.data_fraction, epochs=args.epochs, lr=args.lr,
+                         warmup_epochs=args.warmup_epochs, temperature=args.temperature,
+                         feature_penalty_weight=args.feature_penalty, ctc_weight=args.ctc_weight,
+                         batch_seconds=args.batch_seconds, grad_clip=args.grad_clip, seed=args.seed,
+                         device=args.device, amp=args.amp, threads=args.threads,
+                         teacher_cache=not args.no_teacher_cache, cache_dir=args.cache_dir,
+                         checkpoint_minutes=args.checkpoint_minutes, checkpoint_steps=args.checkpoint_steps,
+                         max_minutes=args.max_minutes, max_steps=args.max_steps, save_dtype=args.save_dtype,
+                         layerdrop=args.layerdrop, mask_time_prob=args.mask_time_prob,
+                         freeze_feature_encoder=args.freeze_feature_encoder, keep_work=args.keep_work, **kw)
+
+
+def _print_training_result(res: Any) -> None:
+    import os
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        wer = "n/a" if res.val_wer is None else f"{100 * res.val_wer:.2f}%"
+        print(f"{res.out_dir}  [{res.steps} steps, {res.epochs_done:.2f} epochs, validation WER {wer}"
+              f"{', already trained' if res.already_done else ''}]")
+
+
+def _add_distill(csub: argparse._SubParsersAction) -> None:
+    p = csub.add_parser("distill", help="train a student with fewer layers by knowledge distillation "
+                                        "(resumes after a kill; runs under torchrun)")
+    _add_training_args(p)
+    p.add_argument("--layers", type=int, default=None, help="student transformer layers (default: the teacher's)")
+    p.add_argument("--init", choices=("alternate", "last"), default="alternate",
+                   help="alternate: every k-th teacher layer (DistilBERT); last: the last N layers")
+    p.add_argument("--student-arch", default="standard", help="standard | maxpool-conv4 (Table 3 front end)")
+    p.add_argument("--init-from", default=None, help="start from this variant directory instead of the teacher")
+
     def _run(args: argparse.Namespace) -> int:
-        from compress.methods.distill import DistillConfig, distill
+        from compress.methods.distill import distill
 
-        cfg = DistillConfig(out_dir=args.out, teacher=args.model, layers=args.layers, init=args.init,
-                            student_arch=args.student_arch, init_from=args.init_from, data=args.data,
-                            hours_train=args.hours_train, val_data=args.val_data,
-                            val_utterances=args.val_utterances, data_fraction=args.data_fraction,
-                            epochs=args.epochs, lr=args.lr, warmup_epochs=args.warmup_epochs,
-                            temperature=args.temperature, feature_penalty_weight=args.feature_penalty,
-                            ctc_weight=args.ctc_weight, batch_seconds=args.batch_seconds,
-                            grad_clip=args.grad_clip, seed=args.seed, device=args.device, amp=args.amp,
-                            threads=args.threads, teacher_cache=not args.no_teacher_cache,
-                            cache_dir=args.cache_dir, checkpoint_minutes=args.checkpoint_minutes,
-                            checkpoint_steps=args.checkpoint_steps, max_minutes=args.max_minutes,
-                            max_steps=args.max_steps, save_dtype=args.save_dtype, layerdrop=args.layerdrop,
-                            mask_time_prob=args.mask_time_prob, freeze_feature_encoder=args.freeze_feature_encoder,
-                            keep_work=args.keep_work)
-        res = distill(cfg)
-        import os
-
-        if int(os.environ.get("RANK", "0")) == 0:
-            wer = "n/a" if res.val_wer is None else f"{100 * res.val_wer:.2f}%"
-            print(f"{res.out_dir}  [{res.steps} steps, {res.epochs_done:.2f} epochs, validation WER {wer}"
-                  f"{', already trained' if res.already_done else ''}]")
+        _print_training_result(distill(_distill_config(args, layers=args.layers, init=args.init,
+                                                       student_arch=args.student_arch, init_from=args.init_from)))
         return 0
 
     p.set_defaults(func=_run)
 
 
-# ----------------------------------------------------------------------------------------------- quantize
+def _add_prune_structured(csub: argparse._SubParsersAction) -> None:
+    p = csub.add_parser("prune-structured", help="remove heads, feed-forward neurons and front-end conv channels, "
+                                                 "then recover by distillation (resumes after a kill)")
+    _add_training_args(p)
+    p.add_argument("--flops-keep", type=float, default=0.5, help="share of the transformer FLOPs to keep")
+    p.add_argument("--conv-keep", type=float, default=0.5,
+                   help="share of the channels kept in --conv-layers (1: leave the front end alone)")
+    p.add_argument("--conv-layers", default="0,1,2", help="front-end conv layers to thin (comma list)")
+    p.add_argument("--min-heads", type=int, default=1, help="heads kept at least, per layer")
+    p.add_argument("--min-ffn", type=int, default=16, help="feed-forward neurons kept at least, per layer")
+    p.add_argument("--calibration-utterances", type=int, default=64,
+                   help="training utterances the importance is measured on")
+
+    def _run(args: argparse.Namespace) -> int:
+        from compress.methods.prune_structured import StructuredPruneConfig
+        from compress.methods.prune_structured.run import prune_structured
+        from core.errors import FootprintError
+
+        try:
+            conv_layers = tuple(int(x) for x in args.conv_layers.split(",") if x.strip())
+        except ValueError:
+            raise FootprintError(f"--conv-layers: expected a comma list of integers, got {args.conv_layers!r}"
+                                 ) from None
+        pcfg = StructuredPruneConfig(flops_keep=args.flops_keep, conv_keep=args.conv_keep, conv_layers=conv_layers,
+                                     min_heads=args.min_heads, min_ffn=args.min_ffn,
+                                     calibration_utterances=args.calibration_utterances)
+        _print_training_result(prune_structured(pcfg, _distill_config(args)))
+        return 0
+
+    p.set_defaults(func=_run)
+
+
 def _add_quantize(csub: argparse._SubParsersAction) -> None:
     p = csub.add_parser("quantize", help="int8 dynamic/static (CPU), fp16/bf16 (GPU), torchao int8 weight-only")
     _model_arg(p)
@@ -317,6 +360,7 @@ def _add_apply(csub: argparse._SubParsersAction) -> None:
 
 def add_method_commands(csub: argparse._SubParsersAction) -> None:
     _add_distill(csub)
+    _add_prune_structured(csub)
     _add_quantize(csub)
     _add_prune(csub)
     _add_maxpool(csub)

@@ -51,6 +51,8 @@ class DistillConfig:
     eval_batch_seconds: float = 400.0
     keep_work: bool = False  # keep OUT/.work (checkpoint, cache) after finishing
     decode_jobs: int | None = None
+    recipe: str | None = None  # the saved variant's recipe name (default distill-L{n} / maxpool-conv{c}-L{n})
+    record: dict | None = None  # extra variant.json entries (structured pruning stores its plan here)
 
     def validate(self) -> None:
         if self.init not in ("alternate", "last"):
@@ -83,6 +85,8 @@ class DistillResult:
 
 
 def student_name(cfg: DistillConfig, layers: int) -> str:
+    if cfg.recipe:
+        return cfg.recipe
     if cfg.student_arch.startswith("maxpool-conv"):
         return f"{cfg.student_arch}-L{layers}"
     return f"distill-L{layers}"

@@ -26,7 +26,7 @@ class DistillData:
     val_desc: str
 
 
-def _subset_dir(spec: str, hours_train: float) -> Path:
+def subset_dir(spec: str, hours_train: float) -> Path:
     if spec.startswith("embedded:"):
         subset = spec.split(":", 1)[1].strip() or "train-clean"
         from core.data.synth.corpus import SynthConfig, ensure_corpus
@@ -82,11 +82,11 @@ def load_data(cfg: DistillConfig) -> DistillData:
     from core.data.librispeech import Manifest, read_subset
     from compress.training import load_split
 
-    train_dir = _subset_dir(cfg.data, cfg.hours_train)
+    train_dir = subset_dir(cfg.data, cfg.hours_train)
     manifest = read_subset(train_dir)
     utts = [u for u in manifest.utterances if u.duration_s <= cfg.max_utterance_seconds]
     if cfg.val_data:
-        val_m = read_subset(_subset_dir(cfg.val_data, cfg.hours_train))
+        val_m = read_subset(subset_dir(cfg.val_data, cfg.hours_train))
         if Path(val_m.root).resolve() == Path(manifest.root).resolve() and val_m.subset == manifest.subset:
             raise FootprintError(f"{cfg.val_data}: the validation data is the training data")
         val_utts = list(val_m.subset_of(cfg.val_utterances).utterances)

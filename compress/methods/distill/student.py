@@ -41,6 +41,11 @@ def build_student(source: nn.Module, layers: int | None = None, init: str = "alt
     keep = select_layers(n_src, layers, init)
     cfg = src_cfg.__class__.from_dict(src_cfg.to_dict())
     cfg.num_hidden_layers = layers
+    from compress.methods.prune_structured.surgery import FFN_KEY, HEADS_KEY
+
+    for key in (HEADS_KEY, FFN_KEY):  # a structurally pruned source: its kept layers keep their sizes
+        if getattr(cfg, key, None):
+            setattr(cfg, key, [getattr(cfg, key)[i] for i in keep])
     if layerdrop is not None:
         cfg.layerdrop = float(layerdrop)
     if mask_time_prob is not None:

@@ -284,4 +284,4 @@ def _finalize(cfg: DistillConfig, student: nn.Module, out: Path, name: str, kept
     save_variant(student, out, recipe=name, stages=[{"name": name, "config": stage_cfg}], do_normalize=do_norm,
                  source={"spec": cfg.teacher, "hash": teacher_hash},
                  storage_dtype=torch.float16 if cfg.save_dtype == "float16" else None,
-                 extra={"training": training}, trained=True)
+                 extra={"training": training, **(cfg.record or {})}, trained=True)
