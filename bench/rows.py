@@ -83,7 +83,8 @@ def _timing_fields(rs: list[PassResult], fraction: float, extrapolate: bool) -> 
 def _model_fields(info: dict[str, Any]) -> dict[str, Any]:
     keys = ("params", "size_mb", "size_on_disk_mb", "sparsity", "conv_layers", "transformer_layers", "compute_dtype",
             "quantized_engine")
-    return {**{k: info.get(k) for k in keys}, "runtime": info.get("runtime") or "torch"}
+    return {**{k: info.get(k) for k in keys}, "runtime": info.get("runtime") or "torch",
+            "compile_s": info.get("compile_s", 0.0)}
 
 
 def _energy_fields(parts: list[dict[str, Any]], intensity: Any, audio_s: float,

@@ -60,6 +60,9 @@ def _info(model: Any, rec: dict[str, Any], size_on_disk_bytes: int | None) -> di
     if autocast_dtype(model):  # fp32 weights, bf16 kernels
         info["compute_dtype"] = f"{autocast_dtype(model)}-autocast"
     info["trained"] = bool(rec.get("trained", True))
+    from compress.methods.compiled import compiled_info
+
+    info.update(compiled_info(model))
     from compress.methods.quantize import quantized_modules
 
     if quantized_modules(model):  # the torch quantized engine its int8 weights were packed for

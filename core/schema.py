@@ -105,7 +105,8 @@ class Row:
     energy_j_net: float = _extra(default=float("nan"))   # energy_j minus idle power x time; NaN: no baseline
     idle_baseline_s: float = _extra(default=0.0)         # seconds of idle measured before the run (0: none)
     # -- how the variant runs ----------------------------------------------------------------------------------------
-    runtime: str = _extra(default="torch")                # torch | onnxruntime
+    runtime: str = _extra(default="torch")                # torch | onnxruntime | torch.compile (scope)
+    compile_s: float = _extra(default=0.0)                # build-time compilation (torch.compile), not timed
     quantized_engine: str | None = _extra(default=None)   # torch int8 kernels: x86 | fbgemm | onednn | qnnpack
 
     def as_dict(self) -> dict[str, Any]:

@@ -1,0 +1,36 @@
+"""``compile``: the compiled front end gives the eager logits, chains after int8, says what it is and what
+compiling cost, and refuses what it cannot do in one line."""
+from __future__ import annotations
+
+import pytest
+import torch
+from test_methods_support import tiny_model
+
+from compress.methods.compiled import compile_available, compiled_info
+from compress.methods.registry import apply_stages, parse_recipe, resolve_stage
+from core.errors import FootprintError
+
+pytestmark = pytest.mark.skipif(not compile_available(), reason="torch.compile needs a C++ compiler on CPU")
+
+
+def test_int8_then_compiled_front_end_matches_eager() -> None:
+    eager = apply_stages(tiny_model(layers=2), parse_recipe("int8-dynamic"))
+    model = apply_stages(tiny_model(layers=2), parse_recipe("int8-dynamic+compile"))
+    info = compiled_info(model)
+    assert info["runtime"] == "torch.compile (front-end)" and info["compile_s"] > 0
+    assert "_orig_mod" not in "".join(model.state_dict())  # compiled in place: names unchanged
+    with torch.inference_mode():
+        for n in (7000, 11111):  # lengths it was not warmed on: the dynamic graph serves them
+            x = torch.randn(2, n)
+            assert torch.allclose(model(x).logits, eager(x).logits, atol=1e-4)
+    assert compiled_info(tiny_model(layers=1)) == {}
+
+
+def test_whole_model_scope_needs_a_float_model() -> None:
+    int8 = apply_stages(tiny_model(layers=1), parse_recipe("int8-dynamic"))
+    method, cfg = resolve_stage("compile", {"scope": "model"})
+    with pytest.raises(FootprintError, match="scope 'model' needs a float model"):
+        method.apply(int8, cfg)
+    method, cfg = resolve_stage("compile", {"scope": "encoder"})
+    with pytest.raises(FootprintError, match="unknown scope 'encoder'"):
+        method.apply(tiny_model(layers=1), cfg)
