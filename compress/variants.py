@@ -29,7 +29,7 @@ __all__ = ["Variant", "build_arch_variant", "build_variant", "load_variant", "te
 log = logging.getLogger(__name__)
 
 TEACHER_ENV = "W2V_FOOTPRINT_TEACHER"
-ARCH_PREFIX = "arch-"  # arch-<large|base|embedded>[-L<n>][+int8-dynamic]: random weights, timing only
+ARCH_PREFIX = "arch-"  # arch-<large|base|embedded>[-L<n>][+recipe]: random weights, timing only
 
 
 def teacher_dir() -> Path:
@@ -178,17 +178,18 @@ def _load_dir_or_explain(stage: Any, device: str) -> Variant:
 
 
 def build_arch_variant(spec: str) -> Variant:
-    """Random weights of a named architecture at full size: timing only (no download, no WER)."""
+    """Random weights of a named architecture at full size: timing only (no download, no WER).  Recipes that
+    need no training may follow: ``arch-large-L12+int8-dynamic+compile``, ``arch-large-L12+ort-int8``."""
     import torch
     from transformers import Wav2Vec2ForCTC
 
+    from compress.methods.registry import apply_stages, parse_recipe
     from core.arch import ARCHS, wav2vec2_config
-    from core.model_stats import model_stats
 
     base, _, post = spec.partition("+")
     parts = base.split("-")  # arch-large-L24
     if len(parts) < 2 or parts[1] not in ARCHS:
-        raise FootprintError(f"{spec}: expected arch-<{'|'.join(ARCHS)}>[-L<layers>][+int8-dynamic]")
+        raise FootprintError(f"{spec}: expected arch-<{'|'.join(ARCHS)}>[-L<layers>][+recipe]")
     layers = None
     if len(parts) >= 3:
         try:
@@ -197,19 +198,20 @@ def build_arch_variant(spec: str) -> Variant:
             raise FootprintError(f"{spec}: bad layer count {parts[2]!r}") from None
     torch.manual_seed(0)
     model = Wav2Vec2ForCTC(wav2vec2_config(parts[1], layers=layers)).eval()
-    info = model_stats(model)
+    do_norm = parts[1] == "embedded" or ARCHS[parts[1]].get("feat_extract_norm") == "layer"
     if post:
-        if post != "int8-dynamic":
-            raise FootprintError(f"{spec}: only +int8-dynamic is supported on random-weight architectures")
+        stages = parse_recipe(post)
+        trained = [st.name for st in stages if st.method.needs_training]
+        if trained:
+            raise FootprintError(f"{spec}: {', '.join(trained)} needs trained weights; random-weight "
+                                 "architectures take only recipes computed from the model")
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        info = model_stats(model)
+            model = apply_stages(model, stages, do_normalize=do_norm)
+    info = _info(model, {"trained": False}, None)
     info["size_on_disk_mb"] = float("nan")
-    do_norm = parts[1] == "embedded" or ARCHS[parts[1]].get("feat_extract_norm") == "layer"
-    info["trained"] = False
     return Variant(model, do_norm, spec, spec, info, None)  # recipe "arch-...": reports' timing-only rows
 
 

@@ -147,3 +147,13 @@ def test_trained_maxpool_student_via_init_from(env: Path, tiny_teacher_dir: Path
     x = torch.randn(1, 7777)
     with torch.no_grad():
         assert v.model(x).logits.shape[1] == load_variant("embedded").model(x).logits.shape[1]
+
+
+def test_arch_specs_take_recipes_computed_from_the_model() -> None:
+    from compress.variants import load_variant
+
+    v = load_variant("arch-embedded-L1+prune-sensitivity+int8-dynamic", device="cpu")
+    assert v.info["quantized_engine"] and v.info["sparsity"] > 0 and v.info["trained"] is False
+    assert v.info["transformer_layers"] == 1
+    with pytest.raises(FootprintError, match="distill-L4 needs trained weights"):
+        load_variant("arch-embedded-L1+distill-L4", device="cpu")
