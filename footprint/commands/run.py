@@ -3,8 +3,8 @@
 1. the synthetic dev-clean (generated once, then cached), or ``--data`` (a LibriSpeech subset directory);
 2. the shipped teacher (or ``--model``: a Hugging Face directory, e.g. from ``footprint model import``);
 3. the variants built from it: int8-dynamic, Distiller-style pruning, bf16-autocast where it pays (a CPU with
-   native bf16, or a GPU), and every shipped student (plus its int8 version) that exists; missing students are
-   listed with the command that trains them;
+   native bf16, or a GPU), int8 with a compiled front end, and every shipped student and structurally pruned
+   model that exists (with the chains of ``STUDENT_CHAINS``); missing ones are listed with how to train them;
 4. ``bench run`` on CPU (and CUDA when visible): accuracy pass, warm-up, interleaved timed repeats, energy;
    plus architecture-only timing of the paper's large model at a few depths (random weights, timing only);
 5. the HTML report, whose path is printed.
@@ -23,7 +23,13 @@ import time
 log = logging.getLogger("footprint.run")
 
 DEFAULT_RECIPES = ("int8-dynamic", "prune-sensitivity")
-STUDENT_RECIPES = ("distill-L4", "distill-L2", "distill-L3", "distill-L6", "maxpool-conv4")
+STUDENT_RECIPES = ("distill-L4", "distill-L2", "distill-L3", "distill-L6", "maxpool-conv4", "prune-structured-50",
+                   "prune-structured-25")
+# Beyond the paper (issue 16): chains that compose, each in the run when what it needs is here.  The teacher's
+# chain needs a C++ compiler (compile); a student's chain needs that student.
+TEACHER_CHAINS = ("int8-dynamic+compile",)
+STUDENT_CHAINS = {"distill-L4": ("distill-L4+int8-dynamic",),
+                  "prune-structured-25": ("prune-structured-25+int8-dynamic+compile",)}
 
 
 def register_run(sub: argparse._SubParsersAction) -> None:
@@ -57,6 +63,31 @@ def available_students() -> tuple[list[str], list[str]]:
     return have, [r for r in STUDENT_RECIPES if r not in have]
 
 
+def main_job_models(model: str, devices: list[str]) -> list[str]:
+    """The variants of the main job: the teacher, the paper's recipes, bf16 where it pays, the teacher's chains,
+    and (on the embedded teacher) every shipped student with its chains."""
+    from compress.methods.compiled import compile_available
+    from compress.methods.quantize import cpu_has_native_bf16
+    from core.device import Device
+
+    models = [model, *DEFAULT_RECIPES]
+    # elsewhere bf16 is emulated: slower than fp32, not worth a row
+    if any(Device.parse(d).is_cuda for d in devices) or cpu_has_native_bf16():
+        models.append("bf16-autocast")
+    models += [c for c in TEACHER_CHAINS if compile_available() or "compile" not in c.split("+")]
+    if model != "embedded":
+        log.info("recipes are applied to %s", model)
+        return models
+    have, missing = available_students()
+    for s in have:
+        models += [s, *STUDENT_CHAINS.get(s, ())]
+    if missing:
+        log.warning("no students %s in %s (or $W2V_FOOTPRINT_STUDENTS): left out of this run; train them "
+                    "with 'footprint compress distill' or 'prune-structured' "
+                    "(compress/embedded/students/README.md)", ", ".join(missing), STUDENTS_DIR_HINT)
+    return models
+
+
 def main_job(args: argparse.Namespace) -> int:
     import torch
 
@@ -69,26 +100,7 @@ def main_job(args: argparse.Namespace) -> int:
     devices = args.device.split(",") if args.device else (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     log.info("step 1/4: data %s", args.data)
     resolve_data(args.data)  # generates and caches the synthetic corpus on first use
-    models = [args.model]
-    if args.model == "embedded":
-        models += list(DEFAULT_RECIPES)
-        have, missing = available_students()
-        for s in have:
-            models += [s, f"{s}+int8-dynamic"] if s == "distill-L4" else [s]
-        if missing:
-            log.warning("no students %s in %s (or $W2V_FOOTPRINT_STUDENTS): left out of this run; train them "
-                        "with 'footprint compress distill' (compress/embedded/students/README.md)",
-                        ", ".join(missing), STUDENTS_DIR_HINT)
-    else:
-        models += [f"{r}" for r in DEFAULT_RECIPES]
-        log.info("recipes are applied to %s", args.model)
-    from compress.methods.quantize import cpu_has_native_bf16
-
-    from core.device import Device
-
-    # elsewhere bf16 is emulated: slower than fp32, not worth a row
-    if any(Device.parse(d).is_cuda for d in devices) or cpu_has_native_bf16():
-        models.insert(1 + len(DEFAULT_RECIPES), "bf16-autocast")
+    models = main_job_models(args.model, devices)
     layers = [int(x) for x in args.arch_layers.split(",") if x.strip()]
     cfg = RunConfig(out=args.out, models=models, data=args.data, devices=devices, repeats=args.repeats,
                     threads=args.threads, limit=args.limit or None, country=args.country,

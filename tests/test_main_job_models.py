@@ -1,0 +1,37 @@
+"""The main job's variant list: the paper's recipes, bf16 only where it pays, the teacher's compiled int8 chain
+where a compiler exists, and each shipped student or pruned model with its chains, the missing ones named."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from footprint.commands import run as main_run
+
+
+def _student(root: Path, name: str) -> None:
+    (root / name).mkdir(parents=True)
+    (root / name / "variant.json").write_text("{}")
+
+
+def test_models_follow_what_is_shipped_and_available(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    import compress.methods.compiled as compiled
+    import compress.methods.quantize as quantize
+
+    for name in ("distill-L4", "prune-structured-25"):
+        _student(tmp_path, name)
+    monkeypatch.setenv("W2V_FOOTPRINT_STUDENTS", str(tmp_path))
+    monkeypatch.setattr(quantize, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(compiled, "compile_available", lambda: True)
+    with caplog.at_level(logging.WARNING):
+        models = main_run.main_job_models("embedded", ["cpu"])
+    assert models == ["embedded", "int8-dynamic", "prune-sensitivity", "int8-dynamic+compile", "distill-L4",
+                      "distill-L4+int8-dynamic", "prune-structured-25", "prune-structured-25+int8-dynamic+compile"]
+    assert "distill-L2" in caplog.text and "prune-structured-50" in caplog.text
+
+    monkeypatch.setattr(quantize, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(compiled, "compile_available", lambda: False)
+    assert main_run.main_job_models("/my/model", ["cpu"]) == ["/my/model", "int8-dynamic", "prune-sensitivity",
+                                                              "bf16-autocast"]
