@@ -177,7 +177,7 @@ def _load_dir_or_explain(stage: Any, device: str) -> Variant:
     return _load_dir(path, device, name=stage.name)
 
 
-def build_arch_variant(spec: str) -> Variant:
+def build_arch_variant(spec: str, device: str = "cpu") -> Variant:
     """Random weights of a named architecture at full size: timing only (no download, no WER).  Recipes that
     need no training may follow: ``arch-large-L12+int8-dynamic+compile``, ``arch-large-L12+ort-int8``."""
     import torch
@@ -210,9 +210,10 @@ def build_arch_variant(spec: str) -> Variant:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = apply_stages(model, stages, do_normalize=do_norm)
-    info = _info(model, {"trained": False}, None)
-    info["size_on_disk_mb"] = float("nan")
-    return Variant(model, do_norm, spec, spec, info, None)  # recipe "arch-...": reports' timing-only rows
+    # recipe "arch-...": the reports' timing-only rows; dtype and device as any variant (int8 refused off CPU)
+    v = _finish(model, do_norm, spec, spec, {"trained": False}, None, device, None)
+    v.info["size_on_disk_mb"] = float("nan")
+    return v
 
 
 def _check_not_a_path(spec: str, p: Path) -> None:
@@ -252,7 +253,7 @@ def load_variant(spec: str, device: str = "cpu", teacher: str = "embedded", stud
     """A model spec (``embedded``, a directory, a recipe, or ``arch-...``) -> :class:`Variant` on ``device``."""
     spec = str(spec).strip()
     if spec.startswith(ARCH_PREFIX):
-        return build_arch_variant(spec)
+        return build_arch_variant(spec, device)
     if spec == "embedded":
         v = _load_teacher("embedded", device)
         v.recipe = "baseline"

@@ -157,3 +157,5 @@ def test_arch_specs_take_recipes_computed_from_the_model() -> None:
     assert v.info["transformer_layers"] == 1
     with pytest.raises(FootprintError, match="distill-L4 needs trained weights"):
         load_variant("arch-embedded-L1+distill-L4", device="cpu")
+    with pytest.raises(FootprintError, match="run on CPU only, not cuda"):  # refused at load, before any forward
+        load_variant("arch-embedded-L1+int8-dynamic", device="cuda")

@@ -13,8 +13,8 @@
 #      on the system's CUDA torch, else tox.ini's [testenv:bench-gpu] commands themselves (the reason is written to
 #      why_no_tox.txt); then the CUDA variants the main job leaves out (fp16, bf16, bf16-autocast, torchao int8
 #      weight-only when importable) with --paper-loop, and `footprint bench ratios` (MAIN_S, EXTRA_S);
-#   3. `footprint bench run --arch large --layers 24,12,8,6 --arch-fraction 1.0 --device cuda` (fp32: the suite's
-#      arch specs have no dtype, and run at batch 1, see docs/gpu-review.md), then tools/gpu_arch_probe.py for the
+#   3. `footprint bench run --arch large --layers 24,12,8,6 --arch-fraction 1.0 --device cuda` (fp32 at batch 1;
+#      `--models arch-large-L24+fp16` works since, docs/gpu-review.md), then tools/gpu_arch_probe.py for the
 #      dtypes (tolerance vs fp32), batch sizes, end-to-end and the paper's loop (ARCH_S, then what is left);
 #   4. if at least DISTILL_MIN_S remain: one student (distill-L4) on the GPU with tools/distill_students.sh.
 # Everything is written under WORK (default /tmp/gpu_run) and packed at the end (also on failure or timeout) into
