@@ -34,3 +34,18 @@ def test_whole_model_scope_needs_a_float_model() -> None:
     method, cfg = resolve_stage("compile", {"scope": "encoder"})
     with pytest.raises(FootprintError, match="unknown scope 'encoder'"):
         method.apply(tiny_model(layers=1), cfg)
+
+
+def test_bf16_front_end_stays_close_and_hands_fp32_on() -> None:
+    fp32 = tiny_model(layers=1)
+    model = apply_stages(tiny_model(layers=1), parse_recipe("int8-dynamic+compile-bf16"))
+    assert compiled_info(model)["runtime"] == "torch.compile (front-end bf16)"
+    x = torch.randn(1, 9000)
+    with torch.inference_mode():
+        feats = model.wav2vec2.feature_extractor(x)
+        ref = fp32.wav2vec2.feature_extractor(x)
+    assert feats.dtype == torch.float32
+    assert float((feats - ref).norm() / ref.norm()) < 0.02
+    method, cfg = resolve_stage("compile", {"scope": "model", "autocast": "bfloat16"})
+    with pytest.raises(FootprintError, match="autocast applies to the front-end scope"):
+        method.apply(tiny_model(layers=1), cfg)
