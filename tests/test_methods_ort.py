@@ -170,3 +170,32 @@ def test_unavailable_without_onnxruntime(monkeypatch):
     assert "ort-int8" in registry.markdown_table()  # the README table lists it anyway
     with pytest.raises(FootprintError, match=r"w2v-footprint\[onnx\]"):
         registry.resolve_stage("ort-int8")
+
+
+@needs_ort
+def test_ort_refuses_an_export_with_a_fixed_length():
+    """Max-pool layers export with the example's length fixed (torch 2.13 dynamo exporter): one line, not a
+    session that fails on the first other length."""
+    method, cfg = registry.resolve_stage("maxpool-conv4-untrained")
+    model = method.apply(tiny_model(layers=1), cfg)
+    method, cfg = registry.resolve_stage("ort-fp32")
+    with pytest.raises(FootprintError, match="fixed the audio length at 16000 samples"):
+        method.apply(model, cfg)
+
+
+@needs_ort
+def test_ort_exports_a_structurally_pruned_model():
+    """The export rebuilds the model from its config: pruned heads, neurons and conv channels included."""
+    from compress.methods.prune_structured import (StructuredPruneConfig, apply_plan, measure_importance,
+                                                   plan_pruning)
+
+    model = tiny_model(layers=2)
+    imp = measure_importance(model, [np.random.default_rng(0).standard_normal(12000).astype(np.float32)], True,
+                             (0, 1))
+    apply_plan(model, plan_pruning(model, imp, StructuredPruneConfig(flops_keep=0.6, conv_layers=(0, 1), min_ffn=4)))
+    x, mask = _batch()
+    with torch.no_grad():
+        ref = model(x, attention_mask=mask).logits
+    method, cfg = registry.resolve_stage("ort-fp32")
+    out = method.apply(model, cfg)(x, attention_mask=mask).logits
+    assert (out - ref).abs().max().item() < FP32_ATOL

@@ -136,8 +136,9 @@ def fresh_float_model(model: nn.Module) -> nn.Module:
     """A new fp32 model with the same weights and the positional conv's weight norm folded into a plain weight
     (ORT's quantizer needs it).  A fresh model, not a deepcopy: a copy shares the parametrization."""
     from compress.methods.prune import _unparametrize
+    from compress.methods.storage import build_skeleton
 
-    new = type(model)(model.config)
+    new = build_skeleton(model.config)  # the model's structure (max-pool layers, pruned heads and neurons)
     new.load_state_dict(model.state_dict())
     new = new.float().eval()
     pos = getattr(getattr(getattr(new, "wav2vec2", None), "encoder", None), "pos_conv_embed", None)
@@ -190,6 +191,12 @@ def export_onnx(model: nn.Module, path: Path, opset: int = 18, with_mask: bool =
                                  input_names=list(shapes), output_names=["logits"], external_data=False,
                                  verbose=False)
         prog.save(str(path))
+    import onnx
+
+    length = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[1]
+    if length.HasField("dim_value"):  # the exporter specialised the length instead of failing: refuse it here
+        raise FootprintError(f"ort: the ONNX export fixed the audio length at {length.dim_value} samples (this "
+                             "model's structure does not export with a dynamic length); run it in torch instead")
     return path
 
 
