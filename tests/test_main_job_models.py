@@ -28,7 +28,7 @@ def test_models_follow_what_is_shipped_and_available(tmp_path: Path, monkeypatch
     with caplog.at_level(logging.WARNING):
         models = main_run.main_job_models("embedded", ["cpu"])
     assert models == ["embedded", "int8-dynamic", "prune-sensitivity", "int8-dynamic+compile", "distill-L4",
-                      "distill-L4+int8-dynamic", "prune-structured-25", "prune-structured-25+int8-dynamic+compile"]
+                      "distill-L4+int8-dynamic", "prune-structured-25"]
     assert "distill-L2" in caplog.text and "prune-structured-50" in caplog.text
 
     monkeypatch.setattr(quantize, "cpu_has_native_bf16", lambda: True)
