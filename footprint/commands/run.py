@@ -73,7 +73,9 @@ def main_job_models(model: str, devices: list[str]) -> list[str]:
     # elsewhere bf16 is emulated: slower than fp32, not worth a row
     if any(Device.parse(d).is_cuda for d in devices) or cpu_has_native_bf16():
         models.append("bf16-autocast")
-    models += [c for c in TEACHER_CHAINS if compile_available() or "compile" not in c.split("+")]
+    # compile and compile-bf16 need a C++ compiler
+    models += [c for c in TEACHER_CHAINS
+               if compile_available() or not any(st.startswith("compile") for st in c.split("+"))]
     if model != "embedded":
         log.info("recipes are applied to %s", model)
         return models
