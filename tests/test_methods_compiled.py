@@ -49,3 +49,22 @@ def test_bf16_front_end_stays_close_and_hands_fp32_on() -> None:
     method, cfg = resolve_stage("compile", {"scope": "model", "autocast": "bfloat16"})
     with pytest.raises(FootprintError, match="autocast applies to the front-end scope"):
         method.apply(tiny_model(layers=1), cfg)
+
+
+def test_several_compiled_models_keep_their_graphs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dynamo's graph cache is per function, shared by all models: a run compiling many variants must not run out
+    (it would fall back to eager silently), and the runner's inputs (made outside inference mode, batches of
+    any length) must reuse the warm-up graphs, not add one per model at the first real batch."""
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)  # what 2 models x 2 graphs would exceed
+    monkeypatch.setattr(torch._dynamo.config, "fail_on_recompile_limit_hit", True)  # a fallback raises here
+    models = [apply_stages(tiny_model(layers=1), parse_recipe("compile-bf16")) for _ in range(2)]
+    graphs = counters["stats"]["unique_graphs"]
+    for n in (6000, 8800):
+        x = torch.randn(3, n)  # made outside inference mode, as core.inference.Transcriber makes its inputs
+        mask = torch.ones_like(x, dtype=torch.long)
+        with torch.inference_mode():
+            for model in models:
+                model(x, attention_mask=mask)
+    assert counters["stats"]["unique_graphs"] == graphs

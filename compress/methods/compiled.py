@@ -29,11 +29,28 @@ import torch
 from torch import nn
 
 from core.errors import FootprintError
+from core.inference import uses_group_norm
 from compress.methods.registry import register_method
 
 log = logging.getLogger(__name__)
 
 SCOPES = ("front-end", "model")
+
+# Dynamo keeps one cache of compiled graphs per Python function, shared by every model whose forward is that
+# function, and runs eager, with one warning, once the cache holds ``recompile_limit`` (8) graphs.  A benchmark
+# compiles several variants in one process (2-3 graphs each: batch 1, batch >= 2, ...): in a 16-variant run the
+# fourth compile-bf16 variant hit the limit and it and the ones after it ran eager while reported as compiled.
+# So each compiled model adds its own allowance to the limit.
+GRAPHS_PER_MODEL = 8
+_compiled_models = 0
+
+
+def _reserve_graphs() -> None:
+    global _compiled_models
+    _compiled_models += 1
+    cfg = torch._dynamo.config
+    cfg.recompile_limit = max(cfg.recompile_limit, GRAPHS_PER_MODEL * _compiled_models)
+    cfg.accumulated_recompile_limit = max(cfg.accumulated_recompile_limit, 4 * cfg.recompile_limit)
 
 
 @dataclass
@@ -98,13 +115,19 @@ def apply_compile(model: nn.Module, config: CompileConfig) -> nn.Module:
             log.warning("compile-bf16: this CPU has no native bf16 (AVX512-BF16/AMX): slower than fp32 here")
         cls = type(target)
         target.__class__ = type(f"Bf16{cls.__name__}", (_AutocastFrontEnd, cls), {"__module__": cls.__module__})
+    _reserve_graphs()
     target.compile(dynamic=config.dynamic, mode=config.mode)  # in place: state_dict names stay as they were
     model.eval()
     device = next(model.parameters()).device
     t0 = time.perf_counter()
+    # Two shapes (batch >= 2 and batch 1 are separate graphs), made as the runner makes its inputs: outside
+    # inference mode (an inference tensor has other dispatch keys: one more graph at the first real batch), with
+    # the attention mask a layer-norm extractor gets.
+    dummies = [torch.zeros(batch, int(seconds * 16000), device=device) for batch, seconds in ((2, 1.3), (1, 2.1))]
+    masks = [None if uses_group_norm(model) else torch.ones_like(x, dtype=torch.long) for x in dummies]
     with torch.inference_mode():
-        for batch, seconds in ((2, 1.3), (1, 2.1)):  # two shapes: the dynamic graph is built and checked
-            model(torch.zeros(batch, int(seconds * 16000), device=device))
+        for x, mask in zip(dummies, masks):
+            model(x, attention_mask=mask)
     model._footprint_compiled = config.scope + (" bf16" if config.autocast else "")
     model._footprint_compile_s = time.perf_counter() - t0
     log.info("compile: %s compiled in %.1f s", config.scope, model._footprint_compile_s)
