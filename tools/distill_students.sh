@@ -4,7 +4,11 @@
 # unfinished one resumes from its checkpoint in OUT/<name>/.work.  All students share one teacher-logit cache.
 #
 #   MINUTES=8 AMP=bf16 tools/distill_students.sh          # 2-core CPU: 7 students x 8 min (+ the teacher pass)
+#   MINUTES= EPOCHS=4 AMP=bf16 tools/distill_students.sh  # an equal epoch budget, no wall-clock cap (hours on CPU)
 #   MINUTES=2 DEVICE=cuda BATCH_SECONDS=640 tools/distill_students.sh   # a GPU: minutes there are hours here
+#
+# One student at a time, on all cores: on a 2-vCPU VM two 1-thread runs side by side took 3.9 s/step each
+# where one 2-thread run takes 2-3 s/step (the vCPUs share a core's vector units), so parallel lanes lose.
 #
 # Students (recipe names the benchmark and the report look up under $OUT):
 #   distill-L2, distill-L3, distill-L4, distill-L6   alternate init (DistilBERT), Table 2 depth sweep; L4 = Table 1
@@ -14,7 +18,8 @@
 set -euo pipefail
 OUT=${OUT:-compress/embedded/students}
 TEACHER=${TEACHER:-embedded}
-MINUTES=${MINUTES:-8}               # wall-clock budget per student (the step count is fitted to it)
+MINUTES=${MINUTES-8}                # wall-clock budget per student (the step count is fitted to it); empty: none
+THREADS=${THREADS:-}                # torch threads (default: torch's, all cores)
 DEVICE=${DEVICE:-auto}
 AMP=${AMP:-auto}                    # bf16 helps on CPUs with AVX512-BF16/AMX; auto = GPU only
 HOURS=${HOURS:-10}                  # synthetic train-clean size (the default corpus)
@@ -29,7 +34,9 @@ ONLY=${ONLY:-}                      # e.g. ONLY="distill-L4 distill-L2"
 PY=${PYTHON:-python}
 
 common=(--model "$TEACHER" --hours-train "$HOURS" --epochs "$EPOCHS" --lr "$LR" --batch-seconds "$BATCH_SECONDS"
-        --device "$DEVICE" --amp "$AMP" --cache-dir "$CACHE" --val-utterances "$VAL_UTTS" --max-minutes "$MINUTES" --save-dtype float16)
+        --device "$DEVICE" --amp "$AMP" --cache-dir "$CACHE" --val-utterances "$VAL_UTTS" --save-dtype float16)
+if [ -n "$MINUTES" ] && [ "$MINUTES" != 0 ]; then common+=(--max-minutes "$MINUTES"); fi
+if [ -n "$THREADS" ]; then common+=(--threads "$THREADS"); fi
 fig2=$($PY -c "print(round($FRACTION * $FIG2_FRACTION, 4))")
 
 run() {
