@@ -315,14 +315,20 @@ def cpu_grouped_conv_bf16_ok() -> bool:
     return bool(((low - ref).norm() / ref.norm()) < 0.05)
 
 
+@functools.lru_cache(maxsize=None)
+def _warn_bf16_grouped_conv() -> None:
+    """Once per process: distillation guards the teacher and the student, a benchmark every bf16 variant."""
+    log.warning("bf16 autocast: this CPU's bf16 grouped convolution disagrees with fp32 (oneDNN); positional "
+                "convolutions run in fp32 on CPU")
+
+
 def guard_bf16_grouped_conv(model: nn.Module) -> None:
     """Where this CPU's bf16 grouped conv is wrong, the model's positional conv runs in fp32 on CPU under bf16
     autocast (inference, distillation and teacher training alike); a no-op elsewhere."""
     pos = getattr(getattr(getattr(model, "wav2vec2", None), "encoder", None), "pos_conv_embed", None)
     if pos is None or isinstance(pos, _Fp32OnCpuUnderAutocast) or cpu_grouped_conv_bf16_ok():
         return
-    log.warning("bf16-autocast: this CPU's bf16 grouped convolution disagrees with fp32 (oneDNN); the positional "
-                "convolution runs in fp32 on CPU")
+    _warn_bf16_grouped_conv()
     cls = type(pos)
     pos.__class__ = type(f"Fp32OnCpu{cls.__name__}", (_Fp32OnCpuUnderAutocast, cls), {"__module__": cls.__module__})
 
