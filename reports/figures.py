@@ -79,9 +79,12 @@ def figure1(logs: Sequence[TrainLog]) -> Optional[Rendered]:
     for tl in usable:
         groups.setdefault((_arch(tl), round(float(tl.train_hours or 0), 3)), {}).setdefault(tl.init, tl)
     by_init = next((g for g in groups.values() if len(g) >= 2), {})
-    if not by_init:  # no like-for-like pair: the best-trained of each init, as before
+    caveat = ""
+    if not by_init:  # no like-for-like pair: the best-trained of each init, and the caption says how they differ
         for tl in usable:
             by_init.setdefault(tl.init, tl)
+        caveat = (" Not like for like: " + "; ".join(f"{t.name} {t.budget}" for t in by_init.values())
+                  + ", so the curves differ by training budget as well as by initialisation.")
     if len(by_init) < 2:
         log.info("figure 1 skipped: need train_log.csv of an 'alternate' and a 'last' student, found %s",
                  ", ".join(f"{t.name} ({t.init})" for t in logs) or "none")
@@ -98,7 +101,7 @@ def figure1(logs: Sequence[TrainLog]) -> Optional[Rendered]:
     return Rendered("figure1", "Figure 1",
                     "Students initialised from alternating teacher layers (DistilBERT's strategy) or from the last "
                     f"layers, then distilled; validation WER per epoch (from {names}). Paper: alternating layers win "
-                    "from the first epoch on.", png_bytes(fig))
+                    f"from the first epoch on.{caveat}", png_bytes(fig))
 
 
 def _arch(tl: TrainLog) -> tuple:

@@ -487,7 +487,7 @@ def build_report(run: Run, hours: float = DEFAULT_HOURS, time_col: str = "e2e_s"
                  scenario: Optional[str] = None) -> str:
     df = select_scenario(run.results, scenario)
     time_col = time_column(df, time_col)
-    tables = tables if tables is not None else all_tables(df, time_col)
+    tables = tables if tables is not None else all_tables(df, time_col, train_logs=run.train_logs)
     figures = figures if figures is not None else all_figures(df, run.train_logs, time_col)
     items = all_savings(df, hours)
     stamps = sorted(df["timestamp"].dropna())
@@ -518,7 +518,7 @@ def write_report(run_dir: str | Path, out: str | Path, hours: float = DEFAULT_HO
     run = load_run(run_dir, extra_log_paths=logs)
     df = select_scenario(run.results, scenario)
     time_col = time_column(df, time_col)
-    tables = all_tables(df, time_col)
+    tables = all_tables(df, time_col, train_logs=run.train_logs)
     figures = all_figures(df, run.train_logs, time_col)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -59,6 +59,17 @@ class TrainLog:
         return self.name != "teacher"
 
     @property
+    def budget(self) -> str:
+        """What it was trained for, from its log: epochs of how many hours of audio, and steps."""
+        f = self.frame.dropna(subset=["epoch"])
+        if f.empty:
+            return "budget unknown"
+        last = f.iloc[-1]
+        hours = f"{self.train_hours:.2f} h" if self.train_hours else "? h"
+        steps = f" ({int(last['step'])} steps)" if "step" in f and pd.notna(last["step"]) else ""
+        return f"{round(float(last['epoch']), 2):g} epochs of {hours}{steps}"
+
+    @property
     def per_epoch(self) -> pd.DataFrame:
         """One row per epoch with a dev WER (the last logged row of each epoch)."""
         f = self.frame.dropna(subset=["dev_wer"])

@@ -264,8 +264,22 @@ def depth_sweep(df: pd.DataFrame) -> list[tuple[int, str]]:
     return sorted(out.items(), reverse=True)
 
 
-def table2(df: pd.DataFrame, time_col: str = "e2e_s") -> Table:
-    """The depth sweep, rows matched by the kept fraction of the teacher's layers (ours: a shallower teacher)."""
+def budgets_note(names: list[str], train_logs: Optional[list] = None) -> Optional[str]:
+    """The distillation budget of each named student with a train log, and whether they differ (then a comparison
+    of these rows compares budgets too)."""
+    by_name = {t.name: t for t in train_logs or ()}
+    found = [(n, by_name[n].budget) for n in names if n in by_name]
+    if not found:
+        return None
+    text = "Distillation budgets: " + "; ".join(f"{n} {b}" for n, b in found) + "."
+    if len({b.split(" (")[0] for _, b in found}) > 1:
+        text += " They differ, so these rows compare training budgets as well as depths."
+    return text
+
+
+def table2(df: pd.DataFrame, time_col: str = "e2e_s", train_logs: Optional[list] = None) -> Table:
+    """The depth sweep, rows matched by the kept fraction of the teacher's layers (ours: a shallower teacher);
+    ``train_logs`` (reports.load.TrainLog) add each student's distillation budget to the notes."""
     df = select_scenario(df)
     time_col = time_column(df, time_col)
     data = trained(df)
@@ -306,6 +320,9 @@ def table2(df: pd.DataFrame, time_col: str = "e2e_s") -> Table:
         t.add(row)
     if not sweep:
         t.notes.append("No trained depth sweep (baseline and distill-L<n> rows) in this run.")
+    note = budgets_note([v for _, v in sweep[1:]], train_logs)
+    if note:
+        t.notes.append(note)
     return t
 
 
@@ -461,9 +478,9 @@ def energy_includes(g: pd.DataFrame) -> str:
 
 # --- all of them ----------------------------------------------------------------------------------------------
 def all_tables(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional[str] = None,
-               scenario: Optional[str] = None) -> list[Table]:
+               scenario: Optional[str] = None, train_logs: Optional[list] = None) -> list[Table]:
     df = select_scenario(df, scenario)
-    return [table1(df, time_col, distilled), table1_ratios(df, time_col, distilled), table2(df, time_col),
+    return [table1(df, time_col, distilled), table1_ratios(df, time_col, distilled), table2(df, time_col, train_logs),
             table2_arch(df, time_col), table3(df, time_col), table_energy(df)]
 
 

@@ -68,3 +68,12 @@ def test_figures_compare_like_with_like(tmp_path: Path) -> None:
     assert "distill-L2/" not in f1.caption
     assert f2 is not None
     assert {h: t.name for h, t in figure2_logs(logs).items()} == {1.2: "distill-L4", 0.3: "distill-L4-frac"}
+    assert "Not like for like" not in f1.caption
+
+    # a retrained L4 beside an L4-last on its old budget: still drawn, and the caption says how they differ
+    longer = tl("distill-L4", 4, "alternate", 7.86)
+    longer.frame = pd.DataFrame({"epoch": [1, 2, 3, 4], "step": [495, 990, 1485, 1980],
+                                 "dev_wer": [0.3, 0.2, 0.17, 0.16], "audio_hours": [7.86, 15.7, 23.6, 31.4]})
+    f1 = figure1([longer, tl("distill-L4-last", 4, "last", 1.2)])
+    assert "Not like for like: distill-L4 4 epochs of 7.86 h (1980 steps); distill-L4-last 2 epochs of 1.20 h" \
+        in f1.caption

@@ -86,6 +86,23 @@ def test_table2_depth_sweep_matched_by_fraction(df: pd.DataFrame) -> None:
     assert _cells(t, "Paper (GPU)", "Time")[:5] == ["123 s", "81.0 s", "75.0 s", "69.0 s", "60.0 s"]
     assert _cells(t, "Ours (GPU)", "Layers") == ["12", "6", "\u2014", "4", "3", "2"]
     assert _cells(t, "Ours (GPU)", "WER")[1] == "7.90 %"
+    assert not any("Distillation budgets" in n for n in t.notes)  # no train logs given
+
+
+def test_table2_states_the_students_budgets(df: pd.DataFrame) -> None:
+    from reports.load import TrainLog
+
+    def tl(name: str, epochs: float, hours: float) -> TrainLog:
+        frame = pd.DataFrame({"epoch": [epochs], "step": [100], "dev_wer": [0.2], "audio_hours": [epochs * hours]})
+        return TrainLog(name, Path(name) / "train_log.csv", frame, train_hours=hours)
+
+    same = [tl(f"distill-L{n}", 3, 1.2) for n in (2, 3, 4, 6)]
+    notes = table2(df, train_logs=same).notes
+    assert "Distillation budgets: distill-L6 3 epochs of 1.20 h (100 steps);" in notes[-1]
+    assert "They differ" not in notes[-1]
+    mixed = same[:2] + [tl("distill-L4", 4, 7.86), same[3]]
+    assert "distill-L4 4 epochs of 7.86 h (100 steps)" in table2(df, train_logs=mixed).notes[-1]
+    assert "They differ" in table2(df, train_logs=mixed).notes[-1]
 
 
 def test_table2_arch(df: pd.DataFrame) -> None:
