@@ -52,12 +52,12 @@ def test_bf16_front_end_stays_close_and_hands_fp32_on() -> None:
 
 
 def test_several_compiled_models_keep_their_graphs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Dynamo's graph cache is per function, shared by all models: a run compiling many variants must not run out
-    (it would fall back to eager silently), and the runner's inputs (made outside inference mode, batches of
-    any length) must reuse the warm-up graphs, not add one per model at the first real batch."""
+    """Dynamo's graph cache and its limit belong to a code object, which models of one class share: a run compiling
+    many variants must not run out (it would fall back to eager silently), and the runner's inputs (made outside
+    inference mode, batches of any length) must reuse the warm-up graphs, not add one per model."""
     from torch._dynamo.utils import counters
 
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)  # what 2 models x 2 graphs would exceed
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)  # one model's 2 graphs; 2 models sharing: 4
     monkeypatch.setattr(torch._dynamo.config, "fail_on_recompile_limit_hit", True)  # a fallback raises here
     models = [apply_stages(tiny_model(layers=1), parse_recipe("compile-bf16")) for _ in range(2)]
     graphs = counters["stats"]["unique_graphs"]
@@ -68,3 +68,11 @@ def test_several_compiled_models_keep_their_graphs(monkeypatch: pytest.MonkeyPat
             for model in models:
                 model(x, attention_mask=mask)
     assert counters["stats"]["unique_graphs"] == graphs
+
+
+def test_max_pool_front_end_is_refused() -> None:
+    from compress.methods.maxpool import MaxPoolConfig, apply_maxpool
+
+    model = apply_maxpool(tiny_model(layers=1), MaxPoolConfig(conv_layers=4))
+    with pytest.raises(FootprintError, match="max-pool front end is recompiled for every audio length"):
+        apply_stages(model, parse_recipe("int8-dynamic+compile-bf16"))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+import types
 from dataclasses import dataclass
 
 import torch
@@ -30,27 +31,28 @@ from torch import nn
 
 from core.errors import FootprintError
 from core.inference import uses_group_norm
+from compress.methods.maxpool import MaxPoolFeatureLayer
 from compress.methods.registry import register_method
 
 log = logging.getLogger(__name__)
 
 SCOPES = ("front-end", "model")
 
-# Dynamo keeps one cache of compiled graphs per Python function, shared by every model whose forward is that
-# function, and runs eager, with one warning, once the cache holds ``recompile_limit`` (8) graphs.  A benchmark
-# compiles several variants in one process (2-3 graphs each: batch 1, batch >= 2, ...): in a 16-variant run the
-# fourth compile-bf16 variant hit the limit and it and the ones after it ran eager while reported as compiled.
-# So each compiled model adds its own allowance to the limit.
-GRAPHS_PER_MODEL = 8
-_compiled_models = 0
+# Dynamo keeps its cache of compiled graphs on the Python code object of the function it compiles, shared by every
+# model whose forward is that function, and runs eager, with one warning, once that cache holds ``recompile_limit``
+# (8) graphs.  A benchmark compiles several variants in one process: in a 16-variant run the shared budget ran out
+# and the later variants ran eager while reported as compiled.  So each compiled model gets a forward of its own
+# code object (its own cache and limit), and a front end that recompiles for every length is refused.
 
 
-def _reserve_graphs() -> None:
-    global _compiled_models
-    _compiled_models += 1
-    cfg = torch._dynamo.config
-    cfg.recompile_limit = max(cfg.recompile_limit, GRAPHS_PER_MODEL * _compiled_models)
-    cfg.accumulated_recompile_limit = max(cfg.accumulated_recompile_limit, 4 * cfg.recompile_limit)
+def _own_forward(module: nn.Module) -> None:
+    """Give ``module`` a class whose ``forward`` is a copy of its own on a new code object (same behaviour)."""
+    cls = type(module)
+    fwd = cls.forward
+    own = types.FunctionType(fwd.__code__.replace(), fwd.__globals__, fwd.__name__, fwd.__defaults__,
+                             fwd.__closure__)
+    own.__kwdefaults__, own.__qualname__ = fwd.__kwdefaults__, fwd.__qualname__
+    module.__class__ = type(cls.__name__, (cls,), {"forward": own, "__module__": cls.__module__})
 
 
 @dataclass
@@ -108,6 +110,10 @@ def apply_compile(model: nn.Module, config: CompileConfig) -> nn.Module:
         raise FootprintError("compile: autocast applies to the front-end scope; for the whole model use "
                              "bf16-autocast+compile")
     target = model.wav2vec2.feature_extractor if config.scope == "front-end" else model
+    if any(isinstance(m, MaxPoolFeatureLayer) for m in target.modules()):
+        # measured: torch 2.13 specialises max_pool1d's output length, one graph per audio length
+        raise FootprintError("compile: a max-pool front end is recompiled for every audio length (torch "
+                             f"{torch.__version__.split('+')[0]} specialises max_pool1d sizes); run it eager")
     if config.autocast:
         from compress.methods.quantize import cpu_has_native_bf16
 
@@ -115,7 +121,7 @@ def apply_compile(model: nn.Module, config: CompileConfig) -> nn.Module:
             log.warning("compile-bf16: this CPU has no native bf16 (AVX512-BF16/AMX): slower than fp32 here")
         cls = type(target)
         target.__class__ = type(f"Bf16{cls.__name__}", (_AutocastFrontEnd, cls), {"__module__": cls.__module__})
-    _reserve_graphs()
+    _own_forward(target)
     target.compile(dynamic=config.dynamic, mode=config.mode)  # in place: state_dict names stay as they were
     model.eval()
     device = next(model.parameters()).device
