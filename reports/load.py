@@ -59,15 +59,23 @@ class TrainLog:
         return self.name != "teacher"
 
     @property
-    def budget(self) -> str:
-        """What it was trained for, from its log: epochs of how many hours of audio, and steps."""
+    def trained_for(self) -> tuple[float, float | None, int | None] | None:
+        """(epochs, hours of audio per epoch, steps) from the log's last row; None without epochs."""
         f = self.frame.dropna(subset=["epoch"])
         if f.empty:
-            return "budget unknown"
+            return None
         last = f.iloc[-1]
-        hours = f"{self.train_hours:.2f} h" if self.train_hours else "? h"
-        steps = f" ({int(last['step'])} steps)" if "step" in f and pd.notna(last["step"]) else ""
-        return f"{round(float(last['epoch']), 2):g} epochs of {hours}{steps}"
+        steps = int(last["step"]) if "step" in f and pd.notna(last["step"]) else None
+        return round(float(last["epoch"]), 2), self.train_hours, steps
+
+    @property
+    def budget(self) -> str:
+        """``trained_for`` in words: epochs of how many hours of audio, and steps."""
+        if self.trained_for is None:
+            return "budget unknown"
+        epochs, hours, steps = self.trained_for
+        return (f"{epochs:g} epochs of {f'{hours:.2f} h' if hours else '? h'}"
+                + (f" ({steps} steps)" if steps is not None else ""))
 
     @property
     def per_epoch(self) -> pd.DataFrame:

@@ -272,7 +272,7 @@ def budgets_note(names: list[str], train_logs: Optional[list] = None) -> Optiona
     if not found:
         return None
     text = "Distillation budgets: " + "; ".join(f"{n} {b}" for n, b in found) + "."
-    if len({b.split(" (")[0] for _, b in found}) > 1:
+    if len({(by_name[n].trained_for or (None,))[:2] for n, _ in found}) > 1:
         text += " They differ, so these rows compare training budgets as well as depths."
     return text
 

@@ -45,14 +45,17 @@ SCOPES = ("front-end", "model")
 # code object (its own cache and limit), and a front end that recompiles for every length is refused.
 
 
-def _own_forward(module: nn.Module) -> None:
-    """Give ``module`` a class whose ``forward`` is a copy of its own on a new code object (same behaviour)."""
+def _own_class(module: nn.Module, mixin: type | None = None) -> None:
+    """Give ``module`` a class of its own (``mixin`` first in its bases, if any) whose ``forward`` is a copy of the
+    inherited one on a new code object: same behaviour, its own Dynamo cache."""
     cls = type(module)
-    fwd = cls.forward
+    bases = (mixin, cls) if mixin else (cls,)
+    fwd = bases[0].forward
     own = types.FunctionType(fwd.__code__.replace(), fwd.__globals__, fwd.__name__, fwd.__defaults__,
                              fwd.__closure__)
     own.__kwdefaults__, own.__qualname__ = fwd.__kwdefaults__, fwd.__qualname__
-    module.__class__ = type(cls.__name__, (cls,), {"forward": own, "__module__": cls.__module__})
+    name = f"Bf16{cls.__name__}" if mixin else cls.__name__
+    module.__class__ = type(name, bases, {"forward": own, "__module__": cls.__module__})
 
 
 @dataclass
@@ -119,9 +122,7 @@ def apply_compile(model: nn.Module, config: CompileConfig) -> nn.Module:
 
         if not cpu_has_native_bf16() and not torch.cuda.is_available():
             log.warning("compile-bf16: this CPU has no native bf16 (AVX512-BF16/AMX): slower than fp32 here")
-        cls = type(target)
-        target.__class__ = type(f"Bf16{cls.__name__}", (_AutocastFrontEnd, cls), {"__module__": cls.__module__})
-    _own_forward(target)
+    _own_class(target, _AutocastFrontEnd if config.autocast else None)
     target.compile(dynamic=config.dynamic, mode=config.mode)  # in place: state_dict names stay as they were
     model.eval()
     device = next(model.parameters()).device
