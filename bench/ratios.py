@@ -5,6 +5,8 @@ variants ran minutes apart on the same machine state), then the median of the pe
 * int8 vs fp32: model-time speed-up for ``X+int8-dynamic`` vs ``X`` (and ``int8-dynamic`` vs the teacher);
 * bf16-autocast vs fp32 the same way, and the batched ``X+bf16-autocast`` against ``X``'s fp32 paper loop (the
   suite's fastest equal-WER pipeline against the paper's);
+* every other variant against the teacher of the run (model only and end to end): the table a reader of a
+  many-variant run wants, paired per repeat because a drifting VM moves the teacher's own time by 2x in one run;
 * the energy tracker's overhead from meta.json.
 """
 from __future__ import annotations
@@ -21,11 +23,12 @@ AUTOCAST = "+bf16-autocast"
 # recipe suffix -> the kind of its speed-up over the same model in fp32
 SPEEDUP_KINDS = {INT8: "int8/fp32", AUTOCAST: "bf16-autocast/fp32"}
 TEACHER_NAMES = ("embedded", "baseline", "teacher")
+VS_TEACHER = "vs-teacher"
 
 
 @dataclass
 class Ratio:
-    kind: str          # batched/paper-loop | batched+autocast/paper-loop | int8/fp32 | bf16-autocast/fp32
+    kind: str          # batched/paper-loop | batched+autocast/paper-loop | int8/fp32 | bf16-autocast/fp32 | vs-teacher
     device: str
     a: str             # numerator variant (the faster one, if the claim holds)
     b: str
@@ -53,14 +56,14 @@ def _wer_diff(df: Any, a: str, b: str, device: str) -> float | None:
     return None if math.isnan(wa) or math.isnan(wb) else 100.0 * (wa - wb)
 
 
-def _vs_paper_loop(df: Any, kind: str, v: str, paper_loop: str, device: str) -> list[Ratio]:
-    """``v`` against a paper-loop row, model only and end to end."""
+def _both_metrics(df: Any, kind: str, v: str, base: str, device: str) -> list[Ratio]:
+    """``v`` against ``base``, model only and end to end."""
     out = []
     for metric, col in (("rtfx (model only)", "model_s"), ("end-to-end", "e2e_s")):
-        per = _paired(df, v, paper_loop, device, col, col)
+        per = _paired(df, v, base, device, col, col)
         if per:
-            out.append(Ratio(kind, device, v, paper_loop, metric, statistics.median(per), per,
-                             _wer_diff(df, v, paper_loop, device)))
+            out.append(Ratio(kind, device, v, base, metric, statistics.median(per), per,
+                             _wer_diff(df, v, base, device)))
     return out
 
 
@@ -74,7 +77,7 @@ def compute(run_dir: str | Path) -> dict[str, Any]:
     for device in sorted(df["device"].dropna().unique()):
         for v in sorted(variants):
             if v + "@paper-loop" in variants:
-                ratios += _vs_paper_loop(df, "batched/paper-loop", v, v + "@paper-loop", device)
+                ratios += _both_metrics(df, "batched/paper-loop", v, v + "@paper-loop", device)
             for suffix, kind in SPEEDUP_KINDS.items():
                 base = v[: -len(suffix)] if v.endswith(suffix) else None
                 if v == suffix[1:]:  # the recipe applied to the teacher itself
@@ -85,14 +88,43 @@ def compute(run_dir: str | Path) -> dict[str, Any]:
                         ratios.append(Ratio(kind, device, v, base, "model-time speed-up",
                                             statistics.median(per), per, _wer_diff(df, v, base, device)))
                 if suffix == AUTOCAST and base and base + "@paper-loop" in variants:
-                    ratios += _vs_paper_loop(df, "batched+autocast/paper-loop", v, base + "@paper-loop", device)
+                    ratios += _both_metrics(df, "batched+autocast/paper-loop", v, base + "@paper-loop", device)
+        teacher = next((t for t in TEACHER_NAMES if t in variants), None)
+        for v in sorted(variants - {teacher}) if teacher else []:
+            if "@" not in v:  # scenario rows (v@paper-loop) are compared with their own variant above
+                ratios += _both_metrics(df, VS_TEACHER, v, teacher, device)
     return {"run_dir": str(run_dir), "ratios": [asdict(r) for r in ratios],
             "tracker_overhead": meta.get("tracker_overhead", {})}
+
+
+def _teacher_table(ratios: list[dict[str, Any]]) -> list[str]:
+    """One line per variant and device, fastest (model only) first: both speed-ups, their per-repeat pairs, WER."""
+    by: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for r in ratios:
+        if r["kind"] == VS_TEACHER:
+            by.setdefault((r["device"], r["a"]), {})[r["metric"]] = r
+    if not by:
+        return []
+    teacher = next(iter(next(iter(by.values())).values()))["b"]
+    lines = [f"vs-teacher: speed-up over {teacher} as the median of per-repeat pairs (per repeat in brackets), WER "
+             "difference in points"]
+    order = sorted(by.items(), key=lambda kv: (kv[0][0], -kv[1].get("rtfx (model only)", {}).get("median_ratio", 0)))
+    for (device, v), m in order:
+        cells = []
+        for metric, label in (("rtfx (model only)", "model"), ("end-to-end", "e2e")):
+            r = m.get(metric)
+            if r:
+                cells.append(f"{label} x{r['median_ratio']:.2f} ({', '.join(f'{x:.2f}' for x in r['per_repeat'])})")
+        wer = next(iter(m.values()))["wer_diff_points"]
+        lines.append(f"  {device:<5} {v:<46} {'; '.join(cells)}" + (f"; WER {wer:+.2f} pt" if wer is not None else ""))
+    return lines
 
 
 def format_report(res: dict[str, Any]) -> str:
     lines = []
     for r in res["ratios"]:
+        if r["kind"] == VS_TEACHER:
+            continue
         wer = f", WER {r['wer_diff_points']:+.2f} pt" if r["wer_diff_points"] is not None else ""
         reps = ", ".join(f"{x:.2f}" for x in r["per_repeat"])
         lines.append(f"{r['kind']:<27} {r['device']:<5} {r['a']} vs {r['b']}: {r['metric']} x{r['median_ratio']:.2f} "
@@ -104,6 +136,7 @@ def format_report(res: dict[str, Any]) -> str:
                      f"{100 * o.get('median_fraction', o.get('fraction', float('nan'))):+.2f} %; window open/close "
                      f"{100 * o.get('window_ops_fraction', float('nan')):.3f} %; process CPU time "
                      f"{100 * o.get('cpu_time_fraction', float('nan')):+.2f} %)")
+    lines += _teacher_table(res["ratios"])
     return "\n".join(lines) or "no comparable pairs in this run"
 
 

@@ -103,6 +103,29 @@ def test_ratios_are_paired_per_repeat(tmp_path) -> None:  # noqa: ANN001
     int8 = by[("int8/fp32", "model-time speed-up")]
     assert int8["per_repeat"] == pytest.approx([1.25, 2.0, 2.0]) and int8["wer_diff_points"] == pytest.approx(1.0)
     assert "tracker overhead" in format_report(res)
+    # no teacher in this run ("m" is not a teacher name): no vs-teacher rows
+    assert not [r for r in res["ratios"] if r["kind"] == "vs-teacher"]
+
+
+def test_every_variant_is_paired_with_the_teacher(tmp_path) -> None:  # noqa: ANN001
+    from bench.ratios import compute, format_report
+
+    store = ResultsStore(tmp_path)
+    # the machine drifts 2x between repeats: per-repeat pairs keep the true 2x of "fast" where medians would not
+    for rep, scale in enumerate([1.0, 2.0, 1.0]):
+        for variant, t, wer in (("embedded", 4.0, 0.090), ("fast", 2.0, 0.120), ("embedded@paper-loop", 6.0, 0.090)):
+            store.append(_row(rep, variant=variant, model_s=t * scale, e2e_s=t * scale + 1.0, audio_s=10.0, wer=wer,
+                              row_key=row_key("h", variant, "cpu", rep)))
+    store.close()
+    res = compute(tmp_path)
+    vs = {(r["a"], r["metric"]): r for r in res["ratios"] if r["kind"] == "vs-teacher"}
+    assert set(vs) == {("fast", "rtfx (model only)"), ("fast", "end-to-end")}  # no teacher-vs-teacher, no scenario
+    assert vs[("fast", "rtfx (model only)")]["per_repeat"] == pytest.approx([2.0, 2.0, 2.0])
+    assert vs[("fast", "end-to-end")]["per_repeat"] == pytest.approx([5 / 3, 9 / 5, 5 / 3])
+    assert vs[("fast", "rtfx (model only)")]["wer_diff_points"] == pytest.approx(3.0)
+    text = format_report(res)
+    assert "vs-teacher: speed-up over embedded" in text and "model x2.00 (2.00, 2.00, 2.00)" in text
+    assert "WER +3.00 pt" in text
 
 
 def test_autocast_ratios_pair_with_the_fp32_model_and_its_paper_loop(tmp_path) -> None:  # noqa: ANN001
