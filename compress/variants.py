@@ -54,11 +54,14 @@ def _info(model: Any, rec: dict[str, Any], size_on_disk_bytes: int | None) -> di
     if size_on_disk_bytes is not None:
         info["size_on_disk_mb"] = round(size_on_disk_bytes / 1e6, 6)
     info["storage"] = rec.get("storage", "hf")
+    from compress.methods.front_end import front_end_dtype
     from compress.methods.quantize import autocast_dtype
 
     info["compute_dtype"] = str(compute_dtype(model)).replace("torch.", "")
     if autocast_dtype(model):  # fp32 weights, bf16 kernels
         info["compute_dtype"] = f"{autocast_dtype(model)}-autocast"
+    elif front_end_dtype(model):  # the front end's dtype; the transformer as it was (fp32 or int8)
+        info["compute_dtype"] = f"{front_end_dtype(model)}-front-end"
     info["trained"] = bool(rec.get("trained", True))
     from compress.methods.compiled import compiled_info
 

@@ -90,7 +90,8 @@ class Row:
     tracker_overhead_frac: float = _extra(default=float("nan"))  # (with tracker - without) / without
     accuracy_batch_size: int | None = _extra(default=None)
     git_dirty: bool | None = _extra(default=None)
-    compute_dtype: str | None = _extra(default=None)  # float32 | float16 | bfloat16 | bfloat16-autocast
+    # float32 | float16 | bfloat16 | bfloat16-autocast | bfloat16-front-end
+    compute_dtype: str | None = _extra(default=None)
     # -- memory and contention (issue 14, findings 4 and 6) ----------------------------------------------------
     variant_peak_mb: float = _extra(default=float("nan"))  # weights + activations of the heaviest batch, alone
     variant_peak_method: str = _extra(default="not measured")  # child-vmhwm | child-cuda-max-alloc | inprocess-...

@@ -27,4 +27,5 @@ from compress.methods import maxpool  # noqa: F401
 from compress.methods import quantize  # noqa: F401
 from compress.methods import prune  # noqa: F401
 from compress.methods import compiled  # noqa: F401
+from compress.methods import front_end  # noqa: F401
 from compress.methods import ort  # noqa: F401

@@ -112,6 +112,11 @@ def apply_compile(model: nn.Module, config: CompileConfig) -> nn.Module:
     if config.autocast and config.scope != "front-end":
         raise FootprintError("compile: autocast applies to the front-end scope; for the whole model use "
                              "bf16-autocast+compile")
+    from compress.methods.front_end import front_end_dtype
+
+    if front_end_dtype(model):
+        # measured: compiling the bf16 channels-last front end gained ~10 % (0.097 -> 0.088 s, teacher, 8 x 10 s)
+        raise FootprintError("compile: the front end already runs channels-last (front-end-bf16); use one of the two")
     target = model.wav2vec2.feature_extractor if config.scope == "front-end" else model
     if any(isinstance(m, MaxPoolFeatureLayer) for m in target.modules()):
         # measured: torch 2.13 specialises max_pool1d's output length, one graph per audio length

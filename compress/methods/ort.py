@@ -151,12 +151,13 @@ def fresh_float_model(model: nn.Module) -> nn.Module:
 
 
 def _check_float(model: Any, name: str) -> None:
+    from compress.methods.front_end import front_end_dtype
     from compress.methods.quantize import autocast_dtype, quantized_modules
 
     if model is None or isinstance(model, OrtWav2Vec2ForCTC):
         raise FootprintError(f"{name}: needs a torch model; an ONNX Runtime stage must be the last of a recipe")
-    if quantized_modules(model) or autocast_dtype(model):
-        raise FootprintError(f"{name}: export a float model; put {name} last instead of a torch int8/autocast "
+    if quantized_modules(model) or autocast_dtype(model) or front_end_dtype(model):
+        raise FootprintError(f"{name}: export a float model; put {name} last instead of a torch int8/bf16 "
                              f"stage (e.g. distill-L4+{name}, not int8-dynamic+{name})")
     if any(p.dtype != torch.float32 for p in model.parameters() if p.is_floating_point()):
         raise FootprintError(f"{name}: export a float32 model, not a half-precision one")
