@@ -1,5 +1,6 @@
-"""The main job's variant list: the paper's recipes, bf16 only where it pays, the teacher's compiled int8 chain
-where a compiler exists, and each shipped student or pruned model with its chains, the missing ones named."""
+"""The main job's variant list: the paper's recipes, bf16 only where it pays, the teacher's int8 chain with the
+bf16 channels-last front end where bf16 is native (else compiled, where a compiler exists),
+and each shipped student or pruned model with its chains, the missing ones named."""
 from __future__ import annotations
 
 import logging
@@ -34,4 +35,7 @@ def test_models_follow_what_is_shipped_and_available(tmp_path: Path, monkeypatch
     monkeypatch.setattr(quantize, "cpu_has_native_bf16", lambda: True)
     monkeypatch.setattr(compiled, "compile_available", lambda: False)
     assert main_run.main_job_models("/my/model", ["cpu"]) == ["/my/model", "int8-dynamic", "prune-sensitivity",
-                                                              "bf16-autocast"]
+                                                              "bf16-autocast", "int8-dynamic+front-end-bf16",
+                                                              "front-end-bf16+bf16-autocast"]
+    assert main_run.main_job_models("embedded", ["cpu"])[-3:] == [
+        "distill-L4", "distill-L4+int8-dynamic+front-end-bf16", "prune-structured-25"]

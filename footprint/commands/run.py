@@ -3,8 +3,9 @@
 1. the synthetic dev-clean (generated once, then cached), or ``--data`` (a LibriSpeech subset directory);
 2. the shipped teacher (or ``--model``: a Hugging Face directory, e.g. from ``footprint model import``);
 3. the variants built from it: int8-dynamic, Distiller-style pruning, bf16-autocast where it pays (a CPU with
-   native bf16, or a GPU), int8 with a compiled front end, and every shipped student and structurally pruned
-   model that exists (with the chains of ``STUDENT_CHAINS``); missing ones are listed with how to train them;
+   native bf16, or a GPU), int8 with a faster front end (bf16 channels-last where bf16 is native, else compiled)
+   and the bf16 front end under bf16 autocast, and every shipped student and structurally pruned model that
+   exists (with its chains, ``*_STUDENT_CHAINS``); missing ones are listed with how to train them;
 4. ``bench run`` on CPU (and CUDA when visible): accuracy pass, warm-up, interleaved timed repeats, energy;
    plus architecture-only timing of the paper's large model at a few depths (random weights, timing only);
 5. the HTML report, whose path is printed.
@@ -26,10 +27,14 @@ log = logging.getLogger("footprint.run")
 DEFAULT_RECIPES = ("int8-dynamic", "prune-sensitivity")
 STUDENT_RECIPES = ("distill-L4", "distill-L2", "distill-L3", "distill-L6", "maxpool-conv4", "prune-structured-50",
                    "prune-structured-25")
-# Beyond the paper (issue 16): chains that compose, each in the run when what it needs is here.  The teacher's
-# chain needs a C++ compiler (compile); a student's chain needs that student.
-TEACHER_CHAINS = ("int8-dynamic+compile",)
-STUDENT_CHAINS = {"distill-L4": ("distill-L4+int8-dynamic",)}  # the pruned models' chains measured no gain
+# Beyond the paper (issue 16): chains that compose, each in the run when what it needs is here.  Where bf16 is
+# native (AMX/AVX512-BF16 CPUs, GPUs) the front end runs bf16 channels-last (front-end-bf16: the teacher's front
+# end x3-4 here); elsewhere it is compiled in fp32, which needs a C++ compiler.  A student's chain needs that
+# student.  int8 chains run on CPU only (the runner skips them on a GPU, saying why).
+BF16_TEACHER_CHAINS = ("int8-dynamic+front-end-bf16", "front-end-bf16+bf16-autocast")
+FP32_TEACHER_CHAINS = ("int8-dynamic+compile",)
+BF16_STUDENT_CHAINS = {"distill-L4": ("distill-L4+int8-dynamic+front-end-bf16",)}
+FP32_STUDENT_CHAINS = {"distill-L4": ("distill-L4+int8-dynamic",)}  # the pruned models' chains measured no gain
 
 
 def register_run(sub: argparse._SubParsersAction) -> None:
@@ -72,17 +77,18 @@ def main_job_models(model: str, devices: list[str]) -> list[str]:
 
     models = [model, *DEFAULT_RECIPES]
     # elsewhere bf16 is emulated: slower than fp32, not worth a row
-    if any(Device.parse(d).is_cuda for d in devices) or cpu_has_native_bf16():
+    bf16 = any(Device.parse(d).is_cuda for d in devices) or cpu_has_native_bf16()
+    if bf16:
         models.append("bf16-autocast")
-    # compile and compile-bf16 need a C++ compiler
-    models += [c for c in TEACHER_CHAINS
+    # compile needs a C++ compiler
+    models += [c for c in (BF16_TEACHER_CHAINS if bf16 else FP32_TEACHER_CHAINS)
                if compile_available() or not any(st.startswith("compile") for st in c.split("+"))]
     if model != "embedded":
         log.info("recipes are applied to %s", model)
         return models
     have, missing = available_students()
     for s in have:
-        models += [s, *STUDENT_CHAINS.get(s, ())]
+        models += [s, *(BF16_STUDENT_CHAINS if bf16 else FP32_STUDENT_CHAINS).get(s, ())]
     if missing:
         log.warning("no students %s in %s (or $W2V_FOOTPRINT_STUDENTS): left out of this run; train them "
                     "with 'footprint compress distill' or 'prune-structured' "
