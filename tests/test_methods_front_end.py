@@ -98,7 +98,7 @@ def test_refusals_are_one_line() -> None:
         method.apply(tiny_model(layers=1), cfg)
     model = tiny_model(layers=1)
     model._footprint_compiled = "front-end"
-    with pytest.raises(FootprintError, match="put front-end-bf16 before compile"):
+    with pytest.raises(FootprintError, match="use one of the two"):
         apply_stages(model, parse_recipe("front-end-bf16"))
     from compress.methods.compiled import compile_available
 

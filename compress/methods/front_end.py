@@ -130,7 +130,8 @@ def apply_front_end(model: nn.Module, config: FrontEndConfig) -> nn.Module:
     if front_end_dtype(model):
         return model
     if getattr(model, "_footprint_compiled", None):
-        raise FootprintError("front-end-bf16: the model is already compiled; put front-end-bf16 before compile")
+        raise FootprintError("front-end-bf16: the model is already compiled; compile and front-end-bf16 both "
+                             "rewrite the front end: use one of the two")
     encoder = getattr(getattr(model, "wav2vec2", None), "feature_extractor", None)
     if encoder is None or not hasattr(encoder, "conv_layers"):
         raise FootprintError(f"front-end-bf16: expected a Wav2Vec2ForCTC model, got {type(model).__name__}")
