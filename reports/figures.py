@@ -142,9 +142,14 @@ def figure2(logs: Sequence[TrainLog]) -> Optional[Rendered]:
     ax.set_ylabel("validation WER (%)")  # distillation's held-out split, not the reported dev-clean
     ax.set_title("Amount of training data")
     ax.legend(frameon=False)
+    budgets = "; ".join(f"{t.name} {t.budget}" for _, t in sorted(by_hours.items(), reverse=True))
+    epochs = {(t.trained_for or (None,))[0] for t in by_hours.values()}
+    caveat = (f" Budgets: {budgets}" + (": they differ in epochs too (and each learning-rate schedule was fitted to "
+                                        "its own), so the curves compare budgets as well as data." if len(epochs) > 1
+                                        else "."))
     return Rendered("figure2", "Figure 2",
                     "Students distilled on different amounts of audio; validation WER per epoch. Paper: "
-                    "train-clean-360 beats train-clean-100.", png_bytes(fig))
+                    f"train-clean-360 beats train-clean-100.{caveat}", png_bytes(fig))
 
 
 def pareto_front(x: Iterable[float], y: Iterable[float]) -> list[int]:

@@ -77,3 +77,8 @@ def test_figures_compare_like_with_like(tmp_path: Path) -> None:
     f1 = figure1([longer, tl("distill-L4-last", 4, "last", 1.2)])
     assert "Not like for like: distill-L4 4 epochs of 7.86 h (1980 steps); distill-L4-last 2 epochs of 1.20 h" \
         in f1.caption
+    # Figure 2 states both budgets, and says when the epochs differ
+    assert "Budgets: distill-L4 2 epochs of 1.20 h; distill-L4-frac 2 epochs of 0.30 h." in f2.caption
+    f2 = figure2([longer, tl("distill-L4-frac", 4, "alternate", 0.3)])
+    assert "distill-L4 4 epochs of 7.86 h (1980 steps); distill-L4-frac 2 epochs of 0.30 h: they differ in epochs" \
+        in f2.caption
