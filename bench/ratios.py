@@ -5,8 +5,9 @@ variants ran minutes apart on the same machine state), then the median of the pe
 * int8 vs fp32: model-time speed-up for ``X+int8-dynamic`` vs ``X`` (and ``int8-dynamic`` vs the teacher);
 * bf16-autocast vs fp32 the same way, and the batched ``X+bf16-autocast`` against ``X``'s fp32 paper loop (the
   suite's fastest equal-WER pipeline against the paper's);
-* every other variant against the teacher of the run (model only and end to end): the table a reader of a
-  many-variant run wants, paired per repeat because a drifting VM moves the teacher's own time by 2x in one run;
+* every other variant against the teacher of the run (a random-weight ``arch-X+recipe`` against ``arch-X``, the
+  same generated workload), model only and end to end: the table a reader of a many-variant run wants, paired
+  per repeat because a drifting VM moved the teacher's own time by 2x within one run;
 * the energy tracker's overhead from meta.json.
 """
 from __future__ import annotations

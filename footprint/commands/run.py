@@ -10,8 +10,9 @@
    plus architecture-only timing of the paper's large model at a few depths (random weights, timing only);
 5. the HTML report, whose path is printed.
 
-It was sized to finish within 10 minutes on a 2-core machine (414 s on 2026-11-30, before the compiled chain and
-the pruned models joined it: not re-measured since): the whole
+It was sized to finish within 10 minutes on a 2-core machine (414 s on 2026-11-30, before the compiled chain, the
+pruned models and the bf16 front-end chains joined it: not re-measured since; a run stopped after 6 minutes had
+finished the accuracy pass of 5 of its 14 data variants, so it now takes well over 10): the whole
 synthetic dev-clean (300 utterances, 22.8 min of audio), 2 interleaved repeats, one tracker-overhead pair, and the
 large architecture timed on 0.1 % of a dev-clean-shaped workload; ``--limit N`` benchmarks fewer utterances.
 A rerun resumes: finished rows are skipped.
