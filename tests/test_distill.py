@@ -129,6 +129,17 @@ def test_maxpool_student_keeps_first_convs() -> None:
     assert student.config.maxpool_layers == [4, 5, 6]
 
 
+def test_student_name_keeps_a_continued_variants_recipe() -> None:
+    from compress.methods.distill import DistillConfig, student_name
+
+    assert student_name(DistillConfig(out_dir="x"), 4) == "distill-L4"
+    assert student_name(DistillConfig(out_dir="x", student_arch="maxpool-conv4"), 12) == "maxpool-conv4-L12"
+    # more epochs on a shipped max-pool student: still that student, not a "distill-L12"
+    assert student_name(DistillConfig(out_dir="x", init_from="d"), 12, "maxpool-conv4-L12") == "maxpool-conv4-L12"
+    assert student_name(DistillConfig(out_dir="x", recipe="prune-structured-50"), 12, "distill-L12") \
+        == "prune-structured-50"
+
+
 def test_lr_schedule() -> None:
     total, warm, peak = 100, 20, 1e-3
     assert lr_at(0, total, warm, peak) == pytest.approx(peak / 20)

@@ -84,9 +84,13 @@ class DistillResult:
     ranks_in_sync: bool | None = None
 
 
-def student_name(cfg: DistillConfig, layers: int) -> str:
+def student_name(cfg: DistillConfig, layers: int, init_recipe: str | None = None) -> str:
+    """``init_recipe``: the recipe of an ``init_from`` variant of the student's depth; training it further
+    (a longer budget) keeps its name, so a continued ``maxpool-conv4-L12`` stays one."""
     if cfg.recipe:
         return cfg.recipe
+    if init_recipe:
+        return init_recipe
     if cfg.student_arch.startswith("maxpool-conv"):
         return f"{cfg.student_arch}-L{layers}"
     return f"distill-L{layers}"

@@ -91,7 +91,12 @@ def _make_student(cfg: DistillConfig, teacher: nn.Module, device: torch.device) 
     student, kept = build_student(init_model, cfg.layers, cfg.init, cfg.student_arch, cfg.layerdrop,
                                   cfg.mask_time_prob)
     layers = int(student.config.num_hidden_layers)
-    name = student_name(cfg, layers)
+    init_recipe = None
+    if cfg.init_from and int(init_model.config.num_hidden_layers) == layers and cfg.student_arch == "standard":
+        from compress.methods.storage import read_variant_json
+
+        init_recipe = read_variant_json(Path(cfg.init_from)).get("recipe")
+    name = student_name(cfg, layers, init_recipe)
     del init_model
     student.to(device).train()
     if cfg.freeze_feature_encoder:
