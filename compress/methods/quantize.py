@@ -28,7 +28,7 @@ fp16 / bf16
 bf16-autocast (beyond the paper)
     Weights stay fp32 (the size does not change); the forward pass runs under ``torch.autocast`` in bfloat16, so
     matmuls and convolutions use bf16 kernels while layer norms, softmax and the loss-sensitive reductions stay
-    fp32; on CPU the attention runs eagerly (see :class:`AutocastConfig`).  It pays on CPUs with native bf16
+    fp32; attention keeps the model's implementation (SDPA; see :class:`AutocastConfig`).  It pays on CPUs with native bf16
     (AVX512-BF16 or AMX) and on GPUs; elsewhere it is emulated and slow, and says so.  It changes
     how the model runs, not its weights: nothing to save, it is applied wherever the recipe is named.
 
@@ -86,10 +86,15 @@ class HalfConfig:
 @dataclass
 class AutocastConfig:
     dtype: str = "bfloat16"
-    # On CPU, transformers' SDPA path under bf16 autocast with a padding mask measured 12 % slower than eager
-    # attention (teacher, 100 dev-clean utt., batch 8: 2.01 vs 1.77 s; in fp32 the two were equal), so CPU
-    # forwards use eager attention; other devices keep the model's own choice.  "" keeps it everywhere.
-    cpu_attention: str = "eager"
+    # The attention implementation on CPU; "" keeps the model's own (transformers' SDPA, PyTorch's fused CPU
+    # flash-attention kernel).  It was "eager" until measured otherwise: on the AMD EPYC this project started on,
+    # SDPA under bf16 autocast with a padding mask was 12 % slower (teacher, 100 dev-clean utterances, batch 8:
+    # 2.01 vs 1.77 s); on the 2-core Xeon with AMX (torch 2.13) eager attention was 42 % of the bf16 teacher's
+    # forward (softmax, scaling and mask add over (8, 4, 499, 499) scores in fp32, autocast's softmax policy) and
+    # SDPA ran it 0.364 -> 0.272 s (batch 8 x 10 s with padding); on embedded dev-clean (shorter utterances, 3
+    # interleaved repeats, per-repeat pairs) front-end-bf16+bf16-autocast went x2.08 -> x2.19 over the fp32
+    # teacher, distill-L4 with it x3.79 -> x4.16, WER unchanged.  ``bf16-autocast-eager`` keeps the old choice.
+    cpu_attention: str = ""
 
 
 @dataclass
@@ -345,6 +350,8 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+@register_method("bf16-autocast-eager", AutocastConfig, runtime_only=True, options={"cpu_attention": "eager"},
+                 description="bf16-autocast with eager (unfused) attention on CPU, the earlier default: to compare")
 @register_method("bf16-autocast", AutocastConfig, runtime_only=True,
                  description="fp32 weights, forward under bf16 autocast (CPUs with AVX512-BF16/AMX, GPUs); changes "
                              "how the model runs, not its weights, so nothing is saved")
