@@ -135,7 +135,7 @@ class BenchSession:
             from bench.workload import from_manifest
 
             v = load_variant(case.spec, case.device)
-            tr = Transcriber(v.model, do_normalize=v.do_normalize, device=case.device, batch_size=8)
+            tr = Transcriber(v.model, do_normalize=v.do_normalize, device=case.device, batch_size=8, dtype=v.dtype)
             wl = from_manifest(read_subset(resolve_data(data)), data, limit)
             self._ready[key] = (tr, wl, [wl.loader(i) for i in range(len(wl))])
         return self._ready[key]

@@ -60,7 +60,7 @@ def _info(model: Any, rec: dict[str, Any], size_on_disk_bytes: int | None) -> di
     info["compute_dtype"] = str(compute_dtype(model)).replace("torch.", "")
     if autocast_dtype(model):  # fp32 weights, bf16 kernels
         info["compute_dtype"] = f"{autocast_dtype(model)}-autocast"
-    elif front_end_dtype(model):  # the front end's dtype; the transformer as it was (fp32 or int8)
+    elif front_end_dtype(model) and info["compute_dtype"] != front_end_dtype(model):  # the transformer as it was
         info["compute_dtype"] = f"{front_end_dtype(model)}-front-end"
     info["trained"] = bool(rec.get("trained", True))
     from compress.methods.compiled import compiled_info
@@ -83,14 +83,15 @@ def _finish(model: Any, do_normalize: bool, name: str, recipe: str, rec: dict[st
     import torch
 
     from core.model_stats import compute_dtype
-    from compress.methods.quantize import quantized_modules
+    from compress.methods.quantize import cpu_has_native_bf16, quantized_modules
 
     dev = torch.device(device)
     if dev.type != "cpu" and quantized_modules(model):
         raise FootprintError(f"{name}: int8 (torch.ao) quantized models run on CPU only, not {device}")
     dtype = compute_dtype(model)
-    if dev.type == "cpu" and dtype in (torch.float16, torch.bfloat16):
-        log.warning("%s: %s on CPU is slow or unsupported; it is meant for GPU", name, dtype)
+    if dev.type == "cpu" and (dtype == torch.float16 or (dtype == torch.bfloat16 and not cpu_has_native_bf16())):
+        log.warning("%s: %s on this CPU is slow or unsupported; it is meant for GPU (bf16: or a CPU with "
+                    "AVX512-BF16/AMX)", name, dtype)
     model = model.to(dev).eval()
     return Variant(model=model, do_normalize=bool(do_normalize), name=name, recipe=recipe,
                    info=_info(model, rec, size_on_disk), path=str(path) if path else None, dtype=dtype,

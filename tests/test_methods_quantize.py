@@ -154,6 +154,42 @@ def test_bf16_autocast_guards_a_wrong_grouped_conv(monkeypatch) -> None:  # noqa
     assert set(am.state_dict()) == set(tiny_model(layers=1).state_dict())  # weights and names unchanged
 
 
+def test_bf16_weights_on_cpu_guard_a_wrong_grouped_conv(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """``bf16`` on a CPU whose bf16 grouped conv is wrong: the positional conv computes in fp32 from the bf16
+    weights and hands bf16 on; the guard survives ``model.to`` (the transcriber) and a save/load."""
+    model = tiny_model(layers=1)
+    with torch.no_grad():
+        ref = model(X).logits
+    monkeypatch.setattr(q, "cpu_grouped_conv_bf16_ok", lambda: False)
+    bf = apply_stages(model, parse_recipe("bf16")).to(torch.bfloat16)
+    conv = bf.wav2vec2.encoder.pos_conv_embed.conv
+    assert type(conv).__name__.startswith("Fp32OnCpu") and conv.weight.dtype == torch.bfloat16
+    seen: list[torch.dtype] = []
+    hook = conv.register_forward_hook(lambda m, inp, out: seen.append(out.dtype))
+    calls: list[torch.dtype] = []
+    real = torch.nn.Conv1d._conv_forward
+    monkeypatch.setattr(torch.nn.Conv1d, "_conv_forward", lambda self, x, w, b: calls.append(w.dtype) or real(self, x, w, b))
+    with torch.no_grad():
+        out = bf(X.bfloat16()).logits.float()
+    hook.remove()
+    assert seen == [torch.bfloat16] and torch.float32 in calls  # fp32 kernel inside, bf16 out
+    assert (out - ref).norm() < 0.05 * ref.norm()
+    loaded, _ = _save_load(bf, tmp_path / "bf16", "bf16")
+    assert type(loaded.wav2vec2.encoder.pos_conv_embed.conv).__name__.startswith("Fp32OnCpu")
+
+
+def test_bf16_then_channels_last_front_end_stays_bf16() -> None:
+    model = tiny_model(layers=1)
+    with torch.no_grad():
+        ref = model(X).logits
+    bf = apply_stages(model, parse_recipe("bf16+front-end-bf16"))
+    with torch.no_grad():
+        feats = bf.wav2vec2.feature_extractor(X.bfloat16())
+        out = bf(X.bfloat16()).logits.float()
+    assert feats.dtype == torch.bfloat16  # the feature projection's dtype, not fp32
+    assert (out - ref).norm() < 0.05 * ref.norm()
+
+
 def test_torchao_recipe_needs_torchao() -> None:
     from compress.methods.registry import resolve_stage
 

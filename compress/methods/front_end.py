@@ -12,9 +12,10 @@ memory (physically batch x time x channels), so LayerNorm over channels reads co
 are made; GroupNorm, GELU and max-pooling (``maxpool-conv4``) run in the same layout.  The conv weights are copied
 once to ``(out, in, 1, k)`` bf16 channels-last tensors; the ``Conv1d`` parameters stay as they were (fp32), so the
 model's size and state dict do not change and ``model.to(torch.float32)`` (the transcriber calls it) cannot undo
-the recipe.  The front end's output is cast back to fp32, so the feature projection and the transformer (fp32 or
-int8) see what they always saw: it chains after anything that changes the transformer
-(``int8-dynamic+front-end-bf16``, ``distill-L4+int8-dynamic+front-end-bf16``).  Runtime-only: nothing is saved,
+the recipe.  The front end's output is cast back to the dtype of the model's weights (fp32; bf16 after the ``bf16``
+recipe), so the feature projection and the transformer (fp32, bf16 or int8) see what they always saw: it chains
+after anything that changes the transformer (``int8-dynamic+front-end-bf16``, ``bf16+front-end-bf16``,
+``distill-L4+int8-dynamic+front-end-bf16``).  Runtime-only: nothing is saved,
 it is rebuilt from the float weights wherever the recipe is named; the row's ``compute_dtype`` says
 ``bfloat16-front-end``.  Front-end features stay within about 1 % (relative L2) of fp32, bf16's rounding.
 """
@@ -75,7 +76,8 @@ def _channels_last(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 class _ChannelsLastFrontEnd:
     """Mixed into the feature encoder's class: the blocks' forward on ``(batch, channels, 1, time)`` channels-last
-    tensors of ``_footprint_front_end_dtype``; returns ``(batch, channels, frames)`` in fp32 as the original did."""
+    tensors of ``_footprint_front_end_dtype``; returns ``(batch, channels, frames)`` in the dtype of the model's
+    weights (fp32, or bf16 after the ``bf16`` recipe) as the original did."""
 
     _footprint_front_end_plan: list[tuple[str, str]]
     _footprint_front_end_dtype: torch.dtype
@@ -114,7 +116,7 @@ class _ChannelsLastFrontEnd:
                 else:
                     x = F.group_norm(x, n.num_groups, scale, shift, n.eps)
             x = block.activation(x)
-        return x[:, :, 0, :].float()
+        return x[:, :, 0, :].to(self.conv_layers[0].conv.weight.dtype)  # the model's dtype: fp32, or bf16 (bf16)
 
 
 def front_end_dtype(model: nn.Module) -> str | None:
@@ -124,7 +126,7 @@ def front_end_dtype(model: nn.Module) -> str | None:
 
 @register_method("front-end-bf16", FrontEndConfig, runtime_only=True,
                  description="the conv front end in bf16, channels-last (oneDNN/AMX on CPU, tensor cores on GPU), "
-                             "fp32 out; the transformer as it was (fp32 or int8); nothing saved")
+                             "out in the model's dtype; the transformer as it was (fp32, bf16 or int8); nothing saved")
 def apply_front_end(model: nn.Module, config: FrontEndConfig) -> nn.Module:
     if config.dtype not in DTYPES:
         raise FootprintError(f"front-end-bf16: dtype must be one of {', '.join(DTYPES)}, not {config.dtype!r}")

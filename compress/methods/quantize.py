@@ -1,5 +1,5 @@
 """Quantization recipes: ``int8-dynamic`` (the paper's, done right), ``int8-static`` (beyond the paper),
-``fp16`` / ``bf16`` (GPU) and ``int8-weight-only-torchao`` (GPU, optional extra).
+``fp16`` (GPU) / ``bf16`` (GPU, CPUs with native bf16) and ``int8-weight-only-torchao`` (GPU, optional extra).
 
 int8-dynamic
     Every ``nn.Linear`` - the attention q/k/v/out projections included, and the feature projection and CTC head -
@@ -23,7 +23,9 @@ int8-static (beyond the paper)
     reports its WER and speed as they are.
 
 fp16 / bf16
-    Every floating tensor cast; meant for GPU inference (CPU half-precision kernels are slow or missing).
+    Every floating tensor cast; fp16 is meant for GPU inference (CPU fp16 kernels are slow or missing).  bf16 also
+    runs on CPUs with AVX512-BF16/AMX: half the size, and no per-call weight casts as under ``bf16-autocast``;
+    chain ``front-end-bf16`` after it for the fast conv layout (``bf16+front-end-bf16``).
 
 bf16-autocast (beyond the paper)
     Weights stay fp32 (the size does not change); the forward pass runs under ``torch.autocast`` in bfloat16, so
@@ -266,15 +268,21 @@ def apply_int8_static(model: nn.Module, config: Int8StaticConfig) -> nn.Module:
 
 
 # ----------------------------------------------------------------------------------------------- half / torchao
-@register_method("bf16", HalfConfig, options={"dtype": "bfloat16"}, devices=("cuda",), command="quantize",
-                 description="bfloat16 weights and compute")
+@register_method("bf16", HalfConfig, options={"dtype": "bfloat16"}, command="quantize",
+                 description="bfloat16 weights and compute (GPUs; CPUs with AVX512-BF16/AMX, where the positional "
+                             "conv runs in fp32 if the CPU's bf16 grouped conv is wrong): half the size")
 @register_method("fp16", HalfConfig, options={"dtype": "float16"}, devices=("cuda",), command="quantize",
                  description="float16 weights and compute")
 def apply_half(model: nn.Module, config: HalfConfig) -> nn.Module:
     if config.dtype not in ("float16", "bfloat16"):
         raise FootprintError(f"half precision: unknown dtype {config.dtype!r} (float16 | bfloat16)")
     _reject_quantized(model, config.dtype)
-    return model.eval().to(getattr(torch, config.dtype))
+    model = model.eval().to(getattr(torch, config.dtype))
+    if config.dtype == "bfloat16":
+        if next(model.parameters()).device.type == "cpu" and not cpu_has_native_bf16():
+            log.warning("bf16: this CPU has no native bf16 (AVX512-BF16/AMX): slower than fp32 here")
+        guard_bf16_grouped_conv(model)
+    return model
 
 
 class _AutocastForward:
@@ -299,10 +307,23 @@ class _Fp32OnCpuUnderAutocast:
     :func:`cpu_grouped_conv_bf16_ok`) it runs in fp32 inside the autocast region; elsewhere unchanged."""
 
     def forward(self, hidden_states: Any) -> Any:
-        if hidden_states.device.type != "cpu":
-            return super().forward(hidden_states)
+        if hidden_states.device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
+            return super().forward(hidden_states)  # bf16 weights: the conv's own guard (_Fp32ConvOnCpu) acts
         with torch.autocast("cpu", enabled=False):
             return super().forward(hidden_states.float())
+
+
+class _Fp32ConvOnCpu:
+    """Mixin for the positional convolution's ``Conv1d``: when its weights are bf16 (the ``bf16`` recipe) on a CPU
+    whose bf16 grouped convolution is wrong, the convolution runs in fp32 (weights cast for the call) and returns
+    the input's dtype; with fp32 weights (``bf16-autocast``) unchanged."""
+
+    def forward(self, x: Any) -> Any:
+        if x.device.type != "cpu" or self.weight.dtype == torch.float32:
+            return super().forward(x)
+        with torch.autocast("cpu", enabled=False):
+            bias = None if self.bias is None else self.bias.float()
+            return self._conv_forward(x.float(), self.weight.float(), bias).to(x.dtype)
 
 
 @functools.lru_cache(maxsize=None)
@@ -310,7 +331,8 @@ def cpu_grouped_conv_bf16_ok() -> bool:
     """Does this CPU's bf16 grouped conv1d agree with fp32?  Measured, not assumed: with torch 2.13 on an Intel
     Xeon with AMX (oneDNN), a bf16 conv1d with groups > 1 (the positional convolution's shape: 192 channels,
     kernel 64, 16 groups) came out with a relative error above 100 % while groups = 1 stayed at 0.3 %, so the
-    bf16-autocast teacher would have been another model there.  The probe uses a small shape with the same bug."""
+    bf16-autocast teacher would have been another model there (splitting it into 16 ungrouped 12 -> 12 channel convs
+    did not help, 108 %; a channels-last conv2d neither).  The probe uses a small shape with the same bug."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2, 32, 64, generator=gen)
     w = torch.randn(32, 8, 16, generator=gen) * 0.1
@@ -323,19 +345,23 @@ def cpu_grouped_conv_bf16_ok() -> bool:
 @functools.lru_cache(maxsize=None)
 def _warn_bf16_grouped_conv() -> None:
     """Once per process: distillation guards the teacher and the student, a benchmark every bf16 variant."""
-    log.warning("bf16 autocast: this CPU's bf16 grouped convolution disagrees with fp32 (oneDNN); positional "
+    log.warning("bf16: this CPU's bf16 grouped convolution disagrees with fp32 (oneDNN); positional "
                 "convolutions run in fp32 on CPU")
 
 
 def guard_bf16_grouped_conv(model: nn.Module) -> None:
-    """Where this CPU's bf16 grouped conv is wrong, the model's positional conv runs in fp32 on CPU under bf16
-    autocast (inference, distillation and teacher training alike); a no-op elsewhere."""
+    """Where this CPU's bf16 grouped conv is wrong, the model's positional conv runs in fp32 on CPU, under bf16
+    autocast (inference, distillation and teacher training alike) and with bf16 weights; a no-op elsewhere."""
     pos = getattr(getattr(getattr(model, "wav2vec2", None), "encoder", None), "pos_conv_embed", None)
     if pos is None or isinstance(pos, _Fp32OnCpuUnderAutocast) or cpu_grouped_conv_bf16_ok():
         return
     _warn_bf16_grouped_conv()
     cls = type(pos)
     pos.__class__ = type(f"Fp32OnCpu{cls.__name__}", (_Fp32OnCpuUnderAutocast, cls), {"__module__": cls.__module__})
+    conv = getattr(pos, "conv", None)
+    if isinstance(conv, nn.Conv1d):
+        ccls = type(conv)
+        conv.__class__ = type(f"Fp32OnCpu{ccls.__name__}", (_Fp32ConvOnCpu, ccls), {"__module__": ccls.__module__})
 
 
 def autocast_dtype(model: Any) -> str | None:

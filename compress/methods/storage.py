@@ -264,6 +264,10 @@ def load_variant_dir(model_dir: str | Path) -> tuple[nn.Module, bool, dict[str, 
 
         if not quantized_modules(model):
             model = model.to(dtype)
+            if dtype == torch.bfloat16:
+                from compress.methods.quantize import guard_bf16_grouped_conv
+
+                guard_bf16_grouped_conv(model)  # a saved bf16 variant loaded on a CPU whose bf16 grouped conv is wrong
     for st in rec.get("reapply_on_load") or []:
         handler, cfg = resolve_stage(st["name"], st.get("config") or {})
         model = handler.apply(model, cfg)
