@@ -36,6 +36,6 @@ def test_models_follow_what_is_shipped_and_available(tmp_path: Path, monkeypatch
     monkeypatch.setattr(compiled, "compile_available", lambda: False)
     assert main_run.main_job_models("/my/model", ["cpu"]) == ["/my/model", "int8-dynamic", "prune-sensitivity",
                                                               "bf16-autocast", "int8-dynamic+front-end-bf16",
-                                                              "front-end-bf16+bf16-autocast"]
+                                                              "bf16+front-end-bf16"]
     assert main_run.main_job_models("embedded", ["cpu"])[-3:] == [
-        "distill-L4", "distill-L4+int8-dynamic+front-end-bf16", "prune-structured-25"]
+        "distill-L4", "distill-L4+bf16+front-end-bf16", "prune-structured-25"]
