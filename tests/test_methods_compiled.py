@@ -31,9 +31,28 @@ def test_whole_model_scope_needs_a_float_model() -> None:
     method, cfg = resolve_stage("compile", {"scope": "model"})
     with pytest.raises(FootprintError, match="scope 'model' needs a float model"):
         method.apply(int8, cfg)
-    method, cfg = resolve_stage("compile", {"scope": "encoder"})
-    with pytest.raises(FootprintError, match="unknown scope 'encoder'"):
+    method, cfg = resolve_stage("compile-encoder")
+    with pytest.raises(FootprintError, match="scope 'encoder' needs a float model"):
+        method.apply(apply_stages(tiny_model(layers=1), parse_recipe("int8-dynamic")), cfg)
+    method, cfg = resolve_stage("compile", {"scope": "layers"})
+    with pytest.raises(FootprintError, match="unknown scope 'layers'"):
         method.apply(tiny_model(layers=1), cfg)
+
+
+def test_compiled_encoder_after_the_channels_last_bf16_front_end() -> None:
+    """``bf16+front-end-bf16+compile-encoder``: the transformer compiled, the front end eager channels-last; the
+    logits those of the same chain uncompiled (bf16 rounding apart)."""
+    eager = apply_stages(tiny_model(layers=2), parse_recipe("bf16+front-end-bf16"))
+    model = apply_stages(tiny_model(layers=2), parse_recipe("bf16+front-end-bf16+compile-encoder"))
+    assert compiled_info(model)["runtime"] == "torch.compile (encoder)"
+    assert "_orig_mod" not in "".join(model.state_dict())
+    with torch.inference_mode():
+        for n in (7000, 11111):
+            x = torch.randn(2, n).bfloat16()
+            ref = eager(x).logits.float()
+            assert float((model(x).logits.float() - ref).norm() / ref.norm()) < 0.02
+    with pytest.raises(FootprintError, match="compile-encoder after it"):
+        apply_stages(tiny_model(layers=1), parse_recipe("front-end-bf16+compile"))
 
 
 def test_bf16_front_end_stays_close_and_hands_fp32_on() -> None:

@@ -168,7 +168,8 @@ def test_bf16_weights_on_cpu_guard_a_wrong_grouped_conv(tmp_path: Path, monkeypa
     hook = conv.register_forward_hook(lambda m, inp, out: seen.append(out.dtype))
     calls: list[torch.dtype] = []
     real = torch.nn.Conv1d._conv_forward
-    monkeypatch.setattr(torch.nn.Conv1d, "_conv_forward", lambda self, x, w, b: calls.append(w.dtype) or real(self, x, w, b))
+    monkeypatch.setattr(torch.nn.Conv1d, "_conv_forward",
+                        lambda self, x, w, b: calls.append(w.dtype) or real(self, x, w, b))
     with torch.no_grad():
         out = bf(X.bfloat16()).logits.float()
     hook.remove()

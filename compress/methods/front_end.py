@@ -132,7 +132,8 @@ def apply_front_end(model: nn.Module, config: FrontEndConfig) -> nn.Module:
         raise FootprintError(f"front-end-bf16: dtype must be one of {', '.join(DTYPES)}, not {config.dtype!r}")
     if front_end_dtype(model):
         return model
-    if getattr(model, "_footprint_compiled", None):
+    compiled = getattr(model, "_footprint_compiled", None)
+    if compiled and not compiled.startswith("encoder"):  # compile-encoder leaves the front end alone
         raise FootprintError("front-end-bf16: the model is already compiled; compile and front-end-bf16 both "
                              "rewrite the front end: use one of the two")
     encoder = getattr(getattr(model, "wav2vec2", None), "feature_extractor", None)

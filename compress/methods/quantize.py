@@ -30,8 +30,8 @@ fp16 / bf16
 bf16-autocast (beyond the paper)
     Weights stay fp32 (the size does not change); the forward pass runs under ``torch.autocast`` in bfloat16, so
     matmuls and convolutions use bf16 kernels while layer norms, softmax and the loss-sensitive reductions stay
-    fp32; attention keeps the model's implementation (SDPA; see :class:`AutocastConfig`).  It pays on CPUs with native bf16
-    (AVX512-BF16 or AMX) and on GPUs; elsewhere it is emulated and slow, and says so.  It changes
+    fp32; attention keeps the model's implementation (SDPA; see :class:`AutocastConfig`).  It pays on CPUs with
+    native bf16 (AVX512-BF16 or AMX) and on GPUs; elsewhere it is emulated and slow, and says so.  It changes
     how the model runs, not its weights: nothing to save, it is applied wherever the recipe is named.
 
 int8-weight-only-torchao
