@@ -39,3 +39,7 @@ def test_models_follow_what_is_shipped_and_available(tmp_path: Path, monkeypatch
                                                               "bf16+front-end-bf16"]
     assert main_run.main_job_models("embedded", ["cpu"])[-3:] == [
         "distill-L4", "distill-L4+bf16+front-end-bf16", "prune-structured-25"]
+    monkeypatch.setattr(compiled, "compile_available", lambda: True)  # a compiler: the compiled alternatives
+    models = main_run.main_job_models("embedded", ["cpu"])
+    assert "bf16+front-end-bf16+compile-encoder" in models and "bf16+front-end-bf16" not in models
+    assert models[-3:] == ["distill-L4", "distill-L4+bf16+front-end-bf16+compile-encoder", "prune-structured-25"]

@@ -4,7 +4,8 @@
 2. the shipped teacher (or ``--model``: a Hugging Face directory, e.g. from ``footprint model import``);
 3. the variants built from it: int8-dynamic, Distiller-style pruning, bf16-autocast where it pays (a CPU with
    native bf16, or a GPU), int8 with a faster front end (bf16 channels-last where bf16 is native, else compiled)
-   and bf16 weights with the bf16 channels-last front end, and every shipped student and structurally pruned model that
+   and bf16 weights with the bf16 channels-last front end (its encoder compiled where a C++ compiler is), and every
+   shipped student and structurally pruned model that
    exists (with its chains, ``*_STUDENT_CHAINS``); missing ones are listed with how to train them;
 4. ``bench run`` on CPU (and CUDA when visible): accuracy pass, warm-up, interleaved timed repeats, energy;
    plus architecture-only timing of the paper's large model at a few depths (random weights, timing only);
@@ -33,10 +34,13 @@ STUDENT_RECIPES = ("distill-L4", "distill-L2", "distill-L3", "distill-L6", "maxp
 # end x3-4 here); elsewhere it is compiled in fp32, which needs a C++ compiler.  A student's chain needs that
 # student.  int8 chains run on CPU only (the runner skips them on a GPU, saying why).
 # bf16+front-end-bf16 replaced front-end-bf16+bf16-autocast: same WER, half the size, no per-call weight casts
-# (teacher on embedded dev-clean, 3 interleaved repeats: x2.89 vs x2.01 over fp32; distill-L4's x4.84 vs x2.92).
-BF16_TEACHER_CHAINS = ("int8-dynamic+front-end-bf16", "bf16+front-end-bf16")
+# (teacher on embedded dev-clean, 3 interleaved repeats: x2.89 vs x2.01 over fp32; distill-L4's x4.84 vs x2.92);
+# with the encoder compiled it went further (5 repeats: x2.77 vs x2.30; distill-L4's x4.45 vs x2.87).  A tuple
+# lists alternatives: the first that can run here joins (compile needs a C++ compiler).
+BF16_TEACHER_CHAINS = ("int8-dynamic+front-end-bf16", ("bf16+front-end-bf16+compile-encoder", "bf16+front-end-bf16"))
 FP32_TEACHER_CHAINS = ("int8-dynamic+compile",)
-BF16_STUDENT_CHAINS = {"distill-L4": ("distill-L4+bf16+front-end-bf16",)}
+BF16_STUDENT_CHAINS = {"distill-L4": (("distill-L4+bf16+front-end-bf16+compile-encoder",
+                                       "distill-L4+bf16+front-end-bf16"),)}
 FP32_STUDENT_CHAINS = {"distill-L4": ("distill-L4+int8-dynamic",)}  # the pruned models' chains measured no gain
 
 
@@ -71,6 +75,18 @@ def available_students() -> tuple[list[str], list[str]]:
     return have, [r for r in STUDENT_RECIPES if r not in have]
 
 
+def _runnable(chains: tuple, can_compile: bool) -> list[str]:
+    """The chains that can run here; of a tuple of alternatives, the first (compile needs a C++ compiler)."""
+    def ok(chain: str) -> bool:
+        return can_compile or not any(st.startswith("compile") for st in chain.split("+"))
+
+    picked = []
+    for entry in chains:
+        options = entry if isinstance(entry, tuple) else (entry,)
+        picked += [c for c in options if ok(c)][:1]
+    return picked
+
+
 def main_job_models(model: str, devices: list[str]) -> list[str]:
     """The variants of the main job: the teacher, the paper's recipes, bf16 where it pays, the teacher's chains,
     and (on the embedded teacher) every shipped student with its chains."""
@@ -83,15 +99,14 @@ def main_job_models(model: str, devices: list[str]) -> list[str]:
     bf16 = any(Device.parse(d).is_cuda for d in devices) or cpu_has_native_bf16()
     if bf16:
         models.append("bf16-autocast")
-    # compile needs a C++ compiler
-    models += [c for c in (BF16_TEACHER_CHAINS if bf16 else FP32_TEACHER_CHAINS)
-               if compile_available() or not any(st.startswith("compile") for st in c.split("+"))]
+    models += _runnable(BF16_TEACHER_CHAINS if bf16 else FP32_TEACHER_CHAINS, compile_available())
     if model != "embedded":
         log.info("recipes are applied to %s", model)
         return models
     have, missing = available_students()
     for s in have:
-        models += [s, *(BF16_STUDENT_CHAINS if bf16 else FP32_STUDENT_CHAINS).get(s, ())]
+        models += [s, *_runnable((BF16_STUDENT_CHAINS if bf16 else FP32_STUDENT_CHAINS).get(s, ()),
+                                 compile_available())]
     if missing:
         log.warning("no students %s in %s (or $W2V_FOOTPRINT_STUDENTS): left out of this run; train them "
                     "with 'footprint compress distill' or 'prune-structured' "

@@ -273,8 +273,11 @@ def _finalize(cfg: DistillConfig, student: nn.Module, out: Path, name: str, kept
     from compress.methods.storage import save_variant
 
     student = student.float().cpu().eval()
+    arch, pools = cfg.student_arch, getattr(student.config, "maxpool_layers", None)
+    if arch == "standard" and pools:  # trained further from a max-pool student: record the front end it has
+        arch = f"maxpool-conv{min(pools)}"
     stage_cfg = {"layers": int(student.config.num_hidden_layers), "init": cfg.init,
-                 "student_arch": cfg.student_arch, "init_from": cfg.init_from, "teacher_layers_kept": kept,
+                 "student_arch": arch, "init_from": cfg.init_from, "teacher_layers_kept": kept,
                  "train_hours": round(data.train_hours, 4), "data_fraction": cfg.data_fraction,
                  "epochs": cfg.epochs, "lr": cfg.lr, "temperature": cfg.temperature,
                  "feature_penalty_weight": cfg.feature_penalty_weight, "ctc_weight": cfg.ctc_weight,
