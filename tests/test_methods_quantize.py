@@ -145,7 +145,7 @@ def test_bf16_autocast_guards_a_wrong_grouped_conv(monkeypatch) -> None:  # noqa
     monkeypatch.setattr(q, "cpu_grouped_conv_bf16_ok", lambda: False)
     am = q.apply_autocast(model, q.AutocastConfig())
     pos = am.wav2vec2.encoder.pos_conv_embed
-    assert type(pos).__name__.startswith("Fp32OnCpu") and pos.conv.weight.dtype == torch.float32
+    assert type(pos.conv).__name__.startswith("Fp32OnCpu") and pos.conv.weight.dtype == torch.float32
     with torch.no_grad():
         out = am(X).logits.float()
         pos_out = pos(torch.randn(1, 20, 32))
@@ -238,7 +238,7 @@ def test_bf16_training_on_cpu_guards_the_positional_conv(monkeypatch) -> None:  
     monkeypatch.setattr(q, "cpu_grouped_conv_bf16_ok", lambda: False)
     model = tiny_model(layers=1)
     _CTCTask(TeacherTrainConfig(out_dir="unused", amp="bf16"), model, None, None, torch.device("cpu"), False, None)
-    assert type(model.wav2vec2.encoder.pos_conv_embed).__name__.startswith("Fp32OnCpu")
+    assert type(model.wav2vec2.encoder.pos_conv_embed.conv).__name__.startswith("Fp32OnCpu")
     other = tiny_model(layers=1)
     _CTCTask(TeacherTrainConfig(out_dir="unused", amp="none"), other, None, None, torch.device("cpu"), False, None)
-    assert not type(other.wav2vec2.encoder.pos_conv_embed).__name__.startswith("Fp32OnCpu")
+    assert not type(other.wav2vec2.encoder.pos_conv_embed.conv).__name__.startswith("Fp32OnCpu")

@@ -302,28 +302,20 @@ class _AutocastForward:
             return super().forward(*args, **kwargs)
 
 
-class _Fp32OnCpuUnderAutocast:
-    """Mixin for the positional convolution: on a CPU whose bf16 grouped convolution is wrong (see
-    :func:`cpu_grouped_conv_bf16_ok`) it runs in fp32 inside the autocast region; elsewhere unchanged."""
-
-    def forward(self, hidden_states: Any) -> Any:
-        if hidden_states.device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
-            return super().forward(hidden_states)  # bf16 weights: the conv's own guard (_Fp32ConvOnCpu) acts
-        with torch.autocast("cpu", enabled=False):
-            return super().forward(hidden_states.float())
-
-
 class _Fp32ConvOnCpu:
-    """Mixin for the positional convolution's ``Conv1d``: when its weights are bf16 (the ``bf16`` recipe) on a CPU
-    whose bf16 grouped convolution is wrong, the convolution runs in fp32 (weights cast for the call) and returns
-    the input's dtype; with fp32 weights (``bf16-autocast``) unchanged."""
+    """Mixin for the positional convolution's ``Conv1d`` on a CPU whose bf16 grouped convolution is wrong (see
+    :func:`cpu_grouped_conv_bf16_ok`): on CPU, under bf16 autocast (fp32 weights) or with bf16 weights (the ``bf16``
+    recipe), it convolves in fp32 - autocast off, weights cast for the call - and returns fp32 under autocast (as
+    an fp32 op there does) or the input's dtype otherwise; fp32 without autocast, and other devices, unchanged."""
 
     def forward(self, x: Any) -> Any:
-        if x.device.type != "cpu" or self.weight.dtype == torch.float32:
+        autocast = torch.is_autocast_enabled("cpu")
+        if x.device.type != "cpu" or (not autocast and self.weight.dtype == torch.float32):
             return super().forward(x)
         with torch.autocast("cpu", enabled=False):
             bias = None if self.bias is None else self.bias.float()
-            return self._conv_forward(x.float(), self.weight.float(), bias).to(x.dtype)
+            out = self._conv_forward(x.float(), self.weight.float(), bias)
+        return out if autocast else out.to(x.dtype)
 
 
 @functools.lru_cache(maxsize=None)
@@ -353,15 +345,12 @@ def guard_bf16_grouped_conv(model: nn.Module) -> None:
     """Where this CPU's bf16 grouped conv is wrong, the model's positional conv runs in fp32 on CPU, under bf16
     autocast (inference, distillation and teacher training alike) and with bf16 weights; a no-op elsewhere."""
     pos = getattr(getattr(getattr(model, "wav2vec2", None), "encoder", None), "pos_conv_embed", None)
-    if pos is None or isinstance(pos, _Fp32OnCpuUnderAutocast) or cpu_grouped_conv_bf16_ok():
+    conv = getattr(pos, "conv", None)
+    if not isinstance(conv, nn.Conv1d) or isinstance(conv, _Fp32ConvOnCpu) or cpu_grouped_conv_bf16_ok():
         return
     _warn_bf16_grouped_conv()
-    cls = type(pos)
-    pos.__class__ = type(f"Fp32OnCpu{cls.__name__}", (_Fp32OnCpuUnderAutocast, cls), {"__module__": cls.__module__})
-    conv = getattr(pos, "conv", None)
-    if isinstance(conv, nn.Conv1d):
-        ccls = type(conv)
-        conv.__class__ = type(f"Fp32OnCpu{ccls.__name__}", (_Fp32ConvOnCpu, ccls), {"__module__": ccls.__module__})
+    cls = type(conv)
+    conv.__class__ = type(f"Fp32OnCpu{cls.__name__}", (_Fp32ConvOnCpu, cls), {"__module__": cls.__module__})
 
 
 def autocast_dtype(model: Any) -> str | None:
