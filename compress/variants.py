@@ -68,11 +68,11 @@ def _info(model: Any, rec: dict[str, Any], size_on_disk_bytes: int | None) -> di
     info.update(compiled_info(model))
     from compress.methods.quantize import quantized_modules
 
-    if quantized_modules(model):  # the torch quantized engine its int8 weights were packed for
+    engine = getattr(model, "_footprint_quantized_engine", None)  # what its int8 weights were packed for
+    if quantized_modules(model) or engine:
         import torch
 
-        info["quantized_engine"] = getattr(model, "_footprint_quantized_engine", None) or \
-            torch.backends.quantized.engine
+        info["quantized_engine"] = engine or torch.backends.quantized.engine
     if "pruned_tensors_sparsity" in rec:
         info["pruned_tensors_sparsity"] = rec["pruned_tensors_sparsity"]
     return info

@@ -45,6 +45,9 @@ def iter_weight_tensors(model: nn.Module) -> Iterable[tuple[str, torch.Tensor]]:
     """
     seen: set[int] = set()
     for mname, m in model.named_modules():
+        if hasattr(m, "footprint_weights"):  # int8 weights a compiled graph holds as buffers (int8-inductor)
+            for name, w in m.footprint_weights():
+                yield f"{mname}.{name}", w
         if _is_dynamic_qlinear(m) or _is_static_qlinear(m):
             w, b = packed_weight_bias(m)
             yield f"{mname}.weight", w
@@ -72,8 +75,10 @@ def memory_bytes(model: nn.Module) -> int:
                 total += 16
         else:
             total += _tensor_nbytes(t)
+    counted = {id(b) for m in model.modules() if hasattr(m, "footprint_weights") for b in m.buffers()}
     for _, b in model.named_buffers():
-        total += _tensor_nbytes(b)
+        if id(b) not in counted:  # listed by footprint_weights above
+            total += _tensor_nbytes(b)
     return total
 
 

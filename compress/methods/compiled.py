@@ -108,8 +108,11 @@ def compiled_info(model: nn.Module) -> dict[str, object]:
 def apply_compile(model: nn.Module, config: CompileConfig) -> nn.Module:
     if config.scope not in SCOPES:
         raise FootprintError(f"compile: unknown scope {config.scope!r} ({' | '.join(SCOPES)})")
-    if getattr(model, "_footprint_compiled", None):
+    done = getattr(model, "_footprint_compiled", None)
+    if done == config.scope + (" bf16" if config.autocast else ""):
         return model
+    if done:
+        raise FootprintError(f"compile: the model's {done} is compiled already; one compile stage per model")
     from compress.methods.quantize import quantized_modules
 
     if config.scope != "front-end" and quantized_modules(model):

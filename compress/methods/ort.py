@@ -156,7 +156,8 @@ def _check_float(model: Any, name: str) -> None:
 
     if model is None or isinstance(model, OrtWav2Vec2ForCTC):
         raise FootprintError(f"{name}: needs a torch model; an ONNX Runtime stage must be the last of a recipe")
-    if quantized_modules(model) or autocast_dtype(model) or front_end_dtype(model):
+    if (quantized_modules(model) or autocast_dtype(model) or front_end_dtype(model)
+            or getattr(model, "_footprint_compiled", None)):
         raise FootprintError(f"{name}: export a float model; put {name} last instead of a torch int8/bf16 "
                              f"stage (e.g. distill-L4+{name}, not int8-dynamic+{name})")
     if any(p.dtype != torch.float32 for p in model.parameters() if p.is_floating_point()):
