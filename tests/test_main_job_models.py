@@ -19,6 +19,7 @@ def _student(root: Path, name: str) -> None:
 def test_models_follow_what_is_shipped_and_available(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     import compress.methods.compiled as compiled
+    import compress.methods.int8_inductor as int8_inductor
     import compress.methods.quantize as quantize
 
     for name in ("distill-L4", "prune-structured-25"):
@@ -40,6 +41,11 @@ def test_models_follow_what_is_shipped_and_available(tmp_path: Path, monkeypatch
     assert main_run.main_job_models("embedded", ["cpu"])[-3:] == [
         "distill-L4", "distill-L4+bf16+front-end-bf16", "prune-structured-25"]
     monkeypatch.setattr(compiled, "compile_available", lambda: True)  # a compiler: the compiled alternatives
+    monkeypatch.setattr(int8_inductor, "int8_inductor_available", lambda: False)
     models = main_run.main_job_models("embedded", ["cpu"])
     assert "bf16+front-end-bf16+compile-encoder" in models and "bf16+front-end-bf16" not in models
+    assert "int8-dynamic+front-end-bf16" in models and "front-end-bf16+int8-inductor" not in models
+    monkeypatch.setattr(int8_inductor, "int8_inductor_available", lambda: True)  # torchao too: its int8 chain
+    models = main_run.main_job_models("embedded", ["cpu"])
+    assert "front-end-bf16+int8-inductor" in models and "int8-dynamic+front-end-bf16" not in models
     assert models[-3:] == ["distill-L4", "distill-L4+bf16+front-end-bf16+compile-encoder", "prune-structured-25"]

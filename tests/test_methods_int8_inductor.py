@@ -56,7 +56,12 @@ def test_int8_weights_are_counted_and_named(int8_chain: torch.nn.Module) -> None
     assert stats["size_mb"] * 1e6 == pytest.approx(expected)
     assert compiled_info(int8_chain)["runtime"].startswith("torch.compile (encoder int8")
     assert compiled_info(int8_chain)["compile_s"] > 0
-    assert not any("original_model" in k or k.endswith("_proj.weight") for k in int8_chain.state_dict())
+    state = int8_chain.state_dict()
+    assert not any(k.endswith("_proj.weight") for k in state)  # the fp32 Linear weights are gone
+    assert not any("_orig_mod" in k for k in state)  # and the compiled graph's tensors are not there twice
+    from compress.methods.storage import planned_size_bytes
+
+    assert planned_size_bytes(int8_chain) < 1.25 * stats["memory_mb"] * 1e6
 
 
 def test_refuses_what_it_cannot_do_in_one_line(int8_chain: torch.nn.Module) -> None:
@@ -98,3 +103,29 @@ def test_layer_norm_front_end_passes_its_attention_mask() -> None:
         out, ref = model(x, attention_mask=mask).logits, fp32(x, attention_mask=mask).logits
         assert _rel(out, ref) < 0.08
         assert torch.allclose(model(x[:2, :5000]).logits, model(x[:2, :5000], attention_mask=mask[:2, :5000]).logits)
+
+
+def test_group_norm_front_end_runs_a_batch_of_one_as_it_is() -> None:
+    """The paper's large model's kind (group-norm front end, no padding mask; the runner feeds it one utterance
+    at a time): exported without a mask, a batch of one is not doubled."""
+    from transformers import Wav2Vec2ForCTC
+
+    config = tiny_model(layers=1).config
+    config.feat_extract_norm = "group"
+    torch.manual_seed(0)
+    fp32 = Wav2Vec2ForCTC(config).eval()
+    model = Wav2Vec2ForCTC(config).eval()
+    model.load_state_dict(fp32.state_dict())
+    model = apply_stages(model, parse_recipe("int8-inductor"))
+    encoder = model.wav2vec2.encoder
+    assert not encoder._with_mask
+    seen: list[int] = []
+    compiled = encoder._compiled
+    encoder._compiled = lambda h: seen.append(h.shape[0]) or compiled(h)
+    with torch.inference_mode():
+        for n in (7000, 12000):
+            x = torch.randn(1, n)
+            assert _rel(model(x).logits, fp32(x).logits) < 0.08
+        with pytest.raises(FootprintError, match="without an attention mask"):
+            model(x, attention_mask=torch.ones_like(x, dtype=torch.long))
+    assert seen == [1, 1]

@@ -15,8 +15,10 @@ stay as they were, so the recipe chains with ``front-end-bf16`` (``front-end-bf1
 ``int8-dynamic`` does.  Only ``nn.Linear`` is quantized: the positional conv stays fp32 (int8 convs were slower
 and cost accuracy in the ONNX Runtime probe, see ``ort.py``).
 
-Limits, measured: the exported encoder fails on a batch of one (torch 2.13: an index out of bounds inside the
-padding-mask code of the exported graph), so a batch of one is run as two copies of itself and the first kept.
+Limits, measured: exported with the padding mask (models with a layer-norm front end, like the embedded teacher),
+the encoder fails on a batch of one (torch 2.13: an index out of bounds inside the graph's masking code), so there
+a batch of one runs as two copies of itself and the first is kept; without a mask (group-norm front ends, like the
+paper's large model, which the runner feeds one utterance at a time) a batch of one runs as it is.
 Compilation happens here, at build time, on two dummy lengths (``compile_s`` in the variant's info, outside any
 timed repeat).  CPU only (x86: oneDNN), float32 models only; needs torchao (extra ``torchao``) and a C++ compiler.
 Runtime-only: nothing is saved; the int8 weights are recomputed (deterministically) wherever the recipe is named.
@@ -66,9 +68,10 @@ class Int8InductorEncoder(nn.Module):
     def __init__(self, graph: nn.Module, compiled: Any, shapes: nn.Module, with_mask: bool) -> None:
         super().__init__()
         self.graph = graph  # registered: its tensors are the model's state
-        self._compiled = compiled
         self._with_mask = with_mask
-        object.__setattr__(self, "_shapes", shapes)  # not registered: no parameters, not in the state dict
+        # not registered (no second copy of the graph's tensors in the state dict, no parameters of the shapes)
+        object.__setattr__(self, "_compiled", compiled)
+        object.__setattr__(self, "_shapes", shapes)
 
     def train(self, mode: bool = True) -> Int8InductorEncoder:
         """Inference only: an exported graph refuses ``train()``/``eval()`` (``model.eval()`` reaches here)."""
@@ -108,7 +111,8 @@ class Int8InductorEncoder(nn.Module):
                                  "front end's model) and called with one")
         if attention_mask is None and self._with_mask:  # no padding: all frames valid, as the model would do
             attention_mask = torch.ones(hidden_states.shape[:2], dtype=torch.bool, device=hidden_states.device)
-        single = hidden_states.shape[0] == 1  # the exported graph fails on a batch of one: run it twice
+        # exported with a padding mask, the graph fails on a batch of one: run it as two
+        single = hidden_states.shape[0] == 1 and self._with_mask
         if single:
             hidden_states = hidden_states.expand(2, -1, -1).contiguous()
             attention_mask = attention_mask.expand(2, -1) if attention_mask is not None else None
@@ -166,8 +170,8 @@ def _check_model(model: Any) -> nn.Module:
 @register_method("int8-inductor", Int8InductorConfig, runtime_only=True, available=int8_inductor_available,
                  devices=("cpu",), extra="torchao",
                  description="the encoder's Linears int8 (per channel, dynamic activations) via torchao PT2E, "
-                             "compiled by Inductor to oneDNN int8 kernels; chains with front-end-bf16; CPU, "
-                             "compiled when built")
+                             "compiled by Inductor to oneDNN int8 kernels; chains with front-end-bf16; compiled "
+                             "when built, only with the `torchao` extra and a C++ compiler")
 def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Module:
     if not int8_inductor_available():
         raise FootprintError(f"int8-inductor: needs torchao's PT2E quantizer and a C++ compiler ({INSTALL_HINT})")
@@ -181,7 +185,7 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
     hidden = model.config.hidden_size
     t0 = time.perf_counter()
     example = (torch.randn(3, 137, hidden),) + ((torch.ones(3, 137, dtype=torch.bool),) if with_mask else ())
-    batch = torch.export.Dim("batch", min=2, max=4096)
+    batch = torch.export.Dim("batch", min=2 if with_mask else 1, max=4096)
     frames = torch.export.Dim("frames", min=2, max=config.max_frames)
     shapes = ({0: batch, 1: frames},) + (({0: batch, 1: frames},) if with_mask else ())
     quantizer = xiq.X86InductorQuantizer()
@@ -196,7 +200,9 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
         _drop_unused_tensors(graph)
         compiled = torch.compile(graph, dynamic=True)
         with inductor_config.patch(freezing=True), torch.inference_mode():
-            for b, t in ((2, 65), (3, 104)):  # compiled here, outside any timed repeat
+            # compiled here, outside any timed repeat: a batch of one is a graph of its own (Inductor specialises
+            # sizes 0 and 1); with a mask it never reaches the graph (see above)
+            for b, t in ((2, 65), (3, 104)) + (() if with_mask else ((1, 83),)):
                 compiled(torch.zeros(b, t, hidden), *((torch.ones(b, t, dtype=torch.bool),) if with_mask else ()))
     with torch.device("meta"):
         shape_copy = copy.deepcopy(encoder).to("meta")
