@@ -5,9 +5,11 @@ quantizes its input, multiplies and dequantizes, and everything between two Line
 LayerNorm, attention) stays separate fp32 passes over memory.  The PT2E flow of torchao (``X86InductorQuantizer``)
 quantizes the same Linears, per output channel, with dynamically quantized activations (one scale per call, no
 calibration), and TorchInductor lowers the graph with weight freezing to oneDNN's int8 GEMMs (VNNI / AMX-INT8),
-the quantize and dequantize steps fused with the ops around them.  Measured before it landed (random-weight
-12-layer large architecture, batch 8 x 10 s, 2 threads, 5 interleaved repeats on this project's Xeon with AMX):
-the whole model so quantized and compiled x1.92 over fp32, ``int8-dynamic`` x1.49.
+the quantize and dequantize steps fused with the ops around them.  Measured by the runner (embedded dev-clean, 2
+threads, 5 interleaved repeats, medians of per-repeat pairs on this project's 2-core Xeon with AMX;
+docs/runs/2026-11-30f-issue16-int8-inductor): the teacher's ``front-end-bf16+int8-inductor`` x2.21 over fp32 at
++0.00 WER points, ``int8-dynamic+front-end-bf16`` x1.69 at +0.19; the random-weight 12-layer large architecture's
+x3.01 against x2.19.
 
 Scope: the transformer encoder (positional conv, layers, final LayerNorm) is exported with ``torch.export``
 (dynamic batch and length), quantized and compiled; the conv front end, the feature projection and the CTC head
