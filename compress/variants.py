@@ -88,6 +88,8 @@ def _finish(model: Any, do_normalize: bool, name: str, recipe: str, rec: dict[st
     dev = torch.device(device)
     if dev.type != "cpu" and quantized_modules(model):
         raise FootprintError(f"{name}: int8 (torch.ao) quantized models run on CPU only, not {device}")
+    if dev.type != "cpu" and any(hasattr(m, "footprint_weights") for m in model.modules()):
+        raise FootprintError(f"{name}: int8-inductor's compiled oneDNN graph runs on x86 CPUs only, not {device}")
     dtype = compute_dtype(model)
     if dev.type == "cpu" and (dtype == torch.float16 or (dtype == torch.bfloat16 and not cpu_has_native_bf16())):
         log.warning("%s: %s on this CPU is slow or unsupported; it is meant for GPU (bf16: or a CPU with "

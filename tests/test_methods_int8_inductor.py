@@ -77,6 +77,10 @@ def test_refuses_what_it_cannot_do_in_one_line(int8_chain: torch.nn.Module) -> N
     compile_method, compile_cfg = resolve_stage("compile-encoder")
     with pytest.raises(FootprintError, match="compiled already"):
         compile_method.apply(int8_chain, compile_cfg)
+    from compress.variants import _finish
+
+    with pytest.raises(FootprintError, match="x86 CPUs only, not cuda"):  # checked before moving anything
+        _finish(int8_chain, True, "front-end-bf16+int8-inductor", "r", {}, None, "cuda", None)
     with pytest.raises(FootprintError, match="inference only"):
         int8_chain.train()
     int8_chain.eval()  # what the transcriber calls: allowed
