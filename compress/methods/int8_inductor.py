@@ -92,13 +92,17 @@ class Int8InductorEncoder(nn.Module):
 
     def footprint_weights(self) -> list[tuple[str, torch.Tensor]]:
         """The int8 weights as per-channel quantized tensors (int8 values + scales), for size accounting."""
+        import warnings
+
         out = []
         for node in self.graph.graph.nodes:
             if node.op == "call_function" and "dequantize_per_channel" in str(node.target):
                 w, scale, zero, axis = (getattr(self.graph, a.target) if hasattr(a, "target") else a
                                         for a in node.args[:4])
-                out.append((node.args[0].target,
-                            torch._make_per_channel_quantized_tensor(w, scale.double(), zero, int(axis))))
+                with warnings.catch_warnings():  # torch 2.13 deprecates qint8 tensors; here they only count bytes
+                    warnings.simplefilter("ignore", UserWarning)
+                    q = torch._make_per_channel_quantized_tensor(w, scale.double(), zero, int(axis))
+                out.append((node.args[0].target, q))
         return out
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
