@@ -70,23 +70,25 @@ def test_bf16_front_end_stays_close_and_hands_fp32_on() -> None:
         method.apply(tiny_model(layers=1), cfg)
 
 
-def test_several_compiled_models_keep_their_graphs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_several_compiled_models_keep_their_graphs() -> None:
     """Dynamo's graph cache and its limit belong to a code object, which models of one class share: a run compiling
     many variants must not run out (it would fall back to eager silently), and the runner's inputs (made outside
     inference mode, batches of any length) must reuse the warm-up graphs, not add one per model."""
     from torch._dynamo.utils import counters
 
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)  # one model's 2 graphs; 2 models sharing: 4
-    monkeypatch.setattr(torch._dynamo.config, "fail_on_recompile_limit_hit", True)  # a fallback raises here
-    models = [apply_stages(tiny_model(layers=1), parse_recipe("compile-bf16")) for _ in range(2)]
-    graphs = counters["stats"]["unique_graphs"]
-    for n in (6000, 8800):
-        x = torch.randn(3, n)  # made outside inference mode, as core.inference.Transcriber makes its inputs
-        mask = torch.ones_like(x, dtype=torch.long)
-        with torch.inference_mode():
-            for model in models:
-                model(x, attention_mask=mask)
-    assert counters["stats"]["unique_graphs"] == graphs
+    # torch's own patch, not monkeypatch: after pytest undid a monkeypatch of these entries, torch 2.13's config
+    # module treated recompile_limit as deleted ("does not exist") in every later compilation of the session
+    # recompile_limit 2: one model's 2 graphs fit, 2 models sharing a cache (4) would not; a fallback raises
+    with torch._dynamo.config.patch(recompile_limit=2, fail_on_recompile_limit_hit=True):
+        models = [apply_stages(tiny_model(layers=1), parse_recipe("compile-bf16")) for _ in range(2)]
+        graphs = counters["stats"]["unique_graphs"]
+        for n in (6000, 8800):
+            x = torch.randn(3, n)  # made outside inference mode, as core.inference.Transcriber makes its inputs
+            mask = torch.ones_like(x, dtype=torch.long)
+            with torch.inference_mode():
+                for model in models:
+                    model(x, attention_mask=mask)
+        assert counters["stats"]["unique_graphs"] == graphs
 
 
 def test_max_pool_front_end_is_refused() -> None:
