@@ -73,3 +73,17 @@ def test_a_new_method_is_one_registration(monkeypatch: pytest.MonkeyPatch) -> No
                                                                                 "config": {"factor": 3.0}}
     with pytest.raises(ValueError, match="registered twice"):
         register_method("int8-dynamic", _ScaleConfig, description="clash")(apply_scale)
+
+
+def test_an_unavailable_recipe_says_why_and_names_its_extra_only_if_it_has_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    for name in ("compile", "ort-int8"):
+        monkeypatch.setitem(registry._METHODS, name,
+                            dataclasses.replace(registry._METHODS[name], available=lambda: False))
+    with pytest.raises(FootprintError, match=r"'compile' is not available here: .*C\+\+ compiler") as err:
+        resolve_stage("compile")
+    assert "pip install" not in str(err.value)  # a compiler is not a pip extra
+    with pytest.raises(FootprintError, match=r"pip install 'w2v-footprint\[onnx\]'"):
+        resolve_stage("ort-int8")

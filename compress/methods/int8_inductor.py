@@ -123,13 +123,17 @@ class Int8InductorEncoder(nn.Module):
             hidden_states = hidden_states.expand(2, -1, -1).contiguous()
             attention_mask = attention_mask.expand(2, -1) if attention_mask is not None else None
         args = (hidden_states,) if attention_mask is None else (hidden_states, attention_mask.bool())
-        import torch._inductor.config as inductor_config
-
-        with inductor_config.patch(freezing=True):  # a recompilation, should one happen, freezes the weights too
+        with _inductor_config().patch(freezing=True):  # a recompilation, should one happen, freezes the weights too
             out = self._compiled(*args)
         if single:
             out = out[:1]
         return BaseModelOutput(last_hidden_state=out) if return_dict else (out,)
+
+
+def _inductor_config() -> Any:
+    import torch._inductor.config as inductor_config  # loaded with torch.compile; imported here, not with the package
+
+    return inductor_config
 
 
 class _LastHiddenState(nn.Module):
@@ -152,7 +156,6 @@ def _drop_unused_tensors(gm: nn.Module) -> None:
 
 
 def _check_model(model: Any) -> nn.Module:
-    from compress.methods.front_end import front_end_dtype  # noqa: F401 - front-end-bf16 is fine before or after
     from compress.methods.quantize import autocast_dtype, quantized_modules
 
     encoder = getattr(getattr(model, "wav2vec2", None), "encoder", None)
@@ -182,7 +185,6 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
     if not int8_inductor_available():
         raise FootprintError(f"int8-inductor: needs torchao's PT2E quantizer and a C++ compiler ({INSTALL_HINT})")
     encoder = _check_model(model)
-    import torch._inductor.config as inductor_config
     import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
@@ -198,14 +200,15 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
     quantizer.set_module_type_qconfig(nn.Linear, xiq.get_default_x86_inductor_quantization_config(
         is_dynamic=config.dynamic))
     with torch.no_grad():
-        exported = torch.export.export(_LastHiddenState(copy.deepcopy(encoder)), example, dynamic_shapes=shapes,
+        # the encoder itself, not a copy: export and quantization leave it as it was (it is replaced below)
+        exported = torch.export.export(_LastHiddenState(encoder), example, dynamic_shapes=shapes,
                                        strict=False).module()
         prepared = prepare_pt2e(exported, quantizer)
         prepared(*example)  # observers see one batch (the weights' ranges; activations are dynamic)
         graph = convert_pt2e(prepared)
         _drop_unused_tensors(graph)
         compiled = torch.compile(graph, dynamic=True)
-        with inductor_config.patch(freezing=True), torch.inference_mode():
+        with _inductor_config().patch(freezing=True), torch.inference_mode():
             # compiled here, outside any timed repeat: a batch of one is a graph of its own (Inductor specialises
             # sizes 0 and 1); with a mask it never reaches the graph (see above)
             for b, t in ((2, 65), (3, 104)) + (() if with_mask else ((1, 83),)):

@@ -134,8 +134,8 @@ def resolve_stage(name: str, overrides: dict[str, Any] | None = None) -> tuple[M
     name = name.strip()
     method, match = _lookup(name)
     if not method.available():
-        raise FootprintError(f"recipe {name!r} is not available here: {method.description} "
-                             f"(pip install 'w2v-footprint[{method.extra or 'torchao'}]')")
+        install = f" (pip install 'w2v-footprint[{method.extra}]')" if method.extra else ""
+        raise FootprintError(f"recipe {name!r} is not available here: {method.description}{install}")
     kw = method.config_kwargs(name, match)
     fields = {f.name for f in dataclasses.fields(method.config_cls)}
     for k, v in (overrides or {}).items():

@@ -78,13 +78,18 @@ def available_students() -> tuple[list[str], list[str]]:
     return have, [r for r in STUDENT_RECIPES if r not in have]
 
 
-def _runnable(chains: tuple, can_compile: bool, can_int8_inductor: bool) -> list[str]:
-    """The chains that can run here; of a tuple of alternatives, the first (compile needs a C++ compiler,
-    int8-inductor torchao too)."""
+def _runnable(chains: tuple) -> list[str]:
+    """The chains that can run here; of a tuple of alternatives, the first.  What can run is the registry's
+    answer (a method's ``available``: compile needs a C++ compiler, int8-inductor torchao too)."""
+    from compress.methods.registry import parse_recipe
+    from core.errors import FootprintError
+
     def ok(chain: str) -> bool:
-        stages = chain.split("+")
-        return ((can_compile or not any(st.startswith("compile") for st in stages))
-                and (can_int8_inductor or "int8-inductor" not in stages))
+        try:
+            parse_recipe(chain)  # refuses a recipe that is not available here
+        except FootprintError:
+            return False
+        return True
 
     picked = []
     for entry in chains:
@@ -96,8 +101,6 @@ def _runnable(chains: tuple, can_compile: bool, can_int8_inductor: bool) -> list
 def main_job_models(model: str, devices: list[str]) -> list[str]:
     """The variants of the main job: the teacher, the paper's recipes, bf16 where it pays, the teacher's chains,
     and (on the embedded teacher) every shipped student with its chains."""
-    from compress.methods.compiled import compile_available
-    from compress.methods.int8_inductor import int8_inductor_available
     from compress.methods.quantize import cpu_has_native_bf16
     from core.device import Device
 
@@ -106,14 +109,13 @@ def main_job_models(model: str, devices: list[str]) -> list[str]:
     bf16 = any(Device.parse(d).is_cuda for d in devices) or cpu_has_native_bf16()
     if bf16:
         models.append("bf16-autocast")
-    can = (compile_available(), int8_inductor_available())
-    models += _runnable(BF16_TEACHER_CHAINS if bf16 else FP32_TEACHER_CHAINS, *can)
+    models += _runnable(BF16_TEACHER_CHAINS if bf16 else FP32_TEACHER_CHAINS)
     if model != "embedded":
         log.info("recipes are applied to %s", model)
         return models
     have, missing = available_students()
     for s in have:
-        models += [s, *_runnable((BF16_STUDENT_CHAINS if bf16 else FP32_STUDENT_CHAINS).get(s, ()), *can)]
+        models += [s, *_runnable((BF16_STUDENT_CHAINS if bf16 else FP32_STUDENT_CHAINS).get(s, ()))]
     if missing:
         log.warning("no students %s in %s (or $W2V_FOOTPRINT_STUDENTS): left out of this run; train them "
                     "with 'footprint compress distill' or 'prune-structured' "
