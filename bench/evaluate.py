@@ -41,14 +41,19 @@ class EvalResult:
                 f"{self.threads} threads)")
 
 
-def make_transcriber(variant: Any, batch_size: int = 8, threads: int | None = None):  # noqa: ANN201
-    """The suite's greedy transcriber for a loaded :class:`core.variant.Variant`."""
-    import torch
+def set_threads(threads: int | None) -> None:
+    """Before the model is built: a compiled variant's graphs are specialised to the thread count (Dynamo guards
+    on it), and changing it afterwards recompiles them on the first batch (20-30 s for int8-inductor)."""
+    if threads:
+        import torch
 
+        torch.set_num_threads(threads)
+
+
+def make_transcriber(variant: Any, batch_size: int = 8):  # noqa: ANN201
+    """The suite's greedy transcriber for a loaded :class:`core.variant.Variant`."""
     from core.inference import Transcriber
 
-    if threads:
-        torch.set_num_threads(threads)
     return Transcriber(variant.model, do_normalize=variant.do_normalize, batch_size=batch_size, dtype=variant.dtype)
 
 
@@ -72,7 +77,8 @@ def evaluate_model(model: str, datasets: Sequence[str], loader: Callable[[str, s
 
     from core.scoring import score
 
-    tr = make_transcriber(loader(model, "cpu"), batch_size, threads)
+    set_threads(threads)
+    tr = make_transcriber(loader(model, "cpu"), batch_size)
     results = []
     for spec in datasets:
         manifest, hyps, model_s = transcribe_dataset(tr, spec, limit, progress)

@@ -62,6 +62,10 @@ def _info(model: Any, rec: dict[str, Any], size_on_disk_bytes: int | None) -> di
         info["compute_dtype"] = f"{autocast_dtype(model)}-autocast"
     elif front_end_dtype(model) and info["compute_dtype"] != front_end_dtype(model):  # the transformer as it was
         info["compute_dtype"] = f"{front_end_dtype(model)}-front-end"
+    encoder_autocast = getattr(model, "_footprint_encoder_autocast", None)  # int8-inductor-bf16: int8 + bf16 rest
+    if encoder_autocast:
+        info["compute_dtype"] = (f"{encoder_autocast}-front-end+encoder" if front_end_dtype(model)
+                                 else f"{encoder_autocast}-encoder")
     info["trained"] = bool(rec.get("trained", True))
     from compress.methods.compiled import compiled_info
 

@@ -25,11 +25,12 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from bench.evaluate import make_transcriber, transcribe_dataset
+    from bench.evaluate import make_transcriber, set_threads, transcribe_dataset
     from compress.variants import load_variant
     from core.scoring import wer_interval, word_errors
 
-    manifest, hyps, _ = transcribe_dataset(make_transcriber(load_variant(args.model), threads=args.threads), args.data)
+    set_threads(args.threads)
+    manifest, hyps, _ = transcribe_dataset(make_transcriber(load_variant(args.model)), args.data)
     out, kinds = word_errors([u.transcript for u in manifest.utterances], hyps)
     n = sum(len(r) for r in out.references)
     log.info("%s on %s (manifest %s): %d words, WER %.2f %%: %d substitutions, %d deletions, %d insertions",
