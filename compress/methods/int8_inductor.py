@@ -17,6 +17,11 @@ stay as they were, so the recipe chains with ``front-end-bf16`` (``front-end-bf1
 ``int8-dynamic`` does.  Only ``nn.Linear`` is quantized: the positional conv stays fp32 (int8 convs were slower
 and cost accuracy in the ONNX Runtime probe, see ``ort.py``).
 
+``int8-inductor-bf16`` (torchao's "int8-mixed-bf16"): the same int8 Linears, with the graph compiled and called
+under bf16 autocast, so attention, LayerNorm, GELU and the (de)quantization around the GEMMs run in bf16 (AMX /
+AVX512-BF16).  The positional convolution stays fp32 inside the graph: oneDNN's bf16 grouped conv1d is wrong on
+this project's CPU (without the guard the teacher's argmax agreed with fp32 on 80 % of frames).
+
 Limits, measured: exported with the padding mask (models with a layer-norm front end, like the embedded teacher),
 the encoder fails on a batch of one (torch 2.13: an index out of bounds inside the graph's masking code), so there
 a batch of one runs as two copies of itself and the first is kept; without a mask (group-norm front ends, like the
@@ -219,6 +224,12 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
     if not int8_inductor_available():
         raise FootprintError(f"int8-inductor: needs torchao's PT2E quantizer and a C++ compiler ({INSTALL_HINT})")
     encoder = _check_model(model)
+    if config.mixed_bf16:
+        from compress.methods.quantize import cpu_has_native_bf16
+
+        if not cpu_has_native_bf16():
+            log.warning("int8-inductor-bf16: this CPU has no native bf16 (AVX512-BF16/AMX): bf16 is emulated and "
+                        "slow here; int8-inductor keeps the rest in fp32")
     import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
