@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_methods_support import tiny_model
+from test_methods_support import tiny_corpus, tiny_model  # noqa: F401 - fixture
 
 from compress.methods.compiled import compiled_info
 from compress.methods.int8_inductor import Int8InductorEncoder, int8_inductor_available
@@ -168,3 +168,24 @@ def test_a_grouped_conv_in_the_graph_ignores_bf16_autocast() -> None:
         out = _fp32_conv1d(x, w, None, [1], [2], [1], 4)
     assert out.dtype == torch.float32
     assert torch.equal(out, torch.nn.functional.conv1d(x, w, padding=2, groups=4))
+
+
+def test_static_ranges_come_from_the_calibration_audio(tiny_corpus) -> None:  # noqa: ANN001, F811
+    """``int8-inductor-static``: activation scales fixed from calibration utterances (no per-call ranges)."""
+    def targets(model: torch.nn.Module) -> str:
+        return " ".join(str(n.target) for n in model.wav2vec2.encoder.graph.graph.nodes)
+
+    fp32 = tiny_model(layers=2)
+    stages = parse_recipe("front-end-bf16+int8-inductor-static-bf16")
+    stages[-1].config.calibration_data, stages[-1].config.calibration_utterances = str(tiny_corpus), 4
+    static = apply_stages(tiny_model(layers=2), stages)
+    assert "choose_qparams" not in targets(static) and "quantize_per_tensor" in targets(static)
+    dynamic = apply_stages(tiny_model(layers=1), parse_recipe("int8-inductor"))
+    assert "choose_qparams" in targets(dynamic)  # per call: the ranges are measured on each input
+    from core.data.librispeech import load_audio, read_subset
+
+    audio = torch.from_numpy(load_audio(read_subset(tiny_corpus).utterances[5]))[None]
+    audio = (audio - audio.mean()) / audio.std()
+    with torch.inference_mode():
+        out, ref = static(audio).logits, fp32(audio).logits
+    assert _rel(out, ref) < 0.1

@@ -62,9 +62,12 @@ def int8_inductor_available() -> bool:
 
 @dataclass
 class Int8InductorConfig:
-    dynamic: bool = True  # activations quantized per call (no calibration); static needs calibration data
+    dynamic: bool = True  # activations quantized per call (no calibration); static: ranges calibrated on audio
     max_frames: int = 100_000  # the export's bound on the encoder's length (frames, 50 per second of audio)
     mixed_bf16: bool = False  # int8 Linears, the rest (attention, LayerNorm, GELU) in bf16: compiled under autocast
+    calibration_data: str = "embedded:train-clean"  # static only; never the reported test set
+    calibration_utterances: int = 16
+    do_normalize: bool | None = None  # filled from the source variant
 
 
 class Int8InductorEncoder(nn.Module):
@@ -180,6 +183,23 @@ class _LastHiddenState(nn.Module):
         return self.encoder(hidden_states, attention_mask=attention_mask).last_hidden_state
 
 
+def _calibrate(model: nn.Module, prepared: nn.Module, encoder: nn.Module, with_mask: bool,
+               config: Int8InductorConfig) -> None:
+    """Static activation ranges: the whole model transcribes the calibration audio, one utterance at a time (no
+    padding in the ranges), with the observed graph standing in for its encoder."""
+    from core.inference import Transcriber
+    from compress.methods.quantize import calibration_audio
+
+    audios = calibration_audio(config.calibration_data, config.calibration_utterances)
+    model.wav2vec2.encoder = Int8InductorEncoder(prepared, prepared, encoder, with_mask)
+    try:
+        do_norm = True if config.do_normalize is None else config.do_normalize
+        Transcriber(model, do_normalize=do_norm, device="cpu", batch_size=1).transcribe(audios)
+    finally:
+        model.wav2vec2.encoder = encoder
+    log.info("int8-inductor: activations calibrated on %d utterances of %s", len(audios), config.calibration_data)
+
+
 def _drop_unused_tensors(gm: nn.Module) -> None:
     """The converted graph still holds the fp32 Linear weights it no longer reads: drop them (size, memory)."""
     used = {n.target for n in gm.graph.nodes if n.op == "get_attr"}
@@ -220,6 +240,14 @@ def _check_model(model: Any) -> nn.Module:
                  devices=("cpu",), extra="torchao", options={"mixed_bf16": True},
                  description="int8-inductor with everything but the int8 Linears in bf16 (torchao's int8-mixed-bf16: "
                              "compiled and run under bf16 autocast; CPUs with AVX512-BF16/AMX)")
+@register_method("int8-inductor-static", Int8InductorConfig, runtime_only=True, available=int8_inductor_available,
+                 devices=("cpu",), extra="torchao", options={"dynamic": False},
+                 description="int8-inductor with activation ranges calibrated on train-clean audio (static, per "
+                             "tensor) instead of measured per call")
+@register_method("int8-inductor-static-bf16", Int8InductorConfig, runtime_only=True,
+                 available=int8_inductor_available, devices=("cpu",), extra="torchao",
+                 options={"dynamic": False, "mixed_bf16": True},
+                 description="int8-inductor-static with the rest of the encoder in bf16")
 def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Module:
     if not int8_inductor_available():
         raise FootprintError(f"int8-inductor: needs torchao's PT2E quantizer and a C++ compiler ({INSTALL_HINT})")
@@ -249,7 +277,10 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
         exported = torch.export.export(_LastHiddenState(encoder), example, dynamic_shapes=shapes,
                                        strict=False).module()
         prepared = prepare_pt2e(exported, quantizer)
-        prepared(*example)  # observers see one batch (the weights' ranges; activations are dynamic)
+        if config.dynamic:
+            prepared(*example)  # observers see one batch (the weights' ranges; activations are dynamic)
+        else:
+            _calibrate(model, prepared, encoder, with_mask, config)
         graph = convert_pt2e(prepared)
         _drop_unused_tensors(graph)
         if config.mixed_bf16:
