@@ -53,8 +53,8 @@ def test_models_follow_what_is_shipped_and_available(tmp_path: Path, monkeypatch
     _available(monkeypatch, ("int8-inductor",), False)
     models = main_run.main_job_models("embedded", ["cpu"])
     assert "bf16+front-end-bf16+compile-encoder" in models and "bf16+front-end-bf16" not in models
-    assert "int8-dynamic+front-end-bf16" in models and "front-end-bf16+int8-inductor" not in models
+    assert "int8-dynamic+front-end-bf16" in models and "front-end-bf16+int8-inductor-bf16" not in models
     _available(monkeypatch, ("int8-inductor",), True)  # torchao too: its int8 chain
     models = main_run.main_job_models("embedded", ["cpu"])
-    assert "front-end-bf16+int8-inductor" in models and "int8-dynamic+front-end-bf16" not in models
+    assert "front-end-bf16+int8-inductor-bf16" in models and "int8-dynamic+front-end-bf16" not in models
     assert models[-3:] == ["distill-L4", "distill-L4+bf16+front-end-bf16+compile-encoder", "prune-structured-25"]

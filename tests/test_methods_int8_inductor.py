@@ -180,6 +180,7 @@ def test_static_ranges_come_from_the_calibration_audio(tiny_corpus) -> None:  # 
     stages[-1].config.calibration_data, stages[-1].config.calibration_utterances = str(tiny_corpus), 4
     static = apply_stages(tiny_model(layers=2), stages)
     assert "choose_qparams" not in targets(static) and "quantize_per_tensor" in targets(static)
+    assert compiled_info(static)["runtime"].startswith("torch.compile (encoder int8 (static) + bf16")
     dynamic = apply_stages(tiny_model(layers=1), parse_recipe("int8-inductor"))
     assert "choose_qparams" in targets(dynamic)  # per call: the ranges are measured on each input
     from core.data.librispeech import load_audio, read_subset

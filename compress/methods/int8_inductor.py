@@ -21,6 +21,11 @@ and cost accuracy in the ONNX Runtime probe, see ``ort.py``).
 under bf16 autocast, so attention, LayerNorm, GELU and the (de)quantization around the GEMMs run in bf16 (AMX /
 AVX512-BF16).  The positional convolution stays fp32 inside the graph: oneDNN's bf16 grouped conv1d is wrong on
 this project's CPU (without the guard the teacher's argmax agreed with fp32 on 80 % of frames).
+``int8-inductor-static`` / ``-static-bf16``: activation ranges calibrated once (torchao's histogram observer, one
+scale per tensor) by transcribing 16 train-clean utterances, one at a time, with the observed graph as the encoder;
+no per-call range computation.  It calibrates on the embedded corpus unless told otherwise (``calibration_data``,
+a LibriSpeech-layout subset directory, through ``build_variant(..., overrides=...)``, as ``int8-static``): for
+another teacher, give it that teacher's training audio.
 
 Limits, measured: exported with the padding mask (models with a layer-norm front end, like the embedded teacher),
 the encoder fails on a batch of one (torch 2.13: an index out of bounds inside the graph's masking code), so there
@@ -294,8 +299,8 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
     with torch.device("meta"):
         shape_copy = copy.deepcopy(encoder).to("meta")
     model.wav2vec2.encoder = Int8InductorEncoder(graph, compiled, shape_copy, with_mask, config.mixed_bf16)
-    model._footprint_compiled = ("encoder int8" + (" + bf16" if config.mixed_bf16 else "")
-                                 + " (torchao PT2E, x86 Inductor)")
+    model._footprint_compiled = ("encoder int8" + ("" if config.dynamic else " (static)")
+                                 + (" + bf16" if config.mixed_bf16 else "") + " (torchao PT2E, x86 Inductor)")
     model._footprint_compile_s = time.perf_counter() - t0
     model._footprint_quantized_engine = "onednn (Inductor)"
     if config.mixed_bf16:
