@@ -42,7 +42,8 @@ def _cfg(assets, out, **kw) -> RunConfig:  # noqa: ANN001
     return RunConfig(**base)
 
 
-def test_rows_columns_energy_and_interleaving(assets, tmp_path) -> None:  # noqa: ANN001
+def test_rows_columns_energy_and_interleaving(assets, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
     out = tmp_path / "run"
     summary = run_benchmark(_cfg(assets, out), progress=False)
     assert summary.rows_written == 4 and summary.rows_skipped == 0
@@ -73,6 +74,8 @@ def test_rows_columns_energy_and_interleaving(assets, tmp_path) -> None:  # noqa
     assert (df["runtime"] == "torch").all() and df["quantized_engine"].isna().all()  # float models, torch
     meta = read_meta(out)
     assert meta["config"]["repeats"] == 2 and meta["energy"]["cpu"]["method"] == "replay"
+    # interleaved variants must not evict each other's oneDNN kernels (the default cache holds 1024)
+    assert meta["onednn_primitive_cache"] == "16384"
     assert meta["tracker_overhead"]["cpu"]["pairs"] == 1 and "fraction" in meta["tracker_overhead"]["cpu"]
     assert meta["energy"]["cpu"]["fallbacks"] == []
     assert "recorded elsewhere" in meta["energy"]["idle_baseline"]["cpu"]["why"]
@@ -89,7 +92,8 @@ def test_rows_columns_energy_and_interleaving(assets, tmp_path) -> None:  # noqa
         run_benchmark(_cfg(assets, out, repeats=3), progress=False)
 
 
-def test_paper_loop_arch_idle_and_injected_loader(assets, tmp_path) -> None:  # noqa: ANN001
+def test_paper_loop_arch_idle_and_injected_loader(assets, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "2048")  # the user's own setting stays
     calls = []
 
     def loader(spec: str, device: str):  # noqa: ANN202
@@ -121,6 +125,7 @@ def test_paper_loop_arch_idle_and_injected_loader(assets, tmp_path) -> None:  # 
     assert (df["idle_baseline_s"] == 0.1).all() and df["energy_source_detail"].str.contains("idle").all()
     meta = read_meta(tmp_path / "run")
     assert "rapl" in meta["energy"]["cpu"]["fallbacks"][0]
+    assert meta["onednn_primitive_cache"] == "2048"
     # a closure does not pickle: variant memory measured in this process, as a delta, and labelled so
     # (a lower bound: reused heap can hide it, so it is floored at the variant's weights, and says so)
     assert df["variant_peak_method"].str.startswith("inprocess-vmhwm-delta").all() and (df["variant_peak_mb"] > 0).all()

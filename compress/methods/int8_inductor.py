@@ -9,7 +9,10 @@ the quantize and dequantize steps fused with the ops around them.  Measured by t
 threads, 5 interleaved repeats, medians of per-repeat pairs on this project's 2-core Xeon with AMX;
 docs/runs/2026-11-30f-issue16-int8-inductor): the teacher's ``front-end-bf16+int8-inductor`` x2.21 over fp32 at
 +0.00 WER points, ``int8-dynamic+front-end-bf16`` x1.69 at +0.19; the random-weight 12-layer large architecture's
-x3.01 against x2.19.
+x3.01 against x2.19.  With bf16 around the int8 and oneDNN's kernel cache enlarged
+(docs/runs/2026-12-01-issue16-int8-mixed-bf16): the teacher's ``front-end-bf16+int8-inductor-static-bf16`` x3.32 at
+-0.02, ``-bf16`` (dynamic) x3.12 at -0.15, ``front-end-bf16+int8-inductor`` x2.71 at +0.00; the large
+architecture's ``front-end-bf16+int8-inductor-bf16`` x3.66.
 
 Scope: the transformer encoder (positional conv, layers, final LayerNorm) is exported with ``torch.export``
 (dynamic batch and length), quantized and compiled; the conv front end, the feature projection and the CTC head

@@ -11,9 +11,10 @@
    plus architecture-only timing of the paper's large model at a few depths (random weights, timing only);
 5. the HTML report, whose path is printed.
 
-It was sized to finish within 10 minutes on a 2-core machine (414 s on 2026-11-30, before the compiled chain, the
-pruned models and the bf16 front-end chains joined it: not re-measured since; a run stopped after 6 minutes had
-finished the accuracy pass of 5 of its 14 data variants, so it now takes well over 10): the whole
+It was sized to finish within 10 minutes on a 2-core machine (414 s on 2026-11-30; since the compiled chains, the
+pruned models and the bf16 front-end chains joined it, 14 data variants and 3 depths of the large
+architecture, it took 634 s on 2026-12-01, commit 593d911, this project's 2-core Xeon with AMX, about 5 minutes of
+it the accuracy passes): the whole
 synthetic dev-clean (300 utterances, 22.8 min of audio), 2 interleaved repeats, one tracker-overhead pair, and the
 large architecture timed on 0.1 % of a dev-clean-shaped workload; ``--limit N`` benchmarks fewer utterances.
 A rerun resumes: finished rows are skipped.
@@ -39,8 +40,8 @@ STUDENT_RECIPES = ("distill-L4", "distill-L2", "distill-L3", "distill-L6", "maxp
 # lists alternatives: the first that can run here joins (compile needs a C++ compiler).
 # int8-inductor (torchao PT2E, Inductor's oneDNN int8 kernels) replaced int8-dynamic in the teacher's int8 chain where
 # torchao and a compiler are here (5 repeats: x2.21 at +0.00 WER points vs x1.69 at +0.19 in the same run), and its
-# int8-mixed-bf16 form replaced it (two 5-repeat runs, docs/runs/2026-12-01-issue16-int8-mixed-bf16: x2.92 and
-# x2.72 at -0.15 WER points, against x2.57 and x2.37 at +0.00).  The statically calibrated form
+# int8-mixed-bf16 form replaced it (5 repeats, docs/runs/2026-12-01-issue16-int8-mixed-bf16: x3.12 at -0.15 WER
+# points against x2.71 at +0.00; the same order in two earlier runs).  The statically calibrated form
 # is a little faster still but calibrates on the embedded corpus, which would not fit another teacher: not here.
 BF16_TEACHER_CHAINS = (("front-end-bf16+int8-inductor-bf16", "int8-dynamic+front-end-bf16"),
                        ("bf16+front-end-bf16+compile-encoder", "bf16+front-end-bf16"))
