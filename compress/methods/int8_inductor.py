@@ -161,19 +161,16 @@ def _fp32_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
                                              *conv_args)
 
 
-def _grouped_convs_in_fp32(graph: torch.fx.GraphModule) -> int:
+def _grouped_convs_in_fp32(graph: torch.fx.GraphModule) -> None:
     """The mixed graph is compiled under bf16 autocast, which would run the positional convolution (conv1d, 16
     groups) in bf16: on this project's Xeon with AMX, oneDNN's bf16 grouped conv1d is wrong (relative error above
     100 %, ``compress.methods.quantize.cpu_grouped_conv_bf16_ok``; the eager recipes guard the same conv).  Every
     grouped conv1d of the graph runs in fp32 instead; it is a small share of the encoder's time."""
-    changed = 0
     for node in graph.graph.nodes:
         groups = node.args[6] if len(node.args) > 6 else 1
         if node.op == "call_function" and node.target is torch.ops.aten.conv1d.default and groups != 1:
             node.target = _fp32_conv1d
-            changed += 1
     graph.recompile()
-    return changed
 
 
 def _inductor_config() -> Any:
@@ -239,23 +236,21 @@ def _check_model(model: Any) -> nn.Module:
     return encoder
 
 
-@register_method("int8-inductor", Int8InductorConfig, runtime_only=True, available=int8_inductor_available,
-                 devices=("cpu",), extra="torchao",
-                 description="the encoder's Linears int8 (per channel, dynamic activations) via torchao PT2E, "
-                             "compiled by Inductor to oneDNN int8 kernels; chains with front-end-bf16; compiled "
-                             "when built, only with the `torchao` extra and a C++ compiler")
-@register_method("int8-inductor-bf16", Int8InductorConfig, runtime_only=True, available=int8_inductor_available,
-                 devices=("cpu",), extra="torchao", options={"mixed_bf16": True},
-                 description="int8-inductor with everything but the int8 Linears in bf16 (torchao's int8-mixed-bf16: "
-                             "compiled and run under bf16 autocast; CPUs with AVX512-BF16/AMX)")
-@register_method("int8-inductor-static", Int8InductorConfig, runtime_only=True, available=int8_inductor_available,
-                 devices=("cpu",), extra="torchao", options={"dynamic": False},
-                 description="int8-inductor with activation ranges calibrated on train-clean audio (static, per "
-                             "tensor) instead of measured per call")
-@register_method("int8-inductor-static-bf16", Int8InductorConfig, runtime_only=True,
-                 available=int8_inductor_available, devices=("cpu",), extra="torchao",
-                 options={"dynamic": False, "mixed_bf16": True},
-                 description="int8-inductor-static with the rest of the encoder in bf16")
+def _register(name: str, description: str, **options: Any) -> Any:
+    """The four forms share the handler and what they need; they differ in their options."""
+    return register_method(name, Int8InductorConfig, runtime_only=True, available=int8_inductor_available,
+                           devices=("cpu",), extra="torchao", options=options, description=description)
+
+
+@_register("int8-inductor", "the encoder's Linears int8 (per channel, dynamic activations) via torchao PT2E, "
+           "compiled by Inductor to oneDNN int8 kernels; chains with front-end-bf16; compiled when built, only with "
+           "the `torchao` extra and a C++ compiler")
+@_register("int8-inductor-bf16", "int8-inductor with everything but the int8 Linears in bf16 (torchao's "
+           "int8-mixed-bf16: compiled and run under bf16 autocast; CPUs with AVX512-BF16/AMX)", mixed_bf16=True)
+@_register("int8-inductor-static", "int8-inductor with activation ranges calibrated on train-clean audio (static, "
+           "per tensor) instead of measured per call", dynamic=False)
+@_register("int8-inductor-static-bf16", "int8-inductor-static with the rest of the encoder in bf16", dynamic=False,
+           mixed_bf16=True)
 def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Module:
     if not int8_inductor_available():
         raise FootprintError(f"int8-inductor: needs torchao's PT2E quantizer and a C++ compiler ({INSTALL_HINT})")
