@@ -67,8 +67,8 @@ class TeacherTrainConfig:
     grad_clip: float = 1.0
     seed: int = 42
     device: str = "auto"
-    # bf16 autocast: "auto" = on CUDA only; "bf16" also on CPU (x1.25 per step on an AVX512-BF16 EPYC,
-    # measured with 60-s batches; weights and optimizer state stay fp32); "none" = fp32 everywhere
+    # bf16 autocast: "auto" = on CUDA only; "bf16" also on CPU (faster per step where the CPU has AVX512-BF16 or
+    # AMX; weights and optimizer state stay fp32); "none" = fp32 everywhere
     amp: str = "auto"
     eval_every: int = 500
     checkpoint_minutes: float = 5.0
@@ -81,8 +81,8 @@ class TeacherTrainConfig:
     # the length curriculum (epoch 0 shortest first) helps a model from scratch leave the CTC blank plateau; a
     # continuation (init_from) would instead end its schedule on the longest utterances only. None = from scratch only
     shortest_first: bool | None = None
-    # keep the conv feature encoder fixed (as wav2vec 2.0 fine-tuning does): 1.62 -> 1.23 s per 60-s bf16 step
-    # on this 2-core CPU (median of 2 x 5 steps); worth it once the features are learnt, not from scratch
+    # keep the conv feature encoder fixed (as wav2vec 2.0 fine-tuning does): no backward pass through the convs,
+    # about a quarter off a CPU step; worth it once the features are learnt, not from scratch
     freeze_feature_encoder: bool = False
 
 
@@ -230,8 +230,8 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
     opt = _optimizer(cfg, model)
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "total_steps": cfg.steps, "audio_seconds": 0.0,
              "wall_s": 0.0, "calibrated": cfg.time_budget_minutes is None,
-             # only a shortest-first epoch 0 miscalibrates the budget: its steps are cheaper than the average
-             # (measured 1.03 vs 1.37 s per step); shuffled epochs calibrate right the first time
+             # only a shortest-first epoch 0 miscalibrates the budget: its first steps, on the shortest audio, are
+             # cheaper than the average; shuffled epochs calibrate right the first time
              "recalibrated": not shortest_first}
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():

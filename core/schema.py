@@ -92,14 +92,14 @@ class Row:
     git_dirty: bool | None = _extra(default=None)
     # float32 | float16 | bfloat16 | bfloat16-autocast | bfloat16-front-end
     compute_dtype: str | None = _extra(default=None)
-    # -- memory and contention (issue 14, findings 4 and 6) ----------------------------------------------------
+    # -- memory and contention ------------------------------------------------------------------------------------
     variant_peak_mb: float = _extra(default=float("nan"))  # weights + activations of the heaviest batch, alone
     variant_peak_method: str = _extra(default="not measured")  # child-vmhwm | child-cuda-max-alloc | inprocess-...
     others_cpu_s: float = _extra(default=float("nan"))  # CPU s the rest of the machine used during the repeat
     others_cpu_share: float = _extra(default=float("nan"))  # of the repeat's core-seconds (wall x logical CPUs)
     cpu_freq_mhz: float = _extra(default=float("nan"))  # psutil.cpu_freq, mean of start and end; NaN unreadable
     contended: bool | None = _extra(default=None)  # others used > 0.10 core on average (bench/trackers.py)
-    # -- extras: energy provenance (issue 14) ----------------------------------------------------------------------
+    # -- extras: energy provenance ---------------------------------------------------------------------------------
     # energy_j is the gross total of every component; energy_measured is true only when every component was
     # read from a hardware counter in this run (a replayed trace is not).
     energy_components_measured: dict[str, bool] | None = _extra(default=None)  # JSON: component -> hardware?

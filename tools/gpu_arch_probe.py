@@ -1,6 +1,6 @@
-"""Probe for issue 15, step 3: the paper's large wav2vec 2.0 (random weights) over a dev-clean-shaped workload,
-in the dtypes and batch sizes that ``footprint bench run --arch`` cannot select yet (its ``arch-*`` specs always run
-in fp32, and the group-norm rule forces them to batch 1; see docs/gpu-review.md).
+"""GPU probe: the paper's large wav2vec 2.0 (random weights) over a dev-clean-shaped workload, in dtypes, TF32
+settings and batch sizes that ``footprint bench run --arch`` does not sweep (its ``arch-*`` rows run the group-norm
+large model at batch 1, and TF32 is left at torch's defaults; see docs/gpu-review.md).
 
 The architecture and the workload are the suite's own (``core.arch.wav2vec2_config("large")``,
 ``bench.workload.arch_workload``: same seeds, so the same audio as the suite's ``arch-large-L*`` rows, whose fp32

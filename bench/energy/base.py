@@ -147,7 +147,7 @@ class Meter(ABC):
 
     def _measurement(self, seconds: float, joules: dict[str, float]) -> Measurement:
         by = {k: self.component_measured(k) for k in joules}
-        # The row says "measured" only when every component is (issue 14: no constant inside a measured total).
+        # The row says "measured" only when every component is (no estimated constant inside a measured total).
         measured = bool(by) and all(by.values()) if joules else bool(self.measured)
         return Measurement(seconds, joules, self.name, measured, self.describe(), by,
                            {k: self.component_scope(k) for k in joules})

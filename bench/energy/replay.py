@@ -72,7 +72,7 @@ class ReplayMeter(CounterMeter):
         self.wrap_j = {}  # counters are unwrapped now
         self._t0 = time.perf_counter()
 
-    # Nothing was measured during this run, whatever the trace says about how it was recorded (issue 14).
+    # Nothing was measured during this run, whatever the trace says about how it was recorded.
     measured = False
 
     def component_counter(self, component: str) -> bool:

@@ -2,10 +2,10 @@
 
 Why: on a CPU the conv front end is most of a small wav2vec 2.0's time, and int8 leaves it untouched (see
 ``compiled.py``).  Its convolutions are large GEMMs that bf16 kernels (AMX, AVX512-BF16; tensor cores on a GPU)
-run several times faster, but only in the memory layout oneDNN prefers: measured here (2 threads, Xeon with AMX,
-torch 2.13, one 512 -> 512 kernel-3 stride-2 conv over 25 600 frames) fp32 Conv1d 0.101 s, the same under bf16
-autocast 0.074 s, bf16 Conv1d 0.049 s, bf16 **Conv2d (1 x k) in channels-last** 0.018 s.  ``bf16-autocast`` and
-``compile-bf16`` keep the Conv1d layout, which is why they barely moved the front end.
+run several times faster, but only in the memory layout oneDNN prefers: a bf16 **Conv2d (1 x k) in channels-last**
+is several times faster than the same conv as a bf16 Conv1d, let alone fp32 (compress/methods/README.md gives a
+timing).  ``bf16-autocast`` and ``compile-bf16`` keep the Conv1d layout, which is why they gain little on the
+front end.
 
 What it does: each conv block runs as ``conv2d`` over a ``(batch, channels, 1, time)`` tensor in channels-last
 memory (physically batch x time x channels), so LayerNorm over channels reads contiguous memory and no transposes
@@ -66,10 +66,9 @@ def _check_block(block: nn.Module) -> tuple[str, str]:
 
 def _channels_last(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """A copy of the 4-d ``t`` in ``dtype`` with channels-last strides set explicitly (cast and layout in one
-    copy).  ``contiguous(memory_format=...)`` leaves
-    a tensor with one channel (the audio, the first conv's weight) as it is, since its size-1 dimensions make it
-    count as both layouts; oneDNN then ran the first conv in the plain layout and every later activation was
-    reordered (measured: 45 ms of copies in a 185 ms front end; the first conv alone 0.150 -> 0.030 s)."""
+    copy).  ``contiguous(memory_format=...)`` leaves a tensor with one channel (the audio, the first conv's weight)
+    as it is, since its size-1 dimensions make it count as both layouts; oneDNN would then run the first conv in the
+    plain layout and reorder every later activation, copies that cost a large share of the front end's time."""
     n, c, h, w = t.shape
     return torch.empty_strided(t.shape, (c * h * w, 1, w * c, c), dtype=dtype, device=t.device).copy_(t)
 

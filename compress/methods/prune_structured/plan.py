@@ -4,8 +4,8 @@ family the least important units go first, across all layers.
 
 Why not one ranking of heads and neurons together: their scores are norms of what they add to the residual, and
 a norm is sub-additive, so a 48-dimension head scores less than the sum of 48 single-neuron scores of the same
-total effect; a joint ranking per MAC removed every head but one per layer at a 50 % target on the embedded
-teacher.  No cheap score compares the two fairly (DPHuBERT learns the split by training with masks), so the split
+total effect, and a joint ranking per MAC cuts whole heads first (at a 50 % target it leaves about one head per
+layer).  No cheap score compares the two fairly (DPHuBERT learns the split by training with masks), so the split
 is left proportional and the importance decides *where* each family is cut.  Conv channels: the same share in
 each chosen conv layer, the most important kept.
 """

@@ -216,7 +216,7 @@ def generate_subset(root: Path, subset: str, config: SynthConfig, jobs: int | No
     seconds = 0.0
     try:
         ctx = get_context("fork") if hasattr(os, "fork") else get_context("spawn")
-        # espeak-ng carries state from one utterance to the next that no API call resets (measured: the same
+        # espeak-ng carries state from one utterance to the next that no API call resets (the same
         # utterance comes out a few samples longer after another one), so each fixed block of utterances is
         # spoken in order by a fresh worker process: the audio depends on neither the job count nor the scheduling
         blocks = [plans[i:i + SYNTH_BLOCK] for i in range(0, len(plans), SYNTH_BLOCK)]
