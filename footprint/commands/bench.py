@@ -61,6 +61,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant-memory", choices=["auto", "child", "inprocess", "off"], default="auto",
                    help="how variant_peak_mb is measured: a child process per variant x device with only it loaded "
                         "(auto: when the loader pickles), a high-water delta in this process, or not at all")
+    p.add_argument("--scenarios", type=_csv, default=["batched", "unseen"],
+                   help="timing scenarios for trained models: batched (warm: lengths already run, a batch job) and/or "
+                        "unseen (each repeat over held-out lengths this process never ran, a server) "
+                        "(default batched,unseen)")
+    p.add_argument("--unseen-share", type=float, default=0.5,
+                   help="share of the utterances held out for unseen, split over the repeats (default 0.5)")
     p.add_argument("--max-batch-seconds", type=float, default=240.0, help="padded audio per batch (default 240)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -75,7 +81,9 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201
                      limit=args.limit, energy=args.energy, carbon_intensity=args.carbon_intensity, country=args.country,
                      idle_baseline_s=args.idle_baseline_s, arch=args.arch, layers=args.layers,
                      arch_fraction=args.arch_fraction, paper_loop=args.paper_loop, overhead_pairs=args.overhead_pairs,
-                     variant_memory=getattr(args, "variant_memory", "auto"))
+                     variant_memory=getattr(args, "variant_memory", "auto"),
+                     scenarios=getattr(args, "scenarios", ["batched", "unseen"]),
+                     unseen_share=getattr(args, "unseen_share", 0.5))
 
 
 def check_inputs(cfg) -> None:  # noqa: ANN001
