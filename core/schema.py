@@ -127,12 +127,11 @@ class Row:
 def one_time_s(load_s: float, compile_s: float = 0.0, calibration_s: float = 0.0, export_s: float = 0.0) -> float:
     """Seconds a deployer pays once per process before the first utterance.  ``load_s`` is the wall time of
     building the variant and includes what was compiled, calibrated or exported then; the parts' own sum counts
-    instead when larger (they were paid at an earlier build).  NaN parts count as zero; NaN when none is known."""
-    parts = [x for x in (compile_s, calibration_s, export_s) if x is not None and x == x]
-    known = [x for x in (load_s, *parts) if x is not None and x == x]
-    if not known:
-        return float("nan")
-    return max(load_s if load_s is not None and load_s == load_s else 0.0, sum(parts))
+    instead when larger (they were paid at an earlier build).  NaN parts count as zero; NaN when nothing is known."""
+    parts = sum(x for x in (compile_s, calibration_s, export_s) if x is not None and x == x)
+    if load_s is None or load_s != load_s:
+        return parts if parts > 0 else float("nan")
+    return max(load_s, parts)
 
 
 def break_even_hours(one_time: float, teacher_one_time: float, s_per_audio_s: float,
