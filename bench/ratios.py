@@ -100,7 +100,7 @@ def one_time(df: Any, variant: str, device: str, teacher: str | None) -> dict[st
     if not teacher:
         return out
     scenario = "unseen" if not rows(variant, "unseen").empty and not rows(teacher, "unseen").empty else "batched"
-    out["break_even_scenario"] = scenario
+    out["break_even_scenario"], out["is_teacher"] = scenario, variant == teacher
     for metric, col in (("model", "model_s"), ("e2e", "e2e_s")):
         a, b = rows(variant, scenario), rows(teacher, scenario)
         per_a = med(a.assign(_t=a[col] / a["audio_s"]), "_t") if not a.empty else float("nan")
@@ -209,7 +209,9 @@ def _costs_table(costs: list[dict[str, Any]]) -> list[str]:
                           if c.get(k) == c.get(k) and c.get(k))
         cache = f"; cache {c['compile_cache']}" if c.get("compile_cache") else ""
         be = ""
-        if "break_even_h_model" in c:
+        if c.get("is_teacher"):
+            be = "; the reference for break-even"
+        elif "break_even_h_model" in c:
             be = (f"; break-even ({SCENARIO_LABEL[c['break_even_scenario']]}) model {_hours(c['break_even_h_model'])}"
                   f", e2e {_hours(c['break_even_h_e2e'])}")
         lines.append(f"  {c['device']:<5} {c['variant']:<46} {c['one_time_s']:.1f} s ({parts or 'n/a'}{cache}){be}")
@@ -223,7 +225,8 @@ def format_report(res: dict[str, Any]) -> str:
             continue
         wer = f", WER {r['wer_diff_points']:+.2f} pt" if r["wer_diff_points"] is not None else ""
         reps = ", ".join(f"{x:.2f}" for x in r["per_repeat"])
-        lines.append(f"{r['kind']:<27} {r['device']:<5} {r['a']} vs {r['b']}: {r['metric']} x{r['median_ratio']:.2f} "
+        lines.append(f"{r['kind']:<27} {r['device']:<5} {r['a']} vs {r['b']}: "
+                     f"{SCENARIO_LABEL[r.get('scenario', 'batched')]} {r['metric']} x{r['median_ratio']:.2f} "
                      f"(per repeat {reps}){wer}")
     for dev, o in res["tracker_overhead"].items():
         frac = 100 * o.get("fraction", float("nan"))
