@@ -386,9 +386,9 @@ class _Run:
         """The timed repeats, variants interleaved and rotated; each row committed as it completes."""
         from tqdm import tqdm
 
-        entries = list(self.loaded.values()) if entries is None else entries
+        ids = {id(e) for e in (self.loaded.values() if entries is None else entries)}
         todo = [(rep, dev, e) for rep in range(self.cfg.repeats) for dev in self.cfg.devices
-                for e in _rotate([e for (_, d), e in self.loaded.items() if d == dev and e in entries], rep)
+                for e in _rotate([e for (_, d), e in self.loaded.items() if d == dev and id(e) in ids], rep)
                 if rep in self.pending(e.job, dev, pass_)]
         written = 0
         pause = float(os.environ.get(ROW_PAUSE_ENV, "0") or 0)
