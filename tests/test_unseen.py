@@ -182,3 +182,12 @@ def test_console_script_sets_it_before_torch() -> None:
               "    pass\nfrom bench import onednn\n"
               "print(os.environ.get(onednn.ENV), onednn.in_effect(), 'torch' in sys.modules)")
     assert out.splitlines()[-1] == "16384 16384 False"
+
+
+def test_resume_at_another_kernel_cache_capacity_is_refused(run, monkeypatch) -> None:  # noqa: ANN001
+    from bench import onednn
+    from core.errors import FootprintError
+
+    monkeypatch.setattr(onednn, "ensure_cache", lambda: "1024")  # as if oneDNN ran at another capacity now
+    with pytest.raises(FootprintError, match="another configuration"):
+        runner.run_benchmark(run["cfg"], load_variant, progress=False)
