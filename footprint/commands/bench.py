@@ -271,6 +271,7 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--energy", default="auto")
     c.set_defaults(func=cmd_check_device)
     q = bsub.add_parser("ratios", help="paired per-repeat ratios: batched vs paper-loop, int8 and bf16-autocast vs "
-                                       "fp32, every variant vs the teacher, tracker overhead")
+                                       "fp32, every variant vs the teacher (warm and unseen lengths), one-time costs "
+                                       "and break-even audio, tracker overhead")
     q.add_argument("run_dir")
     q.set_defaults(func=cmd_ratios)
