@@ -26,6 +26,10 @@ from typing import Any
 
 import pytest
 
+from bench.onednn import ensure_cache
+
+ensure_cache()  # pytest imports this before any benchmark imports torch: oneDNN reads the size once
+
 
 def _env_list(name: str, default: str) -> list[str]:
     return [s.strip() for s in os.environ.get(name, default).split(",") if s.strip()]

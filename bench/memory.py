@@ -199,3 +199,31 @@ def default_threads() -> int:
     import torch
 
     return torch.get_num_threads() or (os.cpu_count() or 1)
+
+
+def for_run(run: Any, entry: Any, dev: str) -> dict[str, Any]:
+    """variant_peak_mb once per variant x device of a run (``run``: the runner's state), saved in the passes table:
+    a resumed run reuses it.  The heaviest batch holds the longest utterance, which bench.unseen never holds out."""
+    from core.provenance import now_iso
+
+    job = entry.job
+    mkey = f"{run.chash}|memory|{job.variant}|{dev}"
+    saved = run.ctx.broadcast(run.store.get_pass(mkey) if run.store else None)
+    if saved is not None:
+        return saved
+    if run.cfg.variant_memory == "off":
+        return {"variant_peak_mb": float("nan"), "variant_peak_method": "not measured (--variant-memory off)"}
+    out = None
+    if run.main:
+        wl = entry.wl
+        idx = heaviest_batch(job.scenario.plan(entry.tr, wl.durations), wl.durations)
+        audio = [entry.audio_cache[i] for i in idx] if entry.audio_cache is not None else [wl.loader(i) for i in idx]
+        out = measure_variant(run.loader, job.spec, run.local_device(dev), audio, job.batch_size,
+                              run.cfg.max_batch_seconds, default_threads(), loaded_tr=entry.tr, base_mb=entry.base_mb,
+                              mode=run.cfg.variant_memory)
+        out.update(batch_utts=len(idx), batch_longest_s=max((wl.durations[i] for i in idx), default=0.0))
+        log.info("%s on %s: variant peak memory %.1f MB (%s; heaviest batch: %d x %.1f s)", job.variant, dev,
+                 out["variant_peak_mb"], out["variant_peak_method"], out["batch_utts"], out["batch_longest_s"])
+        if run.store:
+            run.store.put_pass(mkey, "memory", job.variant, dev, out, now_iso())
+    return run.ctx.broadcast(out)

@@ -8,6 +8,11 @@ variants ran minutes apart on the same machine state), then the median of the pe
 * every other variant against the teacher of the run (a random-weight ``arch-X+recipe`` against ``arch-X``, the
   same generated workload), model only and end to end: the table a reader of a many-variant run wants, paired
   per repeat because a drifting VM moved the teacher's own time by 2x within one run;
+* the same vs-teacher ratios on lengths never seen (scenario ``unseen``: every repeat over held-out lengths, the
+  teacher and the variant on the same subset), beside the warm ones (``batched``: lengths already run);
+* one-time costs (load, compile, calibration, export seconds) and the break-even audio: hours of speech after
+  which the variant's total time, one-time cost included, beats the teacher's (``core.schema.break_even_hours``),
+  from the unseen times when the run has them (a deployer's case);
 * the energy tracker's overhead from meta.json.
 """
 from __future__ import annotations
@@ -37,6 +42,7 @@ class Ratio:
     median_ratio: float
     per_repeat: list[float]
     wer_diff_points: float | None = None
+    scenario: str = "batched"  # batched: warm (lengths already run) | unseen: lengths never run in the process
 
 
 def _paired(df: Any, a: str, b: str, device: str, num: str, den: str) -> list[float]:
@@ -57,14 +63,50 @@ def _wer_diff(df: Any, a: str, b: str, device: str) -> float | None:
     return None if math.isnan(wa) or math.isnan(wb) else 100.0 * (wa - wb)
 
 
-def _both_metrics(df: Any, kind: str, v: str, base: str, device: str) -> list[Ratio]:
+def _both_metrics(df: Any, kind: str, v: str, base: str, device: str, scenario: str = "batched") -> list[Ratio]:
     """``v`` against ``base``, model only and end to end."""
     out = []
     for metric, col in (("rtfx (model only)", "model_s"), ("end-to-end", "e2e_s")):
         per = _paired(df, v, base, device, col, col)
         if per:
             out.append(Ratio(kind, device, v, base, metric, statistics.median(per), per,
-                             _wer_diff(df, v, base, device)))
+                             _wer_diff(df, v, base, device), scenario))
+    return out
+
+
+SCENARIO_LABEL = {"batched": "warm", "unseen": "unseen"}
+
+
+def one_time(df: Any, variant: str, device: str, teacher: str | None) -> dict[str, Any] | None:
+    """One-time seconds of ``variant`` on ``device`` and its break-even against ``teacher`` (see the docstring)."""
+    from core.schema import break_even_hours, one_time_s
+
+    def rows(v: str, scenario: str) -> Any:
+        return df[(df["variant"] == v) & (df["device"] == device) & (df["scenario"].fillna("batched") == scenario)]
+
+    def med(r: Any, col: str) -> float:
+        return float(r[col].median()) if col in r and r[col].notna().any() else float("nan")
+
+    def cost(v: str) -> float:
+        r = df[(df["variant"] == v) & (df["device"] == device)]
+        return one_time_s(*(med(r, c) for c in ("load_s", "compile_s", "calibration_s", "export_s")))
+
+    every = df[(df["variant"] == variant) & (df["device"] == device)]
+    if every.empty:
+        return None
+    out = {"variant": variant, "device": device, "one_time_s": cost(variant),
+           **{c: med(every, c) for c in ("load_s", "compile_s", "calibration_s", "export_s")},
+           "compile_cache": next((str(x) for x in every.get("compile_cache", []) if isinstance(x, str) and x), "")}
+    if not teacher:
+        return out
+    scenario = "unseen" if not rows(variant, "unseen").empty and not rows(teacher, "unseen").empty else "batched"
+    out["break_even_scenario"], out["is_teacher"] = scenario, variant == teacher
+    for metric, col in (("model", "model_s"), ("e2e", "e2e_s")):
+        a, b = rows(variant, scenario), rows(teacher, scenario)
+        per_a = med(a.assign(_t=a[col] / a["audio_s"]), "_t") if not a.empty else float("nan")
+        per_b = med(b.assign(_t=b[col] / b["audio_s"]), "_t") if not b.empty else float("nan")
+        out[f"break_even_h_{metric}"] = 0.0 if variant == teacher else \
+            break_even_hours(out["one_time_s"], cost(teacher), per_a, per_b)
     return out
 
 
@@ -80,10 +122,15 @@ def _reference(v: str, variants: set[str], teacher: str | None) -> str | None:
 def compute(run_dir: str | Path) -> dict[str, Any]:
     from core.results import load_results, read_meta
 
-    df = load_results(run_dir)
+    df_all = load_results(run_dir)
     meta = read_meta(run_dir)
-    variants = set(df["variant"].dropna())
+    if "scenario" not in df_all:
+        df_all["scenario"] = "batched"
+    df = df_all[df_all["scenario"].fillna("batched") != "unseen"]  # everything below pairs within one scenario
+    df_unseen = df_all[df_all["scenario"] == "unseen"]
+    variants = set(df_all["variant"].dropna())
     ratios: list[Ratio] = []
+    costs: list[dict[str, Any]] = []
     for device in sorted(df["device"].dropna().unique()):
         for v in sorted(variants):
             if v + "@paper-loop" in variants:
@@ -104,31 +151,70 @@ def compute(run_dir: str | Path) -> dict[str, Any]:
             base = _reference(v, variants, teacher)
             if base and "@" not in v:  # scenario rows (v@paper-loop) are compared with their own variant above
                 ratios += _both_metrics(df, VS_TEACHER, v, base, device)
-    return {"run_dir": str(run_dir), "ratios": [asdict(r) for r in ratios],
+                ratios += _both_metrics(df_unseen, VS_TEACHER, v, base, device, "unseen")
+            if "@" not in v and not v.startswith("arch-"):
+                c = one_time(df_all, v, device, teacher)
+                if c:
+                    costs.append(c)
+    return {"run_dir": str(run_dir), "ratios": [asdict(r) for r in ratios], "one_time": costs,
             "tracker_overhead": meta.get("tracker_overhead", {})}
 
 
 def _teacher_table(ratios: list[dict[str, Any]]) -> list[str]:
-    """One line per variant and device, fastest (model only) first: both speed-ups, their per-repeat pairs, WER."""
-    by: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    """One line per variant and device, fastest (warm, model only) first: the warm and the unseen speed-ups with
+    their per-repeat pairs, and the WER difference."""
+    by: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
     for r in ratios:
         if r["kind"] == VS_TEACHER:
-            by.setdefault((r["device"], r["a"]), {})[r["metric"]] = r
+            by.setdefault((r["device"], r["a"]), {})[(r.get("scenario", "batched"), r["metric"])] = r
     if not by:
         return []
     lines = ["vs-teacher: speed-up over the run's teacher (a random-weight arch-X+recipe: over arch-X) as the median "
-             "of per-repeat pairs (per repeat in brackets), WER difference in points"]
-    order = sorted(by.items(), key=lambda kv: (kv[0][0], -kv[1].get("rtfx (model only)", {}).get("median_ratio", 0)))
-    for (device, v), m in order:
+             "of per-repeat pairs (per repeat in brackets), WER difference in points (warm, whole set); warm = lengths "
+             "already run (a batch job), unseen = each repeat over lengths this process never ran (a server)"]
+
+    def key(kv: Any) -> tuple:
+        return kv[0][0], -kv[1].get(("batched", "rtfx (model only)"), {}).get("median_ratio", 0)
+
+    for (device, v), m in sorted(by.items(), key=key):
         cells = []
-        for metric, label in (("rtfx (model only)", "model"), ("end-to-end", "e2e")):
-            r = m.get(metric)
-            if r:
-                cells.append(f"{label} x{r['median_ratio']:.2f} ({', '.join(f'{x:.2f}' for x in r['per_repeat'])})")
-        first = next(iter(m.values()))
+        for scenario in ("batched", "unseen"):
+            for metric, label in (("rtfx (model only)", "model"), ("end-to-end", "e2e")):
+                r = m.get((scenario, metric))
+                if r:
+                    cells.append(f"{SCENARIO_LABEL[scenario]} {label} x{r['median_ratio']:.2f} "
+                                 f"({', '.join(f'{x:.2f}' for x in r['per_repeat'])})")
+        first = m.get(("batched", "rtfx (model only)")) or next(iter(m.values()))
         wer = first["wer_diff_points"]
         lines.append(f"  {device:<5} {v:<46} vs {first['b']}: {'; '.join(cells)}"
                      + (f"; WER {wer:+.2f} pt" if wer is not None else ""))
+    return lines
+
+
+def _hours(h: float) -> str:
+    if h != h:
+        return "n/a"
+    return "never (not faster)" if h == float("inf") else f"{h:.3g} h"
+
+
+def _costs_table(costs: list[dict[str, Any]]) -> list[str]:
+    """One-time seconds per variant and device and the break-even audio against the teacher."""
+    if not costs:
+        return []
+    lines = ["one-time cost per process (load includes what was compiled, calibrated or exported while building; "
+             "cache: the persistent compile cache was cold or warm) and break-even: hours of audio after which the "
+             "variant's total time, one-time cost included, beats the teacher's (model / e2e time)"]
+    for c in costs:
+        parts = ", ".join(f"{k[:-2]} {c[k]:.1f} s" for k in ("load_s", "compile_s", "calibration_s", "export_s")
+                          if c.get(k) == c.get(k) and c.get(k))
+        cache = f"; cache {c['compile_cache']}" if c.get("compile_cache") else ""
+        be = ""
+        if c.get("is_teacher"):
+            be = "; the reference for break-even"
+        elif "break_even_h_model" in c:
+            be = (f"; break-even ({SCENARIO_LABEL[c['break_even_scenario']]}) model {_hours(c['break_even_h_model'])}"
+                  f", e2e {_hours(c['break_even_h_e2e'])}")
+        lines.append(f"  {c['device']:<5} {c['variant']:<46} {c['one_time_s']:.1f} s ({parts or 'n/a'}{cache}){be}")
     return lines
 
 
@@ -139,7 +225,8 @@ def format_report(res: dict[str, Any]) -> str:
             continue
         wer = f", WER {r['wer_diff_points']:+.2f} pt" if r["wer_diff_points"] is not None else ""
         reps = ", ".join(f"{x:.2f}" for x in r["per_repeat"])
-        lines.append(f"{r['kind']:<27} {r['device']:<5} {r['a']} vs {r['b']}: {r['metric']} x{r['median_ratio']:.2f} "
+        lines.append(f"{r['kind']:<27} {r['device']:<5} {r['a']} vs {r['b']}: "
+                     f"{SCENARIO_LABEL[r.get('scenario', 'batched')]} {r['metric']} x{r['median_ratio']:.2f} "
                      f"(per repeat {reps}){wer}")
     for dev, o in res["tracker_overhead"].items():
         frac = 100 * o.get("fraction", float("nan"))
@@ -149,6 +236,7 @@ def format_report(res: dict[str, Any]) -> str:
                      f"{100 * o.get('window_ops_fraction', float('nan')):.3f} %; process CPU time "
                      f"{100 * o.get('cpu_time_fraction', float('nan')):+.2f} %)")
     lines += _teacher_table(res["ratios"])
+    lines += _costs_table(res.get("one_time", []))
     return "\n".join(lines) or "no comparable pairs in this run"
 
 

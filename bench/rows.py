@@ -32,7 +32,8 @@ def build_row(e: Any, dev: str, rep: int, parts: list[dict[str, Any]], run: Any)
         tracker_overhead_frac=run.overhead.get(dev, float("nan")),
         accuracy_batch_size=acc.get("batch_size"), git_dirty=prov.git_dirty,
         **_timing_fields(rs, e.job.scenario.workload_fraction(e.wl_full), extrapolate=not e.job.scenario.uses_data),
-        **_model_fields(e.info),
+        **_model_fields(e.info), load_s=getattr(e, "load_s", float("nan")), onednn_cache=run.onednn_cache,
+        shapes_reused=sum(p.get("reused", 0) for p in parts),
         **_energy_fields(parts, run.intensity, sum(r.audio_s for r in rs), run.idle_w.get(dev),
                          run.idle_s.get(dev, 0.0)),
         **_memory_fields(getattr(e, "memory", None) or {}),
@@ -83,8 +84,34 @@ def _timing_fields(rs: list[PassResult], fraction: float, extrapolate: bool) -> 
 def _model_fields(info: dict[str, Any]) -> dict[str, Any]:
     keys = ("params", "size_mb", "size_on_disk_mb", "sparsity", "conv_layers", "transformer_layers", "compute_dtype",
             "quantized_engine")
+    nan = float("nan")
     return {**{k: info.get(k) for k in keys}, "runtime": info.get("runtime") or "torch",
-            "compile_s": info.get("compile_s", 0.0)}
+            "compile_s": info.get("compile_s", 0.0),
+            # one-time costs and build facts the variant's builder records (compress side), absent: NaN / ""
+            "calibration_s": _num(info.get("calibration_s", nan)), "export_s": _num(info.get("export_s", nan)),
+            **{k: str(info.get(k) or "") for k in ("compile_cache", "calibration_data", "length_buckets")}}
+
+
+def _num(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def unseen_fields(row: Row, parts: list[dict[str, Any]]) -> None:
+    """An ``unseen`` repeat's row: its scenario, and WER/CER over the held-out utterances it timed (the accuracy
+    pass runs them only after every unseen repeat, so its whole-set WER is not known yet)."""
+    from core.scoring import score
+
+    refs = [r for p in parts for r in p["refs"] or []]
+    hyps = [h for p in parts for h in p["res"]["hyps"] or []]
+    row.scenario = "unseen"
+    if refs and len(refs) == len(hyps):
+        sc = score(refs, hyps)
+        row.wer, row.cer = sc.wer, sc.cer
+    else:
+        row.wer = row.cer = float("nan")
 
 
 def _energy_fields(parts: list[dict[str, Any]], intensity: Any, audio_s: float,

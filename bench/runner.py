@@ -1,10 +1,12 @@
 """The benchmark runner: variants x devices over a workload into one tidy table (``core.results``).
 
 For each variant x device:
-  1. an accuracy pass over every utterance (WER, CER; hypotheses saved under RUN_DIR/hyps/);
-  2. warm-up batches (timed and kept in the ``passes`` table, never in the rows);
-  3. N timed repeats over the same utterances, variants interleaved (and their order rotated) between
-     repeats so that machine drift hits all alike; each repeat is one row, committed as it completes.
+  1. with ``unseen`` (trained models, default): warm-up on the utterances not held out, then N timed repeats
+     each over its own held-out, length-disjoint subset, which no pass in this process has run (bench/unseen.py);
+  2. an accuracy pass over every utterance (WER, CER; hypotheses saved under RUN_DIR/hyps/);
+  3. warm-up batches (timed and kept in the ``passes`` table, never in the rows);
+  4. ``batched`` (warm): N timed repeats over the same utterances, variants interleaved (and their order rotated)
+     between repeats so that machine drift hits all alike; each repeat is one row, committed as it completes.
 
 Timing inside a repeat (``time.perf_counter``; on CUDA after ``torch.cuda.synchronize`` and with CUDA
 events beside it): ``decode_s`` audio file decoding, ``inputs_s`` normalisation/padding/copy, ``model_s`` the
@@ -16,26 +18,25 @@ Energy: one window per repeat around the whole repeat, from the first meter of t
 works here (``bench.energy``); an optional idle baseline is subtracted; the trackers' own overhead is
 measured by timing the same work with and without a window.  Rerunning the same command resumes.
 
-Parts: the scenarios and a pass over a workload in ``bench.scenarios``, the per-repeat trackers in
-``bench.trackers``, the overhead check in ``bench.overhead``, the row (``core.schema.Row``) in ``bench.rows``.
+Parts: the configuration and jobs in ``bench.config``, the scenarios and a pass over a workload in
+``bench.scenarios``, the held-out lengths in ``bench.unseen``, the per-repeat trackers in ``bench.trackers``, the
+overhead check in ``bench.overhead``, memory in ``bench.memory``, the row (``core.schema.Row``) in ``bench.rows``,
+meta.json in ``bench.meta``, oneDNN's kernel cache in ``bench.onednn``.
 """
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import hashlib
-import json
 import logging
 import os
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-from bench import memory, scenarios
+from bench import memory, meta, onednn, scenarios, unseen
+from bench.config import Job, Loaded, Loader, RunConfig, RunSummary, config_hash, _spec_name  # noqa: F401
 from bench.overhead import measure_overhead
-from bench.rows import build_row
+from bench.rows import build_row, unseen_fields
 from bench.scenarios import PAPER_LOOP_SUFFIX, PassResult, Scenario, run_pass  # noqa: F401 (re-exported)
 from bench.trackers import PeakRSS, energy_window, track_repeat
 from core.device import Device, check_devices
@@ -44,138 +45,11 @@ from core.errors import FootprintError
 log = logging.getLogger(__name__)
 
 ROW_PAUSE_ENV = "FOOTPRINT_ROW_PAUSE_S"  # test hook: sleep after each committed row (kill-and-resume test)
-# oneDNN keeps the kernels it builds for each shape in one process-wide LRU cache of 1024 by default; the interleaved
-# variants of a run evicted each other's, so a variant paid the rebuilding in every repeat that followed another
-# (measured: teacher + front-end-bf16+int8-inductor-bf16, 2 repeats, the int8 chain 4.58 s after the teacher and
-# 3.31 s after itself; with 16384 entries 3.16, 3.16, 3.17 s in 3 repeats).  A served model would run warm.
-ONEDNN_CACHE_ENV, ONEDNN_CACHE_CAPACITY = "ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16384"
-
-
-# ---------------------------------------------------------------------------------------------------------
-# configuration
-# ---------------------------------------------------------------------------------------------------------
-@dataclass
-class RunConfig:
-    out: str = "runs/bench"
-    models: list[str] = field(default_factory=lambda: ["embedded"])
-    data: str = "embedded:dev-clean"
-    devices: list[str] = field(default_factory=lambda: ["cpu"])
-    repeats: int = 3
-    warmup: int = 1                      # warm-up batches per variant x device before the first repeat
-    threads: int | None = None           # torch intra-op threads (None: torch's default)
-    batch_size: int = 8
-    max_batch_seconds: float = 240.0
-    limit: int | None = None             # first N utterances (id order) of the data
-    energy: str = "auto"                 # fallback chain, e.g. "codecarbon,carbontracker,none"
-    carbon_intensity: float | None = None
-    country: str | None = None
-    # None: 10 s when the meter reads a hardware counter, none for estimates (bench.energy.default_idle_baseline)
-    idle_baseline_s: float | None = None
-    arch: list[str] = field(default_factory=list)   # "large", "base", "embedded": random-weight timing
-    layers: list[int] = field(default_factory=list)
-    arch_fraction: float | None = None   # of the dev-clean-shaped workload; default 0.01 on CPU, 1 on CUDA
-    paper_loop: bool = False             # also time the paper's batch-1 loop incl. file decoding
-    overhead_pairs: int = 2              # with/without-tracker pairs for the overhead check (0: skip)
-    seed: int = 0
-    # variant_peak_mb: "auto" (a child process per variant x device when the loader pickles, else in this
-    # process), "child", "inprocess" or "off"
-    variant_memory: str = "auto"
-
-    def jobs(self) -> list["Job"]:
-        jobs: list[Job] = []
-        seen: set[str] = set()
-
-        def add(job: Job) -> None:
-            name, n = job.variant, 2
-            while job.variant in seen:  # two directories with the same basename
-                job.variant = f"{name}-{n}"
-                n += 1
-            seen.add(job.variant)
-            jobs.append(job)
-
-        for spec in self.models:
-            add(Job(variant=_spec_name(spec), spec=spec, scenario=scenarios.for_spec(spec),
-                    batch_size=self.batch_size))
-        for arch in self.arch:
-            for n in self.layers or [None]:
-                spec = f"arch-{arch}" + (f"-L{n}" if n else "")
-                if spec not in self.models:
-                    add(Job(variant=spec, spec=spec, scenario=scenarios.ARCH, batch_size=self.batch_size))
-        if self.paper_loop:
-            for j in list(jobs):
-                if j.scenario is scenarios.BATCHED:
-                    add(Job(variant=j.variant + PAPER_LOOP_SUFFIX, spec=j.spec, scenario=scenarios.PAPER_LOOP,
-                            batch_size=1))
-        return jobs
-
-    def hash_payload(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("out")
-        if d.get("variant_memory") == "auto":
-            d.pop("variant_memory")  # the default keeps the hashes (and resumes) of runs from before it existed
-        return d
-
-
-def _spec_name(spec: str) -> str:
-    p = Path(spec).expanduser()
-    if p.is_dir():
-        return p.resolve().name
-    return spec
-
-
-@dataclass
-class Job:
-    variant: str        # the row's ``variant``: the spec's name (directory basename), +@paper-loop
-    spec: str
-    scenario: Scenario
-    batch_size: int
-
-    @property
-    def weights(self) -> str:
-        return self.scenario.weights
-
-    def as_meta(self) -> dict[str, Any]:
-        return {"variant": self.variant, "spec": self.spec, "scenario": self.scenario.name,
-                "batch_size": self.batch_size}
-
-
-Loader = Callable[[str, str], Any]  # (spec, device) -> core.variant.Variant; the command layer passes compress's
-
-
-@dataclass
-class Loaded:
-    """A variant loaded on one device, ready to time, with what the rows need to know about it."""
-
-    job: Job
-    tr: Any                     # core.inference.Transcriber
-    wl: Any                     # this rank's shard of wl_full
-    wl_full: Any
-    info: dict[str, Any]
-    recipe: str
-    model_path: str
-    load_s: float
-    audio_cache: list | None = None  # generated audio, shared by every variant on the device
-    acc: dict[str, Any] = field(default_factory=dict)
-    base_mb: float = float("nan")  # memory resident just before the load (in-process variant_peak_mb baseline)
-    memory: dict[str, Any] = field(default_factory=dict)  # variant_peak_mb, variant_peak_method (bench.memory)
-
-
-@dataclass
-class RunSummary:
-    run_dir: Path
-    run_id: str
-    rows_written: int
-    rows_skipped: int
-    meta: dict[str, Any]
-
-
-def config_hash(cfg: RunConfig, manifest_hash: str) -> str:
-    payload = json.dumps({"config": cfg.hash_payload(), "manifest": manifest_hash}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------------------------------------------
 # the run
+# ---------------------------------------------------------------------------------------------------------
 # ---------------------------------------------------------------------------------------------------------
 def run_benchmark(cfg: RunConfig, loader: Loader, progress: bool = True,
                   argv: Sequence[str] | None = None) -> RunSummary:
@@ -189,8 +63,13 @@ def run_benchmark(cfg: RunConfig, loader: Loader, progress: bool = True,
 
     if cfg.repeats < 1:
         raise FootprintError(f"--repeats {cfg.repeats}: need at least 1")
-    # read by oneDNN when it builds its first kernel, so before any variant is built (a value set by the user stays)
-    os.environ.setdefault(ONEDNN_CACHE_ENV, ONEDNN_CACHE_CAPACITY)
+    bad = sorted(set(cfg.scenarios) - set(("batched", "unseen")))
+    if bad or not cfg.scenarios:
+        raise FootprintError(f"--scenarios {','.join(cfg.scenarios)}: expected batched and/or unseen")
+    if not 0 < cfg.unseen_share < 1:
+        raise FootprintError(f"--unseen-share {cfg.unseen_share}: expected a fraction between 0 and 1")
+    # entry points set it before torch starts; here it is too late to take effect unless nothing has run yet
+    onednn_cache = onednn.ensure_cache()
     check_devices(cfg.devices)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -201,12 +80,15 @@ def run_benchmark(cfg: RunConfig, loader: Loader, progress: bool = True,
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(ctx.close)
         run = _Run(cfg, loader, ctx, jobs, progress)
+        run.onednn_cache = onednn_cache
         run.prepare_workloads()
         run.open_folder(argv, cleanup)
         run.open_meters(cleanup)
         run.load_variants()
+        written = run.unseen_repeats()  # before any pass over the whole workload runs the held-out lengths
+        run.accuracy_and_warmup()
         run.measure_tracker_overhead()
-        written = run.timed_repeats()
+        written += run.timed_repeats()
         return run.finish(written)
 
 
@@ -229,6 +111,8 @@ class _Run:
         self.audio_caches: dict[int, list] = {}
         self.overhead: dict[str, float] = {}
         self.rows_skipped = 0
+        self.onednn_cache = ""
+        self.shapes = unseen.ShapeLog()  # padded shapes each loaded variant x device has run in this process
 
     # -- keys ----------------------------------------------------------------------------------------------
     def key(self, job: Job, dev: str, rep: int, pass_: str = "perf") -> str:
@@ -236,8 +120,19 @@ class _Run:
 
         return row_key(self.chash, job.variant, dev, rep, pass_)
 
-    def pending(self, job: Job, dev: str) -> list[int]:
-        return [r for r in range(self.cfg.repeats) if self.key(job, dev, r) not in self.done]
+    def pending(self, job: Job, dev: str, pass_: str = "perf") -> list[int]:
+        """Repeats still to time: ``perf`` the job's own scenario, ``unseen`` (trained, batched jobs only)."""
+        batched = job.scenario is scenarios.BATCHED
+        if pass_ == "unseen" and not (batched and "unseen" in self.cfg.scenarios):
+            return []
+        if pass_ == "perf" and batched and "batched" not in self.cfg.scenarios:
+            return []
+        return [r for r in range(self.cfg.repeats) if self.key(job, dev, r, pass_) not in self.done]
+
+    def pass_(self, e: Loaded, wl: Any, **kw: Any) -> tuple[PassResult, int]:
+        """run_pass with its padded shapes recorded for this variant x device; and how many it had run before."""
+        res = run_pass(e.tr, wl, e.job.scenario if wl is e.wl else scenarios.BATCHED, **kw)
+        return res, self.shapes.record((e.job.variant, str(e.tr.device)), res.shapes)
 
     def local_device(self, dev: str) -> str:
         return str(Device.parse(dev).for_local_rank(self.ctx.local_rank, self.ctx.active))
@@ -268,7 +163,7 @@ class _Run:
                 frac = scenarios.arch_fraction(cfg.arch_fraction, Device.parse(dev).is_cuda)
                 self.arch_wls[dev] = arch_workload(frac, cfg.seed)
         self.manifest_hash = self.data_wl.manifest_hash if self.data_wl else ""
-        self.chash = config_hash(cfg, self.manifest_hash)
+        self.chash = config_hash(cfg, self.manifest_hash, self.onednn_cache)
 
     def open_folder(self, argv: Sequence[str] | None, cleanup: contextlib.ExitStack) -> None:
         """The run folder: refuse another configuration's, open the store, know what is done (resume)."""
@@ -289,39 +184,15 @@ class _Run:
             self.store = results.ResultsStore(self.run_dir)
             cleanup.callback(self.store.close)
             self.done = self.store.done_keys()
-            self._start_meta(argv, provenance.collect())
+            meta.start_meta(self, argv, provenance.collect())
         self.done = self.ctx.broadcast(self.done)
         self.run_id = self.ctx.broadcast(self.meta.get("run_id"))
         self.prov = provenance.collect()
         self.intensity = resolve_intensity(self.cfg.carbon_intensity, self.cfg.country)
         self.rows_skipped = sum(1 for j in self.jobs for d in self.cfg.devices for r in range(self.cfg.repeats)
-                                if self.key(j, d, r) in self.done)
+                                for p in ("perf", "unseen") if self.key(j, d, r, p) in self.done)
         if self.rows_skipped and self.main:
             log.info("resuming %s: %d finished row(s) kept and skipped", self.run_dir, self.rows_skipped)
-
-    def _start_meta(self, argv: Sequence[str] | None, prov: Any) -> None:
-        import torch
-
-        from core import provenance, results
-
-        cfg, data_wl = self.cfg, self.data_wl
-        if not self.meta:
-            stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-            self.meta = {"run_id": f"{stamp}-{self.chash[:8]}", "schema_version": results.SCHEMA_VERSION,
-                         "config_hash": self.chash, "created": provenance.now_iso()}
-        self.meta.update({
-            "command": _command(argv),
-            "config": asdict(cfg), "data": cfg.data, "dataset": cfg.data, "manifest_hash": self.manifest_hash,
-            "n_utts": len(data_wl) if data_wl else 0, "audio_s": data_wl.audio_s if data_wl else 0.0,
-            "devices": cfg.devices, "repeats": cfg.repeats, "warmup": cfg.warmup, "batch_size": cfg.batch_size,
-            "threads": torch.get_num_threads(), "onednn_primitive_cache": os.environ.get(ONEDNN_CACHE_ENV),
-            "arch_fraction": {d: w.fraction for d, w in self.arch_wls.items()},
-            "world_size": self.ctx.world_size, "provenance": prov.as_dict(),
-            "jobs": [j.as_meta() for j in self.jobs], "timing": TIMING_NOTES,
-        })
-        self.meta.setdefault("attempts", []).append(provenance.now_iso())
-        self.meta.setdefault("skipped", [])
-        self.write_meta()
 
     def open_meters(self, cleanup: contextlib.ExitStack) -> None:
         """One energy meter per device (closed by ``cleanup``), and its idle baseline when asked for."""
@@ -372,22 +243,27 @@ class _Run:
         return saved
 
     def load_variants(self) -> None:
-        """Load each job still to do on each device; its accuracy pass (once) and warm-up batches."""
+        """Load each job still to do on each device, and measure its memory (before any pass: less garbage)."""
         for dev in self.cfg.devices:
             for job in self.jobs:
                 acc_done = self.store is None or not job.scenario.uses_data \
                     or self.store.get_pass(self.key(job, dev, -1, "accuracy")) is not None
-                if not self.pending(job, dev) and acc_done:
+                todo = self.pending(job, dev) or self.pending(job, dev, "unseen")
+                if not todo and acc_done:
                     continue
                 entry = self._load(job, dev)
                 if entry is None:
                     continue
                 self.loaded[(job.variant, dev)] = entry
-                if self.pending(job, dev):  # before the accuracy pass: less garbage for an in-process fallback
-                    entry.memory = self._variant_memory(entry, dev)
-                entry.acc = self._accuracy(entry, dev) or {}
-                if self.pending(job, dev) and self.cfg.warmup > 0:
-                    self._warmup(entry, dev)
+                if todo:
+                    entry.memory = memory.for_run(self, entry, dev)
+
+    def accuracy_and_warmup(self) -> None:
+        """Each loaded variant's accuracy pass over the whole workload (once) and its warm-up batches."""
+        for (_, dev), entry in self.loaded.items():
+            entry.acc = self._accuracy(entry, dev) or {}
+            if self.pending(entry.job, dev) and self.cfg.warmup > 0:
+                self._warmup(entry, dev, entry.wl)
 
     def _load(self, job: Job, dev: str) -> Loaded | None:
         """The variant on this device as a Transcriber, or None (logged, recorded in meta) if it cannot load."""
@@ -418,39 +294,18 @@ class _Run:
         entry = Loaded(job=job, tr=tr, wl=wl, wl_full=wl_full, info=info, recipe=getattr(v, "recipe", job.spec),
                        model_path=getattr(v, "path", None) or (str(spec_dir.resolve()) if spec_dir.is_dir() else ""),
                        load_s=load_s, base_mb=base_mb)
+        if self.pending(job, dev, "unseen"):
+            entry.unseen = unseen.split(wl.durations, self.cfg.repeats, self.cfg.unseen_share, self.cfg.seed)
+            if entry.unseen is None and self.main:
+                log.warning("%s on %s: too few distinct lengths for %d unseen repeats; none timed", job.variant, dev,
+                            self.cfg.repeats)
+                self.meta["skipped"].append({"variant": job.variant, "device": dev, "scenario": "unseen",
+                                             "reason": f"fewer than {self.cfg.repeats + 1} distinct lengths"})
         if not wl.from_files:  # generated audio, shared by every variant on this device (GBs at full size)
             if id(wl_full) not in self.audio_caches:
                 self.audio_caches[id(wl_full)] = [wl.loader(i) for i in range(len(wl))]
             entry.audio_cache = self.audio_caches[id(wl_full)]
         return entry
-
-    def _variant_memory(self, entry: Loaded, dev: str) -> dict[str, Any]:
-        """variant_peak_mb once per variant x device (saved in the passes table: a resumed run reuses it)."""
-        from core.provenance import now_iso
-
-        job = entry.job
-        mkey = f"{self.chash}|memory|{job.variant}|{dev}"
-        saved = self.ctx.broadcast(self.store.get_pass(mkey) if self.store else None)
-        if saved is not None:
-            return saved
-        if self.cfg.variant_memory == "off":
-            return {"variant_peak_mb": float("nan"), "variant_peak_method": "not measured (--variant-memory off)"}
-        out = None
-        if self.main:
-            wl = entry.wl
-            idx = memory.heaviest_batch(job.scenario.plan(entry.tr, wl.durations), wl.durations)
-            audio = [entry.audio_cache[i] for i in idx] if entry.audio_cache is not None else [wl.loader(i)
-                                                                                               for i in idx]
-            out = memory.measure_variant(self.loader, job.spec, self.local_device(dev), audio, job.batch_size,
-                                         self.cfg.max_batch_seconds, memory.default_threads(),
-                                         loaded_tr=entry.tr, base_mb=entry.base_mb,
-                                         mode=self.cfg.variant_memory)
-            out.update(batch_utts=len(idx), batch_longest_s=max((wl.durations[i] for i in idx), default=0.0))
-            log.info("%s on %s: variant peak memory %.1f MB (%s; heaviest batch: %d x %.1f s)", job.variant, dev,
-                     out["variant_peak_mb"], out["variant_peak_method"], out["batch_utts"], out["batch_longest_s"])
-            if self.store:
-                self.store.put_pass(mkey, "memory", job.variant, dev, out, now_iso())
-        return self.ctx.broadcast(out)
 
     def _accuracy(self, entry: Loaded, dev: str) -> dict[str, Any] | None:
         """WER/CER over the whole workload, once per variant x device (not for random weights)."""
@@ -466,7 +321,7 @@ class _Run:
         log.info("accuracy pass: %s on %s, %d utterances", job.variant, dev, len(entry.wl_full))
         readings = Readings()
         with energy_window(self.meters[dev], f"accuracy|{job.variant}|{dev}", readings):
-            res = run_pass(tr, wl, job.scenario, keep_hyps=True)
+            res, _ = self.pass_(entry, wl, keep_hyps=True)
         parts = self.ctx.gather((wl.utt_ids, wl.references, res.hyps, res.wall_s, readings.energy))
         if self.main:
             ids = [i for p in parts for i in p[0]]
@@ -478,18 +333,17 @@ class _Run:
                    "wall_s": max(p[3] for p in parts), "batch_size": tr.batch_size,
                    "energy_j": sum(joules) if joules else None, "energy_method": readings.energy.method}
             self.store.put_pass(acc_key, "accuracy", job.variant, dev, acc, now_iso())
-            _save_hyps(self.run_dir, job.variant, dev, ids, refs, hyps)
+            meta.save_hyps(self.run_dir, job.variant, dev, ids, refs, hyps)
             log.info("%s on %s: WER %.2f %%, CER %.2f %%", job.variant, dev, 100 * sc.wer, 100 * sc.cer)
         return self.ctx.broadcast(acc)
 
-    def _warmup(self, entry: Loaded, dev: str) -> None:
+    def _warmup(self, entry: Loaded, dev: str, wl: Any) -> None:
         from core.provenance import now_iso
 
-        plan = entry.job.scenario.plan(entry.tr, entry.wl.durations)
+        plan = entry.job.scenario.plan(entry.tr, wl.durations)
         # evenly spaced batches ending with the longest (it sets the allocator's high-water mark)
         picks = sorted({round((k + 1) * (len(plan) - 1) / self.cfg.warmup) for k in range(self.cfg.warmup)})
-        warm = run_pass(entry.tr, entry.wl, entry.job.scenario, audio_cache=entry.audio_cache,
-                        batches=[plan[p] for p in picks])
+        warm, _ = self.pass_(entry, wl, audio_cache=entry.audio_cache, batches=[plan[p] for p in picks])
         if self.store:
             variant = entry.job.variant
             self.store.put_pass(f"{self.chash}|warmup|{variant}|{dev}|{now_iso()}|rank{self.ctx.rank}",
@@ -519,43 +373,59 @@ class _Run:
                              100 * saved.get("cpu_time_fraction", float("nan")))
         self.write_meta()
 
-    def timed_repeats(self) -> int:
+    def unseen_repeats(self) -> int:
+        """``unseen``: each variant warmed up on the utterances not held out, then repeat r over held-out subset r
+        (the same for every variant), interleaved and rotated as the warm repeats (bench/unseen.py)."""
+        entries = [e for e in self.loaded.values() if e.unseen is not None]
+        for (_, dev), e in self.loaded.items():
+            if e.unseen is not None and self.cfg.warmup > 0:
+                self._warmup(e, dev, e.wl.subset(e.unseen.rest))
+        return self.timed_repeats("unseen", entries)
+
+    def timed_repeats(self, pass_: str = "perf", entries: list[Loaded] | None = None) -> int:
         """The timed repeats, variants interleaved and rotated; each row committed as it completes."""
         from tqdm import tqdm
 
+        ids = {id(e) for e in (self.loaded.values() if entries is None else entries)}
         todo = [(rep, dev, e) for rep in range(self.cfg.repeats) for dev in self.cfg.devices
-                for e in _rotate([e for (_, d), e in self.loaded.items() if d == dev], rep)
-                if self.key(e.job, dev, rep) not in self.done]
+                for e in _rotate([e for (_, d), e in self.loaded.items() if d == dev and id(e) in ids], rep)
+                if rep in self.pending(e.job, dev, pass_)]
         written = 0
         pause = float(os.environ.get(ROW_PAUSE_ENV, "0") or 0)
         rss = PeakRSS()
-        bar = tqdm(total=len(todo), desc="repeats", unit="row", **self.pbar_opts)
+        bar = tqdm(total=len(todo), desc="unseen" if pass_ == "unseen" else "repeats", unit="row", **self.pbar_opts)
         for rep, dev, e in todo:
             bar.set_postfix_str(f"{e.job.variant} {dev} #{rep}")
-            written += self._timed_repeat(e, dev, rep, rss)
+            written += self._timed_repeat(e, dev, rep, rss, pass_)
             bar.update(1)
             if pause:
                 time.sleep(pause)
         bar.close()
         return written
 
-    def _timed_repeat(self, e: Loaded, dev: str, rep: int, rss: PeakRSS) -> int:
+    def _timed_repeat(self, e: Loaded, dev: str, rep: int, rss: PeakRSS, pass_: str = "perf") -> int:
         """One repeat of one variant on one device inside its trackers; 1 if rank 0 wrote the row."""
         m = self.meters[dev]
+        wl = e.wl.subset(e.unseen.subsets[rep]) if pass_ == "unseen" else e.wl
         self.ctx.barrier()  # ranks start each repeat together
-        with track_repeat(m, e.tr.device, rss, f"{e.job.variant}|{dev}|{rep}") as r:
-            res = run_pass(e.tr, e.wl, e.job.scenario, audio_cache=e.audio_cache)
+        with track_repeat(m, e.tr.device, rss, f"{e.job.variant}|{dev}|{rep}|{pass_}") as r:
+            res, reused = self.pass_(e, wl, audio_cache=e.audio_cache, keep_hyps=pass_ == "unseen")
         net = r.energy.minus_baseline(self.idle_w[dev]) if dev in self.idle_w and r.energy.joules_by_component \
             else r.energy
         part = {"res": asdict(res), "gross": r.energy, "net": net, "peak": r.peak_rss_mb,
                 "rss_before": r.rss_before_mb, "cuda_mb": r.cuda_max_alloc_mb, "scope": m.scope,
                 "contention": r.contention.as_dict() if r.contention else None,
-                "local_rank": self.ctx.local_rank}
+                "local_rank": self.ctx.local_rank, "reused": reused, "refs": wl.references}
         parts = self.ctx.gather(part)
         if not self.main:
             return 0
         row = build_row(e, dev, rep, parts, run=self)
-        row.row_key = self.key(e.job, dev, rep)
+        row.row_key = self.key(e.job, dev, rep, pass_)
+        if pass_ == "unseen":
+            unseen_fields(row, parts)
+            if row.shapes_reused:
+                log.warning("%s on %s, unseen repeat %d: %d batch(es) ran a padded shape already run", e.job.variant,
+                            dev, rep, row.shapes_reused)
         self.store.append(row.as_dict())
         self.store.export_csv()
         return 1
@@ -568,7 +438,7 @@ class _Run:
             for d, m in self.meters.items():
                 self.meta["energy"][d]["detail"] = m.describe()
             self.meta["finished"] = provenance.now_iso()
-            self.meta["totals"] = _totals(self.store, self.run_id)
+            self.meta["totals"] = meta.totals(self.store, self.run_id)
             self.write_meta()
             self.store.export_csv()
             skipped = self.meta["skipped"]
@@ -577,58 +447,6 @@ class _Run:
                                      f"{skipped[0]['device']}: {skipped[0]['reason']}")
         return RunSummary(self.run_dir, self.run_id, written, self.rows_skipped, self.meta)
 
-
-def _command(argv: Sequence[str] | None) -> str:
-    if argv is not None:
-        return " ".join(argv)
-    prog = Path(sys.argv[0]).name
-    prog = "python -m bench" if prog == "__main__.py" else prog
-    return " ".join([prog, *sys.argv[1:]])
-
-
-TIMING_NOTES = {
-    "wall_s": "whole timed repeat (perf_counter), inside the energy window",
-    "decode_s": "audio file decoding (soundfile); NaN for generated random audio",
-    "inputs_s": "normalisation, padding, host-to-device copy",
-    "model_s": "forward pass only; wall time after torch.cuda.synchronize on GPU (CUDA events in model_s_cuda_events)",
-    "text_s": "CTC argmax + greedy decoding",
-    "e2e_s": "decode_s + inputs_s + model_s + text_s",
-    "rtfx": "audio_s / model_s (model only); audio_s / e2e_s gives the end-to-end figure",
-    "energy": "one window per repeat around wall_s; joules per component in energy_components_j, each labelled "
-              "measured or estimated in energy_components_measured; energy_j is the gross total",
-    "idle baseline": "with a hardware counter, idle power measured first (default 10 s); energy_j_net = energy_j "
-                     "minus idle power x wall time, measured components only",
-    "peak_rss_mb": "process peak RSS during the repeat (VmHWM reset per repeat); every loaded variant counts",
-    "variant_peak_mb": "memory the variant's own pass needs: weights + activations of its heaviest batch, measured "
-                       "once per variant x device with only it loaded (variant_peak_method says how; bench/memory.py)",
-    "others_cpu_s": "CPU seconds the rest of the machine used during the repeat (system-wide busy - this process); "
-                    "contended: > 0.10 of one core on average and > 0.05 s (bench/trackers.py)",
-    "paper-loop": "batch 1 in id order, each file decoded inside the loop, as the paper's DataLoader",
-    "multi-rank": "model_s/wall_s: slowest rank; audio_s, energy: summed (machine-wide meters once per host)",
-}
-
-
-def _totals(store: Any, run_id: str) -> dict[str, Any]:
-    """kWh and CO2 of the whole run (all timed repeats) per device, and per hour of audio."""
-    out: dict[str, Any] = {}
-    for r in store.rows():
-        if r.get("run_id") != run_id:
-            continue
-        t = out.setdefault(r["device"], {"repeats": 0, "audio_s": 0.0, "wall_s": 0.0, "energy_kwh": 0.0,
-                                         "co2_kg": 0.0, "energy_methods": []})
-        t["repeats"] += 1
-        t["audio_s"] += r.get("audio_s") or 0.0
-        t["wall_s"] += r.get("wall_s") or 0.0
-        t["energy_kwh"] += r.get("energy_kwh") or 0.0
-        t["co2_kg"] += r.get("co2_kg") or 0.0
-        if r.get("energy_method") not in t["energy_methods"]:
-            t["energy_methods"].append(r.get("energy_method"))
-    for t in out.values():
-        hours = t["audio_s"] / 3600.0
-        t["kwh_per_audio_hour"] = t["energy_kwh"] / hours if hours else None
-        t["co2_kg_per_audio_hour"] = t["co2_kg"] / hours if hours else None
-        t["note"] = "timed repeats only; accuracy passes are in the passes table (energy_j per pass)"
-    return out
 
 
 def _rotate(xs: list, k: int) -> list:
@@ -639,11 +457,3 @@ def _rotate(xs: list, k: int) -> list:
     return xs[k:] + xs[:k]
 
 
-def _save_hyps(run_dir: Path, variant: str, device: str, ids: list[str], refs: list[str], hyps: list[str]) -> None:
-    d = run_dir / "hyps"
-    d.mkdir(exist_ok=True)
-    safe = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in f"{variant}__{device}")
-    with (d / f"{safe}.tsv").open("w") as f:
-        f.write("utt_id\treference\thypothesis\n")
-        for i, r, h in sorted(zip(ids, refs, hyps)):
-            f.write(f"{i}\t{r}\t{h}\n")

@@ -2,6 +2,8 @@
 
 ``batched``     trained weights, length-sorted batches; every file decoded before the batches (``decode_s``).
 ``paper-loop``  trained weights, batch 1 in id order, each file decoded inside the loop (the paper's DataLoader).
+``unseen``      trained weights, batched like ``batched``, but each timed repeat runs utterances whose lengths (so
+                padded shapes) this process has not run before: what a server meets (bench/unseen.py).
 ``arch``        random weights (``arch-*`` specs), batched over generated audio shaped like dev-clean: timing
                 only, no accuracy pass; a stated fraction of the workload on CPU.
 The scenario's ``name`` is the row's ``scenario`` column.
@@ -43,9 +45,10 @@ class Scenario:
 
 
 BATCHED = Scenario("batched")
+UNSEEN = Scenario("unseen")
 PAPER_LOOP = Scenario("paper-loop", decode_in_loop=True)
 ARCH = Scenario("arch", weights="random", uses_data=False)
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (BATCHED, PAPER_LOOP, ARCH)}
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (BATCHED, UNSEEN, PAPER_LOOP, ARCH)}
 
 
 def get(scenario: "str | Scenario") -> Scenario:
@@ -81,6 +84,7 @@ class PassResult:
     n_utts: int
     audio_s: float
     hyps: list[str] | None = None
+    shapes: list | None = None        # padded input shape of each batch, in order (what oneDNN builds kernels for)
 
     @property
     def e2e_s(self) -> float:
@@ -103,6 +107,7 @@ def run_pass(tr: Any, wl: Any, scenario: "str | Scenario", keep_hyps: bool = Fal
     hyps: list[str] = [""] * len(wl)
     audios: list = [None] * len(wl)
     plan = scenario.plan(tr, wl.durations) if batches is None else [list(b) for b in batches]
+    shapes: list[tuple[int, ...]] = []
     if audio_cache is None and not scenario.decode_in_loop:
         t = time.perf_counter()
         for i in sorted({i for b in plan for i in b}):
@@ -119,6 +124,7 @@ def run_pass(tr: Any, wl: Any, scenario: "str | Scenario", keep_hyps: bool = Fal
             batch_audio = [audios[i] for i in idx]
         t = time.perf_counter()
         inputs = tr.make_inputs(batch_audio)
+        shapes.append(tuple(getattr(getattr(inputs, "input_values", None), "shape", (len(idx), -1))))
         clock.sync()
         t1 = time.perf_counter()
         e0 = clock.event()
@@ -141,4 +147,4 @@ def run_pass(tr: Any, wl: Any, scenario: "str | Scenario", keep_hyps: bool = Fal
     if audio_cache is not None:
         decode_s = float("nan")  # audio was generated, not decoded: no decoding stage to report
     return PassResult(wall, decode_s, inputs_s, model_s, text_s, clock.events_s(), n, audio_s,
-                      hyps if keep_hyps else None)
+                      hyps if keep_hyps else None, shapes)

@@ -54,6 +54,15 @@ class Workload:
                         self.from_files, self.fraction, self.full_audio_s)
 
 
+    def subset(self, idx: Sequence[int], name: str = "") -> "Workload":
+        """The utterances at ``idx`` (in that order), standing for their share of the audio."""
+        idx = list(idx)
+        return Workload(name or self.name, [self.utt_ids[i] for i in idx], [self.durations[i] for i in idx],
+                        None if self.references is None else [self.references[i] for i in idx],
+                        _subloader(self.loader, idx), self.manifest_hash, self.dataset, self.n_skipped,
+                        self.from_files, self.fraction, self.full_audio_s)
+
+
 def _subloader(loader: Callable[[int], np.ndarray], order: Sequence[int]) -> Callable[[int], np.ndarray]:
     return lambda i: loader(order[i])
 

@@ -37,6 +37,9 @@ BOOL_COLUMNS = {"energy_measured", "git_dirty"}
 # memory and contention columns (issue 14, findings 4 and 6), kept apart from the sets above
 REAL_COLUMNS |= {"variant_peak_mb", "others_cpu_s", "others_cpu_share", "cpu_freq_mhz"}
 BOOL_COLUMNS |= {"contended"}
+# one-time costs, lengths never seen, oneDNN's cache (issue 25)
+REAL_COLUMNS |= {"compile_s", "load_s", "calibration_s", "export_s"}
+INT_COLUMNS |= {"shapes_reused"}
 
 DB_NAME, CSV_NAME, META_NAME = "results.sqlite", "results.csv", "meta.json"
 

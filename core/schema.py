@@ -109,10 +109,43 @@ class Row:
     runtime: str = _extra(default="torch")                # torch | onnxruntime | torch.compile (scope)
     compile_s: float = _extra(default=0.0)                # build-time compilation (torch.compile), not timed
     quantized_engine: str | None = _extra(default=None)   # torch int8 kernels: x86 | fbgemm | onednn | qnnpack
+    # -- one-time costs and lengths never seen (issue 25) -----------------------------------------------------------
+    load_s: float = _extra(default=float("nan"))          # building the variant on this device in this process
+    calibration_s: float = _extra(default=float("nan"))   # build-time calibration (static quantisation)
+    export_s: float = _extra(default=float("nan"))        # build-time export (ONNX, OpenVINO IR)
+    compile_cache: str = _extra(default="")               # cold | warm: the persistent compile cache held it
+    calibration_data: str = _extra(default="")            # the calibration audio's spec
+    length_buckets: str = _extra(default="")              # batches padded to fixed lengths, e.g. "1s"
+    shapes_reused: int | None = _extra(default=None)      # batches whose padded shape this variant had already run
+    onednn_cache: str = _extra(default="")                # oneDNN kernel-cache capacity in effect (bench/onednn.py)
 
     def as_dict(self) -> dict[str, Any]:
         """Column name -> value, in schema order (what ``ResultsStore.append`` takes)."""
         return {column_name(f): getattr(self, f.name) for f in fields(self)}
+
+
+def one_time_s(load_s: float, compile_s: float = 0.0, calibration_s: float = 0.0, export_s: float = 0.0) -> float:
+    """Seconds a deployer pays once per process before the first utterance.  ``load_s`` is the wall time of
+    building the variant and includes what was compiled, calibrated or exported then; the parts' own sum counts
+    instead when larger (they were paid at an earlier build).  NaN parts count as zero; NaN when nothing is known."""
+    parts = sum(x for x in (compile_s, calibration_s, export_s) if x is not None and x == x)
+    if load_s is None or load_s != load_s:
+        return parts if parts > 0 else float("nan")
+    return max(load_s, parts)
+
+
+def break_even_hours(one_time: float, teacher_one_time: float, s_per_audio_s: float,
+                     teacher_s_per_audio_s: float) -> float:
+    """Hours of audio after which the variant's total time (one-time cost + per-audio time) beats the teacher's:
+    the extra one-time seconds over the seconds saved per hour of audio.  0 when it costs no more up front and
+    is faster, inf ("never") when it is not faster, NaN when a figure is missing."""
+    figures = (one_time, teacher_one_time, s_per_audio_s, teacher_s_per_audio_s)
+    if any(x is None or x != x for x in figures):
+        return float("nan")
+    saved_per_hour = (teacher_s_per_audio_s - s_per_audio_s) * 3600.0
+    if saved_per_hour <= 0:
+        return float("inf")
+    return max(0.0, one_time - teacher_one_time) / saved_per_hour
 
 
 def column_name(f: Any) -> str:

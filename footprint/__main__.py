@@ -1,5 +1,9 @@
 import sys
 
-from footprint.cli import main
+from bench.onednn import ensure_cache
+
+ensure_cache()  # before anything imports torch (oneDNN reads it once)
+
+from footprint.cli import main  # noqa: E402
 
 sys.exit(main())

@@ -45,6 +45,9 @@ def setup_logging(verbose: bool = False) -> None:
 
 def main(argv: Sequence[str] | None = None, groups: Sequence[str] | None = None,
          prog: str = "footprint") -> int:
+    from bench.onednn import ensure_cache
+
+    ensure_cache()  # the console script's first act: oneDNN reads its kernel-cache size once, when torch first uses it
     parser = build_parser(groups, prog=prog)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)

@@ -210,8 +210,21 @@ def _place_labels(ax, labels: list[tuple[float, float, str]]) -> None:
                     color="#333333")
 
 
-def pareto(df: pd.DataFrame, time_col: str = "e2e_s") -> Optional[Rendered]:
-    """WER against time, energy per audio hour and size; the stepped line is each device's Pareto front."""
+def _unseen_points(ax, s: pd.DataFrame, raw: Optional[pd.DataFrame], time_col: str) -> bool:
+    """Hollow markers at each variant's unseen-lengths time (its whole-set WER, as the filled warm marker)."""
+    if raw is None or "scenario" not in raw or not (raw["scenario"] == "unseen").any():
+        return False
+    u = summary(trained(raw[raw["scenario"] == "unseen"]), time_col)[["variant", "device", "time_s"]]
+    m = s[["variant", "device", "device_kind", "wer"]].merge(u, on=["variant", "device"]).dropna(subset=["time_s"])
+    for kind, g in m.groupby("device_kind"):
+        ax.scatter(g["time_s"], g["wer"] * 100, s=28, facecolors="none", edgecolors=COLORS.get(str(kind), "#444444"),
+                   label=f"{kind}, unseen lengths", zorder=3)
+    return not m.empty
+
+
+def pareto(df: pd.DataFrame, time_col: str = "e2e_s", raw: Optional[pd.DataFrame] = None) -> Optional[Rendered]:
+    """WER against time, energy per audio hour and size; the stepped line is each device's Pareto front.  Filled
+    markers are warm times (lengths already run); with ``raw``'s unseen rows, hollow ones the unseen-lengths times."""
     s = summary(trained(df), time_col)
     s = s.dropna(subset=["wer"])
     if s.empty:
@@ -234,8 +247,9 @@ def pareto(df: pd.DataFrame, time_col: str = "e2e_s") -> Optional[Rendered]:
                   True)
     if s["variant_peak_mb"].isna().all():
         axes[3].text(0.5, 0.5, "not measured in this run", ha="center", va="center", transform=axes[3].transAxes)
+    both = _unseen_points(axes[0], s, raw, time_col)
     axes[0].legend(frameon=False, loc="upper right")
-    axes[0].set_title("WER vs time")
+    axes[0].set_title("WER vs time (filled: warm, hollow: unseen)" if both else "WER vs time (warm)")
     axes[1].set_title("WER vs energy")
     axes[2].set_title("WER vs size")
     axes[3].set_title("WER vs memory")
@@ -245,8 +259,13 @@ def pareto(df: pd.DataFrame, time_col: str = "e2e_s") -> Optional[Rendered]:
                     "(the weights as run, as in Table 1) and the variant's peak memory (weights + activations of its "
                     "heaviest batch, measured with only that variant loaded; "
                     f"medians over repeats; {'CPU and GPU' if gpu else 'CPU only'}; trained variants only). The "
-                    "stepped line joins the variants that no other variant beats on both axes.", png_bytes(fig))
+                    "stepped line joins the variants that no other variant beats on both axes. Times are warm "
+                    "(lengths the process already ran)" + ("; hollow markers: the same variants on lengths never run "
+                                                           "before (unseen), with their whole-set WER." if both else
+                                                           "; this run has no unseen-lengths timing."),
+                    png_bytes(fig))
 
 
-def all_figures(df: pd.DataFrame, logs: Sequence[TrainLog], time_col: str = "e2e_s") -> list[Rendered]:
-    return [f for f in (figure1(logs), figure2(logs), pareto(df, time_col)) if f is not None]
+def all_figures(df: pd.DataFrame, logs: Sequence[TrainLog], time_col: str = "e2e_s",
+                raw: Optional[pd.DataFrame] = None) -> list[Rendered]:
+    return [f for f in (figure1(logs), figure2(logs), pareto(df, time_col, raw)) if f is not None]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import pandas as pd
@@ -167,3 +168,19 @@ def to_latex(t: Table) -> str:
         out.append(r"\par\smallskip\footnotesize " + r" \\ ".join(x(n) for n in t.notes))
     out.append(r"\end{table}")
     return "\n".join(out) + "\n"
+
+
+def write_tables(tables: list[Table], markdown_dir: Optional[Path] = None,
+                 latex_dir: Optional[Path] = None) -> list[Path]:
+    """Each table as <id>.md and/or <id>.tex; returns the files written."""
+    written: list[Path] = []
+    for d, ext, render in ((markdown_dir, "md", Table.to_markdown), (latex_dir, "tex", Table.to_latex)):
+        if d is None:
+            continue
+        d = Path(d)
+        d.mkdir(parents=True, exist_ok=True)
+        for t in tables:
+            p = d / f"{t.id}.{ext}"
+            p.write_text(render(t), encoding="utf-8")
+            written.append(p)
+    return written

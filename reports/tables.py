@@ -9,16 +9,15 @@ from __future__ import annotations
 import logging
 import re
 from fractions import Fraction
-from pathlib import Path
 from typing import Optional
 
 import pandas as pd
 
-from reports import paper
-from reports.render import Cell, Table, label
+from reports import deploy, paper
+from reports.render import Cell, Table, label, write_tables  # noqa: F401 (write_tables re-exported)
 from reports.stats import (MISSING, TIME_LABELS, Stat, co2_per_hour, fmt, fmt_num, is_gpu, kwh_per_hour, layers_of,
                            on, ordered_variants, random_weights, select_scenario, stat, time_column, trained,
-                           variant_for_recipe)
+                           variant_for_recipe, choose_scenario)
 
 log = logging.getLogger(__name__)
 
@@ -199,21 +198,27 @@ def table1(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional[str] =
     return t
 
 
-def table1_ratios(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional[str] = None) -> Table:
-    """Each compressed model relative to the original: the comparison that survives different test sets."""
+def table1_ratios(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional[str] = None,
+                  raw: Optional[pd.DataFrame] = None) -> Table:
+    """Each compressed model relative to the original: the comparison that survives different test sets; with
+    ``raw`` (every scenario's rows) also the unseen-lengths speed-up, one-time cost and break-even (reports.deploy)."""
+    w = deploy.word(choose_scenario(df))
     df = select_scenario(df)
     time_col = time_column(df, time_col)
     distilled = distilled or distilled_recipe(df)
     data = trained(df)
-    base = _rows(data, variant_for_recipe(df, "baseline"))
+    base_variant = variant_for_recipe(df, "baseline")
+    base = _rows(data, base_variant)
     pbase = paper.table1_by_recipe()["baseline"]
     ek = energy_kind(df)
     cols = [("", "Model (paper / ours)")]
-    for g in ("Smaller by", "CPU speed-up", "GPU speed-up", "WER change", f"Energy saved ({ek})"):
+    for g in ("Smaller by", f"CPU speed-up ({w})", f"GPU speed-up ({w})", "WER change", f"Energy saved ({ek})"):
         cols += [(g, "paper"), (g, "ours")]
+    cols += deploy.COLUMNS if raw is not None else []
     t = Table("table1b", "Table 1b",
               "Relative to the original model (size and times: original / compressed; WER: compressed - original, "
-              "in points; energy: original / compressed per hour of audio). Ours from medians of the same run.", cols)
+              "in points; energy: original / compressed per hour of audio). Ours from medians of the same run. "
+              f"Speed-ups {w}: {deploy.METHOD_ROWS[0 if w == 'warm' else 1][1]}.", cols)
     bcpu, bgpu = _stat(on(base, "CPU"), time_col), _stat(on(base, "GPU"), time_col)
     be = _stat(on(base, ek).assign(_e=kwh_per_hour(on(base, ek))), "_e")
     for p, recipe, variant in _table1_variants(df, distilled)[1:]:
@@ -238,6 +243,7 @@ def table1_ratios(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional
             ratio_cell(pbase.energy_kwh, p.energy_kwh, "paper") if p and p.energy_kwh else
             Cell("n/a" if p else EM, "", "paper"),
             ratio_cell(be.median, ve.median, "ours"),
+            *(deploy.cells(on(raw, "CPU"), base_variant, variant, time_col) if raw is not None else []),
         ])
     return t
 
@@ -479,22 +485,6 @@ def energy_includes(g: pd.DataFrame) -> str:
 # --- all of them ----------------------------------------------------------------------------------------------
 def all_tables(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional[str] = None,
                scenario: Optional[str] = None, train_logs: Optional[list] = None) -> list[Table]:
-    df = select_scenario(df, scenario)
-    return [table1(df, time_col, distilled), table1_ratios(df, time_col, distilled), table2(df, time_col, train_logs),
-            table2_arch(df, time_col), table3(df, time_col), table_energy(df)]
-
-
-def write_tables(tables: list[Table], markdown_dir: Optional[Path] = None,
-                 latex_dir: Optional[Path] = None) -> list[Path]:
-    """Each table as <id>.md and/or <id>.tex; returns the files written."""
-    written: list[Path] = []
-    for d, ext, render in ((markdown_dir, "md", Table.to_markdown), (latex_dir, "tex", Table.to_latex)):
-        if d is None:
-            continue
-        d = Path(d)
-        d.mkdir(parents=True, exist_ok=True)
-        for t in tables:
-            p = d / f"{t.id}.{ext}"
-            p.write_text(render(t), encoding="utf-8")
-            written.append(p)
-    return written
+    raw, df = df, select_scenario(df, scenario)
+    return [table1(df, time_col, distilled), table1_ratios(df, time_col, distilled, raw),
+            table2(df, time_col, train_logs), table2_arch(df, time_col), table3(df, time_col), table_energy(df)]

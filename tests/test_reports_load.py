@@ -18,7 +18,8 @@ from reports.load import SCHEMA_COLUMNS, find_train_logs, load_results, load_run
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "results_small"
 REPORT_MODULES = ("reports", "reports.paper", "reports.load", "reports.stats", "reports.render", "reports.tables",
-                  "reports.savings", "reports.figures", "reports.html", "footprint.commands.report")
+                  "reports.savings", "reports.figures", "reports.html", "reports.deploy", "reports.method",
+                  "footprint.commands.report")
 
 
 def test_reports_never_import_torch() -> None:

@@ -24,7 +24,7 @@ def test_torchrun_two_cpu_ranks(tmp_path, tmp_path_factory) -> None:  # noqa: AN
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "bench", "bench", "run", "--models", str(model), "--data", str(data), "--repeats", "2",
            "--out", str(out), "--energy", f"replay:{trace}", "--threads", "1", "--no-progress", "--warmup", "0",
-           "--overhead-pairs", "0", "--limit", "6"]
+           "--overhead-pairs", "0", "--limit", "6", "--scenarios", "batched"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     # Own process group: on a timeout the ranks are killed with torchrun, never left behind.
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

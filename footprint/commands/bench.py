@@ -61,6 +61,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant-memory", choices=["auto", "child", "inprocess", "off"], default="auto",
                    help="how variant_peak_mb is measured: a child process per variant x device with only it loaded "
                         "(auto: when the loader pickles), a high-water delta in this process, or not at all")
+    p.add_argument("--scenarios", type=_csv, default=["batched", "unseen"],
+                   help="timing scenarios for trained models: batched (warm: lengths already run, a batch job) and/or "
+                        "unseen (each repeat over held-out lengths this process never ran, a server) "
+                        "(default batched,unseen)")
+    p.add_argument("--unseen-share", type=float, default=0.5,
+                   help="share of the utterances held out for unseen, split over the repeats (default 0.5)")
     p.add_argument("--max-batch-seconds", type=float, default=240.0, help="padded audio per batch (default 240)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -75,7 +81,9 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201
                      limit=args.limit, energy=args.energy, carbon_intensity=args.carbon_intensity, country=args.country,
                      idle_baseline_s=args.idle_baseline_s, arch=args.arch, layers=args.layers,
                      arch_fraction=args.arch_fraction, paper_loop=args.paper_loop, overhead_pairs=args.overhead_pairs,
-                     variant_memory=getattr(args, "variant_memory", "auto"))
+                     variant_memory=getattr(args, "variant_memory", "auto"),
+                     scenarios=getattr(args, "scenarios", ["batched", "unseen"]),
+                     unseen_share=getattr(args, "unseen_share", 0.5))
 
 
 def check_inputs(cfg) -> None:  # noqa: ANN001
@@ -162,7 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # What ``bench run`` and ``bench show`` print: reports' summary (one per variant x device), compactly.
-SHOW_COLUMNS = {"variant": "variant", "device": "device", "n": "repeats", "weights": "weights",
+SHOW_COLUMNS = {"variant": "variant", "device": "device", "n": "repeats", "weights": "weights", "scenario": "scenario",
                 "batch_size": "batch_size", "n_utts": "n_utts", "audio_s": "audio_s", "model_s": "model_s",
                 "time_s": "e2e_s", "rtfx": "rtfx", "wer": "wer", "cer": "cer", "params": "params", "size_mb": "size_mb",
                 "energy_kwh": "energy_kwh", "energy_method": "energy_method"}
@@ -174,7 +182,13 @@ def summarize(df):  # noqa: ANN001, ANN201
 
     if df.empty:
         return df
-    return summary(df, "e2e_s", all_scenarios=True)[list(SHOW_COLUMNS)].rename(columns=SHOW_COLUMNS)
+    import pandas as pd
+
+    # per scenario: warm (batched) and unseen rows of one variant share its name and must not share a median
+    scen = df["scenario"].fillna("batched") if "scenario" in df else pd.Series("batched", index=df.index)
+    parts = [summary(g, "e2e_s", all_scenarios=True).assign(scenario=s) for s, g in df.groupby(scen, sort=True)]
+    out = pd.concat(parts, ignore_index=True).sort_values(["variant", "device", "scenario"], kind="stable")
+    return out[list(SHOW_COLUMNS)].rename(columns=SHOW_COLUMNS)
 
 
 def _format(df) -> str:  # noqa: ANN001
@@ -257,6 +271,7 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--energy", default="auto")
     c.set_defaults(func=cmd_check_device)
     q = bsub.add_parser("ratios", help="paired per-repeat ratios: batched vs paper-loop, int8 and bf16-autocast vs "
-                                       "fp32, every variant vs the teacher, tracker overhead")
+                                       "fp32, every variant vs the teacher (warm and unseen lengths), one-time costs "
+                                       "and break-even audio, tracker overhead")
     q.add_argument("run_dir")
     q.set_defaults(func=cmd_ratios)
