@@ -59,12 +59,10 @@ KEEP_FLOAT_TYPES = ("GroupConvolution",)
 
 
 def openvino_available() -> bool:
-    try:
-        import nncf  # noqa: F401
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Installed, not imported: listing recipes stays fast, and NNCF is imported only with telemetry off."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("openvino", "nncf"))
 
 
 def openvino_version() -> str:
@@ -309,8 +307,8 @@ _NAMES = {(False, "f32"): "ov-fp32", (True, "f32"): "ov-int8", (False, "bf16"): 
 @register_method("ov-int8", OvConfig, options={"quantize": True}, runtime_only=True, last_only=True,
                  available=openvino_available, extra=EXTRA, devices=("cpu",),
                  description="OpenVINO with NNCF post-training int8 (weights per channel, activations calibrated on "
-                             "train audio; the conv front end left in fp32), the rest fp32; runtime-only, last in a "
-                             "chain, only with the `openvino` extra")
+                             "train audio; the conv front end and the positional conv left in fp32), the rest fp32; "
+                             "runtime-only, last in a chain, only with the `openvino` extra")
 @register_method("ov-fp32", OvConfig, options={"quantize": False}, runtime_only=True, last_only=True,
                  available=openvino_available, extra=EXTRA, devices=("cpu",),
                  description="converted to OpenVINO, run by its CPU plugin in fp32; runtime-only, last in a chain, "
