@@ -109,13 +109,24 @@ def test_front_end_and_positional_conv_stay_float(corpus):  # noqa: ANN001
     feeds = ov_method.calibration_inputs(ov_method.OvConfig(calibration_data=str(corpus), calibration_utterances=2),
                                          True)
 
+    def int8_input(node, hops: int = 3) -> bool:  # noqa: ANN001
+        """A FakeQuantize (activations) or an int8 Constant (weights: Constant -> Convert -> Multiply) a few nodes
+        up the input (a Transpose or Unsqueeze may sit between)."""
+        for _ in range(hops):
+            if node.get_type_name() == "FakeQuantize" or (node.get_type_name() == "Constant" and
+                                                          node.get_output_element_type(0).size == 1):
+                return True
+            if node.get_input_size() == 0:
+                return False
+            node = node.input_value(0).get_node()
+        return False
+
     def quantized_convs(front_end: bool) -> dict[str, int]:
         q = ov_method.quantize(base.clone(), feeds, front_end)
         count = {"Convolution": 0, "GroupConvolution": 0}
         for op in q.get_ordered_ops():
             if op.get_type_name() in count:
-                parents = [op.input_value(i).get_node() for i in range(2)]
-                count[op.get_type_name()] += any(p.get_type_name() == "FakeQuantize" for p in parents)
+                count[op.get_type_name()] += any(int8_input(op.input_value(i).get_node()) for i in range(2))
         return count
 
     assert quantized_convs(False) == {"Convolution": 0, "GroupConvolution": 0}
