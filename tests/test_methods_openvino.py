@@ -171,7 +171,7 @@ def test_refuses_cuda_and_half(built, tmp_path, monkeypatch):  # noqa: ANN001
 
 
 def _available(monkeypatch, value: bool) -> None:  # noqa: ANN001
-    for name in ("ov-fp32", "ov-int8", "ov-bf16", "ov-int8-bf16"):
+    for name in ("ov-fp32", "ov-int8"):
         m = registry._METHODS[name]
         monkeypatch.setitem(registry._METHODS, name, dataclasses.replace(m, available=lambda: value))
 
