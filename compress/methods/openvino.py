@@ -286,8 +286,8 @@ def build_compiled(model: nn.Module, config: OvConfig, name: str) -> OvWav2Vec2F
                  storage="openvino", runtime=f"openvino {openvino_version()}", ov_int8_weights=ir["int8_weights"],
                  compute_dtype=f"int8-static+{dtype}" if config.quantize else dtype,
                  export_s=round(export_s, 2), calibration_s=round(calibration_s, 2), compile_s=round(compile_s, 2),
-                 calibration_data=(f"{config.calibration_data} ({config.calibration_utterances} utterances)"
-                                   if config.quantize else None))
+                 calibration_data=config.calibration_data if config.quantize else None,
+                 calibration_utterances=config.calibration_utterances if config.quantize else 0)
     if config.quantize:
         stats["size_mb"] = round(ir["constant_bytes"] / 1e6, 6)  # the weights as they run: int8 + float rest
     log.info("%s: converted in %.1f s, calibrated in %.1f s, compiled in %.1f s (%d int8 weights)", name, export_s,
