@@ -30,9 +30,19 @@ METHOD_ROWS = [
 ]
 
 
+MEANING = {"warm": "every timed repeat over lengths the process already ran",
+           "unseen": "each timed repeat over lengths the process never ran"}
+
+
 def word(scenario: Optional[str]) -> str:
     """How a speed-up from ``scenario``'s rows is labelled."""
     return "unseen" if scenario == "unseen" else "warm"
+
+
+def times_note(scenario: Optional[str]) -> str:
+    """The caption sentence of a table whose times come from one scenario's rows."""
+    w = word(scenario)
+    return f"Our times and speed-ups: {w} only ({MEANING[w]}; scenario {scenario or 'batched'})."
 
 
 def _scen(df: pd.DataFrame) -> pd.Series:

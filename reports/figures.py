@@ -19,7 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from reports.load import TrainLog
-from reports.stats import is_gpu, recipe_rank, summary, trained, TIME_LABELS
+from reports.deploy import MEANING, word
+from reports.stats import choose_scenario, is_gpu, recipe_rank, summary, trained, TIME_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,7 @@ def _unseen_points(ax, s: pd.DataFrame, raw: Optional[pd.DataFrame], time_col: s
 def pareto(df: pd.DataFrame, time_col: str = "e2e_s", raw: Optional[pd.DataFrame] = None) -> Optional[Rendered]:
     """WER against time, energy per audio hour and size; the stepped line is each device's Pareto front.  Filled
     markers are warm times (lengths already run); with ``raw``'s unseen rows, hollow ones the unseen-lengths times."""
+    w = word(choose_scenario(df))  # the filled markers' scenario: the one the tables use
     s = summary(trained(df), time_col)
     s = s.dropna(subset=["wer"])
     if s.empty:
@@ -234,10 +236,10 @@ def pareto(df: pd.DataFrame, time_col: str = "e2e_s", raw: Optional[pd.DataFrame
     s = s.assign(_order=order).sort_values("_order")
     fig, axes = _new(16.0, 4.0, ncols=4)
     tc = s["time_col"].iloc[0]
-    _pareto_panel(axes[0], s.assign(_x=s["time_s"]), "_x", f"{tc.replace('_s', '')} time (s, median, log scale)",
+    _pareto_panel(axes[0], s.assign(_x=s["time_s"]), "_x", f"{tc.replace('_s', '')} time (s, {w}, median, log scale)",
                   True, logx=True)
     _pareto_panel(axes[1], s.assign(_x=s["kwh_per_audio_hour"] * 1000), "_x",
-                  "energy (Wh per hour of audio, log scale)", True, logx=True)
+                  f"energy (Wh per hour of audio, {w}, log scale)", True, logx=True)
     sizes = s.sort_values("device_kind").drop_duplicates("variant")  # size does not depend on the device
     # the weights as the model runs (int8 bytes for int8, params x 4 B for fp32), the size of Table 1: the size on
     # disk mixes in the storage choice (the embedded models are stored fp16 but run fp32)
@@ -247,10 +249,10 @@ def pareto(df: pd.DataFrame, time_col: str = "e2e_s", raw: Optional[pd.DataFrame
                   True)
     if s["variant_peak_mb"].isna().all():
         axes[3].text(0.5, 0.5, "not measured in this run", ha="center", va="center", transform=axes[3].transAxes)
-    both = _unseen_points(axes[0], s, raw, time_col)
+    both = w == "warm" and _unseen_points(axes[0], s, raw, time_col)
     axes[0].legend(frameon=False, loc="upper right")
-    axes[0].set_title("WER vs time (filled: warm, hollow: unseen)" if both else "WER vs time (warm)")
-    axes[1].set_title("WER vs energy")
+    axes[0].set_title("WER vs time (filled: warm, hollow: unseen)" if both else f"WER vs time ({w})")
+    axes[1].set_title(f"WER vs energy ({w})")
     axes[2].set_title("WER vs size")
     axes[3].set_title("WER vs memory")
     gpu = any(is_gpu(d) for d in s["device"])
@@ -259,9 +261,10 @@ def pareto(df: pd.DataFrame, time_col: str = "e2e_s", raw: Optional[pd.DataFrame
                     "(the weights as run, as in Table 1) and the variant's peak memory (weights + activations of its "
                     "heaviest batch, measured with only that variant loaded; "
                     f"medians over repeats; {'CPU and GPU' if gpu else 'CPU only'}; trained variants only). The "
-                    "stepped line joins the variants that no other variant beats on both axes. Times are warm "
-                    "(lengths the process already ran)" + ("; hollow markers: the same variants on lengths never run "
+                    "stepped line joins the variants that no other variant beats on both axes. Times and energies are "
+                    f"{w} ({MEANING[w]})" + ("; hollow markers: the same variants on lengths never run "
                                                            "before (unseen), with their whole-set WER." if both else
+                                                           "." if w == "unseen" else
                                                            "; this run has no unseen-lengths timing."),
                     png_bytes(fig))
 

@@ -16,13 +16,13 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
-from reports import __version__, paper
+from reports import __version__, deploy, paper
 from reports.figures import Rendered, all_figures
 from reports.load import Run, load_run
 from reports.method import _badge, _unique, e, method_html  # noqa: F401 (method_html re-exported)
 from reports.render import Cell, Table
 from reports.savings import DEFAULT_HOURS, Savings, all_savings, fmt_energy, fmt_hours, fmt_mass, paper_savings
-from reports.stats import (device_kind, is_gpu, random_weights, select_scenario, time_column)
+from reports.stats import (choose_scenario, device_kind, is_gpu, random_weights, select_scenario, time_column)
 from reports.tables import all_tables, energy_includes, write_tables
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,7 @@ def summary_html(df: pd.DataFrame, items: list[Savings], hours: float) -> str:
                 f'<div class="card"><div class="what">{e(s.from_variant)} &rarr; {e(s.to_variant)} on the '
                 f'{s.device_kind} ({e(s.device)}) {_badge(s.measured)}</div>'
                 f'<div class="big">{s.fraction_saved * 100:.0f}% less energy</div>'
+                f'<div class="what">{deploy.word(choose_scenario(df))} timed repeats</div>'
                 f'<div class="detail">per hour of speech: {fmt_energy(s.kwh_per_hour_from.median)} &rarr; '
                 f'{fmt_energy(s.kwh_per_hour_to.median)} (saves {fmt_energy(s.kwh_saved_per_hour.median)}, '
                 f'{fmt_mass(s.co2_kg_saved_per_hour.median)} CO&#8322;)<br>'
@@ -166,7 +167,7 @@ def summary_html(df: pd.DataFrame, items: list[Savings], hours: float) -> str:
                 f'CO&#8322;</b> saved<br><span class="what">range over {tot.n} repeats: '
                 f'{_range(co2.lo, co2.hi, fmt_mass)} CO&#8322;</span></div></div>')
         out.append("</div>")
-        out.append(f'<div class="scroll">{savings_table(items, hours).to_html()}</div>')
+        out.append(f'<div class="scroll">{savings_table(items, hours, choose_scenario(df)).to_html()}</div>')
         s0 = _like_the_paper(items)
         out.append(f'<p>Formula (ours, {e(s0.from_variant)} &rarr; {e(s0.to_variant)}, {s0.device_kind}): '
                    f'<span class="formula">{e(s0.formula)}</span></p>')
@@ -212,7 +213,7 @@ def _ci(s: Savings) -> str:
     return f"{s.carbon_intensity_g_per_kwh:g} g CO&#8322;/kWh, source: {e(s.carbon_intensity_source)}"
 
 
-def savings_table(items: list[Savings], hours: float) -> Table:
+def savings_table(items: list[Savings], hours: float, scenario: Optional[str] = None) -> Table:
     cols = [("", "From"), ("", "To"), ("", "Device"), ("Energy per hour of speech", "from"),
             ("Energy per hour of speech", "to"), ("Energy per hour of speech", "saved"),
             (f"At {fmt_hours(hours)}", "energy saved"), (f"At {fmt_hours(hours)}", "CO\u2082 saved"),
@@ -220,7 +221,8 @@ def savings_table(items: list[Savings], hours: float) -> Table:
     t = Table("savings", "Savings",
                    f"Energy and CO\u2082 saved per hour of speech, and scaled to {fmt_hours(hours)}. Medians over "
                    "repeats; the range underneath is min to max of the repeat-by-repeat differences (paired) or of "
-                   "the worst and best pairings (unpaired).", cols)
+                   "the worst and best pairings (unpaired). Energies over the "
+                   f"{deploy.word(scenario)} timed repeats ({deploy.MEANING[deploy.word(scenario)]}).", cols)
     for s in items:
         tot, co2 = s.kwh_saved_total, s.co2_kg_saved_total
         how = "measured" if s.measured else "estimated" if s.measured is False else "mixed"

@@ -152,6 +152,7 @@ def table1(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional[str] =
               f"Times: {TIME_LABELS[time_col]}"
               f" over the whole test set; CO\u2082 (g) and energy (Wh) per run on the {ek} (the paper's: GPU; "
               "its 0.0032 kg = 3.2 g, 0.0087 kWh = 8.7 Wh). "
+              f"{deploy.times_note(choose_scenario(df))[:-1]}; our energies over the same repeats. "
               + _dataset_line(df), cols)
     data = trained(df)
     for p, recipe, variant in _table1_variants(df, distilled):
@@ -296,12 +297,13 @@ def table2(df: pd.DataFrame, time_col: str = "e2e_s", train_logs: Optional[list]
     paper_by_frac = {Fraction(p.layers, paper.TEACHER_LAYERS): p for p in paper.TABLE2}
     cols = [("", "Layers kept")]
     cols += [("Paper (GPU)", c) for c in ("Layers", "Params", "Size", "Time", "Speed-up", "WER")]
-    cols += [(f"Ours ({kind})", c) for c in ("Layers", "Params", "Size", "Time", "Speed-up", "WER")]
+    w = deploy.word(choose_scenario(df))
+    cols += [(f"Ours ({kind})", c) for c in ("Layers", "Params", "Size", f"Time ({w})", f"Speed-up ({w})", "WER")]
     t = Table("table2", "Table 2",
               f"Students with fewer transformer layers, matched by the fraction of the teacher's layers kept "
               f"(paper: 24-layer teacher, students trained 10 epochs on train-clean-100; ours: "
               f"{teacher_layers or '?'}-layer teacher). Times: {TIME_LABELS[time_col]}; speed-up vs the teacher. "
-              + _dataset_line(df), cols)
+              f"{deploy.times_note(choose_scenario(df))} " + _dataset_line(df), cols)
     p0 = paper.TABLE2[0]
     base_t = _stat(on(_rows(data, sweep[0][1]), kind), time_col) if sweep else MISSING
     for f in sorted(set(ours_by_frac) | set(paper_by_frac), reverse=True):
@@ -350,7 +352,7 @@ def table2_arch(df: pd.DataFrame, time_col: str = "e2e_s", arch: str = "large") 
     cols = [("", "Layers"), ("Paper (GPU, trained)", "Params"), ("Paper (GPU, trained)", "Size"),
             ("Paper (GPU, trained)", "Time"), ("Paper (GPU, trained)", "Speed-up"),
             (f"Ours ({arch}, random weights)", "Params"), (f"Ours ({arch}, random weights)", "Size"),
-            ("Ours: CPU", "Time"), ("Ours: CPU", "Speed-up"), ("Ours: GPU", "Time"), ("Ours: GPU", "Speed-up")]
+            *[(f"Ours: {k}", f"{c} (warm)") for k in ("CPU", "GPU") for c in ("Time", "Speed-up")]]
     if len(rnd):
         n_utts, hours = stat(rnd["n_utts"]).median, stat(rnd["audio_s"]).median / 3600.0
         work = f"Ours: {fmt_num(n_utts, 'int')} utterances shaped like dev-clean, {hours:.3f} h of audio."
@@ -358,7 +360,9 @@ def table2_arch(df: pd.DataFrame, time_col: str = "e2e_s", arch: str = "large") 
         work = "No architecture-only rows in this run."
     t = Table("table2-arch", "Table 2 (architecture only)",
               f"The paper's depths on the {arch} configuration with random weights: parameters and size need no "
-              f"training; timing only, no WER. Times: {TIME_LABELS[time_col]}; speed-up vs 24 layers. " + work, cols)
+              f"training; timing only, no WER. Times: {TIME_LABELS[time_col]}; speed-up vs 24 layers. "
+              "Our times and speed-ups: warm (architecture-only rows are always timed over lengths already run). "
+              + work, cols)
     top = by_layers.get(max(by_layers)) if by_layers else None
     base = {k: _stat(on(top, k), time_col) if top is not None else MISSING for k in ("CPU", "GPU")}
     gpu_missing = NOT_MEASURED if len(on(df, "GPU")) else "no GPU in this run"
@@ -404,12 +408,13 @@ def table3(df: pd.DataFrame, time_col: str = "e2e_s") -> Table:
     time_col = time_column(df, time_col)
     data = trained(df)
     ref_v, mp_v = conv_pair(df)
+    w = deploy.word(choose_scenario(df))
     cols = [("", "Conv layers"), ("GPU time", "paper"), ("GPU time", "ours"), ("CPU time", "paper"),
             ("CPU time", "ours"), ("WER", "ours"), ("Params", "ours"), ("", "Ours")]
     t = Table("table3", "Table 3",
               "7 convolution layers vs 4 (three replaced by max-pooling, same 20 ms frame rate). "
-              f"Times: {TIME_LABELS[time_col]}. The paper gives no WER here; its times are over a subset it does not "
-              "name. " + _dataset_line(df), cols)
+              f"Times: {TIME_LABELS[time_col]}. {deploy.times_note(choose_scenario(df))} The paper gives no WER here; "
+              "its times are over a subset it does not name. " + _dataset_line(df), cols)
     gpu_missing = NOT_MEASURED if len(on(data, "GPU")) else "no GPU in this run"
     stats: dict[int, tuple[Stat, Stat]] = {}
     for p, v in zip(paper.TABLE3, (ref_v, mp_v)):
@@ -423,9 +428,9 @@ def table3(df: pd.DataFrame, time_col: str = "e2e_s") -> Table:
                label(f"{v} ({n} layers)" if v and n else (v or "not in this run"))])
     p7, p4 = paper.TABLE3
     (g7, c7), (g4, c4) = stats[7], stats[4]
-    t.add([label("4 / 7 (ratio)"), ratio_cell(p4.gpu_s, p7.gpu_s, "paper"), ratio_cell(g4.median, g7.median, "ours"),
-           ratio_cell(p4.cpu_s, p7.cpu_s, "paper"), ratio_cell(c4.median, c7.median, "ours"),
-           Cell("", "", "ours"), Cell("", "", "ours"), label("")])
+    t.add([label(f"4 / 7 (ratio; ours {w})"), ratio_cell(p4.gpu_s, p7.gpu_s, "paper"),
+           ratio_cell(g4.median, g7.median, "ours"), ratio_cell(p4.cpu_s, p7.cpu_s, "paper"),
+           ratio_cell(c4.median, c7.median, "ours"), Cell("", "", "ours"), Cell("", "", "ours"), label("")])
     t.notes.append("A ratio below 1 means the 4-conv model is faster. The paper found the CPU slower with "
                    "max-pooling (PyTorch's CPU max-pooling).")
     return t
@@ -439,7 +444,8 @@ def table_energy(df: pd.DataFrame) -> Table:
             ("Per hour of audio", "CO\u2082"), ("", "Mean power"), ("", "Energy figure"), ("", "Method")]
     t = Table("table4", "Table 4",
               "Energy and CO\u2082 per hour of audio (median over repeats, range and n underneath), with the mean "
-              "power they imply and how each figure was obtained. The paper's rows are Table 1 divided by 5.4 h.", cols)
+              "power they imply and how each figure was obtained. The paper's rows are Table 1 divided by 5.4 h. "
+              f"Ours: energies over {deploy.word(choose_scenario(df))} timed repeats.", cols)
     for p in paper.TABLE1:
         if p.energy_kwh is None:
             continue

@@ -176,6 +176,13 @@ SHOW_COLUMNS = {"variant": "variant", "device": "device", "n": "repeats", "weigh
                 "energy_kwh": "energy_kwh", "energy_method": "energy_method"}
 
 
+def shown_scenario(s: str) -> str:
+    """A scenario as ``bench show`` prints it: with warm or unseen, so no time reads without saying which."""
+    from reports.deploy import word
+
+    return s if s == "unseen" else f"{s} ({word(s)})"
+
+
 def summarize(df):  # noqa: ANN001, ANN201
     """Medians over repeats per variant x device, every scenario, the columns a reader looks at first."""
     from reports.stats import summary
@@ -186,7 +193,8 @@ def summarize(df):  # noqa: ANN001, ANN201
 
     # per scenario: warm (batched) and unseen rows of one variant share its name and must not share a median
     scen = df["scenario"].fillna("batched") if "scenario" in df else pd.Series("batched", index=df.index)
-    parts = [summary(g, "e2e_s", all_scenarios=True).assign(scenario=s) for s, g in df.groupby(scen, sort=True)]
+    parts = [summary(g, "e2e_s", all_scenarios=True).assign(scenario=shown_scenario(s))
+             for s, g in df.groupby(scen, sort=True)]
     out = pd.concat(parts, ignore_index=True).sort_values(["variant", "device", "scenario"], kind="stable")
     return out[list(SHOW_COLUMNS)].rename(columns=SHOW_COLUMNS)
 
