@@ -234,6 +234,38 @@ def test_codecarbon_offline_makes_no_network_call(no_network) -> None:  # noqa: 
     assert set(m.joules_by_component) >= {"cpu", "ram"} and m.joules > 0
     assert m.measured is False and "codecarbon" in m.detail and "RAM" in m.detail and "W" in m.detail
     assert no_network == []
+    # the CPU label follows what CodeCarbon itself says it does (its CPU's repr names the mode): a RAPL reading
+    # is measured, anything else (its TDP x load model, a constant) is not, and the detail says which
+    from codecarbon.external.hardware import CPU
+
+    assert isinstance(meter._cpu, CPU), "CodeCarbonMeter no longer finds CodeCarbon's CPU object"
+    rapl = repr(meter._cpu) in ("CPU(Intel Rapl)", "CPU(Intel Power Gadget)")
+    assert m.measured_by_component["cpu"] is rapl
+    assert ("measured by RAPL" in m.detail) is rapl and ("TDP-based estimate" in m.detail) is (
+        repr(meter._cpu) == "CPU(Cpu Load)")
+
+
+@pytest.mark.parametrize("mode, measured, words", [
+    ("intel_rapl", True, "measured by RAPL via codecarbon (whole machine, all processes)"),
+    ("cpu_load", False, "TDP-based estimate 100 W (50 W/thread x 2 threads) x process CPU load"),
+    ("constant", False, "mode constant, TDP 100 W")])
+def test_codecarbon_cpu_labels_on_the_installed_version(tmp_path, mode, measured, words) -> None:  # noqa: ANN001
+    """CodeCarbonMeter reads CodeCarbon's CPU object's private fields (``_mode``, ``_tdp``...): built here by
+    CodeCarbon's own constructor, each mode must keep its label, so an upgrade that renames them cannot turn a
+    RAPL measurement into an estimate (or the reverse) unnoticed."""
+    from codecarbon.external.hardware import CPU
+
+    from bench.energy.codecarbon import CodeCarbonMeter
+
+    _fake_rapl(tmp_path / "rapl", 900_000)  # CodeCarbon's RAPL mode opens the zones when built
+    cpu = CPU(str(tmp_path), mode, "Fake Xeon", 100, rapl_dir=str(tmp_path / "rapl"), tracking_mode="process")
+    cpu._cpu_count = 2  # set by CodeCarbon's tracker from the machine; fixed here for the per-thread figure
+    meter = CodeCarbonMeter()
+    meter._cpu, meter.version = cpu, "installed"
+    assert meter.cpu_measured is measured and meter.has_counter is measured
+    assert meter.component_measured("cpu") is measured and meter.component_measured("ram") is False
+    assert meter.scope == ("machine" if measured else "process")
+    assert f"CPU (Fake Xeon): {words}" in meter.describe()
 
 
 def test_carbontracker_offline_no_network_records_pue(no_network, tmp_path) -> None:  # noqa: ANN001

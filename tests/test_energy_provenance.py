@@ -139,9 +139,34 @@ def test_runner_takes_the_idle_baseline_by_default_with_a_counter(monkeypatch, t
     from compress.variants import load_variant
     from helpers import save_tiny_model, shared_tiny_corpus
 
-    _fake_rapl(tmp_path / "rapl", 900_000)
+    import time
+
+    _fake_rapl(tmp_path / "rapl", 0, max_uj=10**15)
     monkeypatch.setenv("FOOTPRINT_RAPL_ROOT", str(tmp_path / "rapl"))
     monkeypatch.setattr(energy, "DEFAULT_IDLE_BASELINE_S", 0.05)  # the default's logic, not its 10 s
+    # counters that advance: the package draws 20 W during the idle baseline and 120 W otherwise, DRAM 2 W
+    # throughout; so idle is 22 W, and net = gross - 22 W x window keeps the package's 100 W above idle
+    clock = {"t": time.perf_counter(), "idle": False, "pkg": 0.0, "dram": 0.0}
+
+    def read(self) -> dict[str, float]:  # noqa: ANN001
+        now = time.perf_counter()
+        clock["pkg"] += (20.0 if clock["idle"] else 120.0) * (now - clock["t"])
+        clock["dram"] += 2.0 * (now - clock["t"])
+        clock["t"] = now
+        return {"package-0": clock["pkg"], "dram": clock["dram"]}
+
+    real_idle = energy.measure_idle
+
+    def measure_idle(meter, seconds):  # noqa: ANN001, ANN202
+        read(None)  # the time before counts at the working power
+        clock["idle"] = True
+        try:
+            return real_idle(meter, seconds)
+        finally:
+            clock["idle"] = False
+
+    monkeypatch.setattr(RaplMeter, "read", read)
+    monkeypatch.setattr(energy, "measure_idle", measure_idle)
     model = save_tiny_model(tmp_path / "tiny", layers=1)
     corpus = shared_tiny_corpus(tmp_path_factory)
     cfg = RunConfig(out=str(tmp_path / "run"), models=[str(model)], data=str(corpus), repeats=1, warmup=0,
@@ -150,6 +175,10 @@ def test_runner_takes_the_idle_baseline_by_default_with_a_counter(monkeypatch, t
     df = load_results(tmp_path / "run")
     assert (df["idle_baseline_s"] == 0.05).all() and df["energy_j_net"].notna().all()
     assert (df["energy_j"] == df["energy_j_gross"]).all() and df["energy_measured"].all()
+    assert df["idle_w"].tolist() == pytest.approx([22.0], rel=0.02)
+    assert df["energy_j"].tolist() == pytest.approx((122.0 * df["wall_s"]).tolist(), rel=0.1)
+    assert (df["energy_j_net"] / df["energy_j"]).tolist() == pytest.approx([100 / 122], rel=0.02)
+    assert json.loads(df["energy_components_j"].iloc[0])["dram"] == pytest.approx(2.0 * df["wall_s"].iloc[0], rel=0.1)
     assert [json.loads(c) for c in df["energy_components_measured"]] == [{"package-0": True, "dram": True}]
     why = read_meta(tmp_path / "run")["energy"]["idle_baseline"]["cpu"]["why"]
     assert "hardware counter" in why

@@ -64,7 +64,8 @@ def test_bf16_front_end_stays_close_and_hands_fp32_on() -> None:
         feats = model.wav2vec2.feature_extractor(x)
         ref = fp32.wav2vec2.feature_extractor(x)
     assert feats.dtype == torch.float32
-    assert float((feats - ref).norm() / ref.norm()) < 0.02
+    # bf16 rounding (measured 0.86 %): at most 2x above it; the floor tells bf16 from an fp32 path (~1e-7)
+    assert 0.0017 < float((feats - ref).norm() / ref.norm()) < 0.017
     method, cfg = resolve_stage("compile", {"scope": "model", "autocast": "bfloat16"})
     with pytest.raises(FootprintError, match="autocast applies to the front-end scope"):
         method.apply(tiny_model(layers=1), cfg)
@@ -76,8 +77,8 @@ def test_several_compiled_models_keep_their_graphs() -> None:
     inference mode, batches of any length) must reuse the warm-up graphs, not add one per model."""
     from torch._dynamo.utils import counters
 
-    # torch's own patch, not monkeypatch: after pytest undid a monkeypatch of these entries, torch 2.13's config
-    # module treated recompile_limit as deleted ("does not exist") in every later compilation of the session
+    # torch's own patch, not monkeypatch: torch's config module records a monkeypatch's undo as a deletion, and
+    # every later compilation in the session would then fail on recompile_limit "does not exist"
     # recompile_limit 2: one model's 2 graphs fit, 2 models sharing a cache (4) would not; a fallback raises
     with torch._dynamo.config.patch(recompile_limit=2, fail_on_recompile_limit_hit=True):
         models = [apply_stages(tiny_model(layers=1), parse_recipe("compile-bf16")) for _ in range(2)]

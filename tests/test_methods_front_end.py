@@ -41,7 +41,10 @@ def test_channels_last_layout_alone_is_exact(norm: str) -> None:
 def test_bf16_front_end_stays_close_and_hands_fp32_on(norm: str) -> None:
     out, want = _front_end("front-end-bf16", feat_extract_norm=norm)
     assert out.dtype == torch.float32 and out.shape == want.shape
-    assert _rel(out, want) < 0.02  # bf16 keeps 8 bits of mantissa: ~0.4 % per rounding
+    # bf16 keeps 8 bits of mantissa (~0.4 % per rounding): measured 1.22 % (layer) and 0.93 % (group) on this
+    # seeded input; within 2x both ways, so an fp32 path (~1e-7) fails as surely as a wrong one
+    measured = {"layer": 0.0122, "group": 0.0093}[norm]
+    assert measured / 5 < _rel(out, want) < 2 * measured  # the lower bound tells bf16 from an fp32 path (~1e-7)
 
 
 def test_max_pool_front_end_runs_channels_last() -> None:

@@ -127,16 +127,44 @@ def test_command_prunes_recovers_and_chains(tiny_teacher_dir: Path, tiny_corpus:
     cmd = [sys.executable, "-m", "compress", "compress", "prune-structured", "--model", str(tiny_teacher_dir),
            "--data", str(tiny_corpus), "--flops-keep", "0.5", "--conv-layers", "0,1", "--min-ffn", "4",
            "--calibration-utterances", "4", "--val-utterances", "4", "--lr", "1e-3", "--batch-seconds", "3",
-           "--epochs", "1", "--max-steps", "2", "--threads", "1", "--device", "cpu", "--out", str(out)]
+           "--epochs", "3", "--max-steps", "6", "--threads", "1", "--device", "cpu", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
     res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
     rec = json.loads((out / "variant.json").read_text())
-    assert rec["recipe"] == "prune-structured-50" and rec["training"]["finished"] and rec["training"]["steps"] == 2
+    assert rec["recipe"] == "prune-structured-50" and rec["training"]["finished"] and rec["training"]["steps"] == 6
     sp = rec["structured_pruning"]
     assert sp["transformer_flops_after"] <= 0.5 * sp["transformer_flops_before"]
     assert sp["conv_channels"] == {"0": 8, "1": 8} and sp["settings"]["flops_keep"] == 0.5
     assert not (out / ".work").exists()
+    # recovery: the distillation moved the pruned model towards the teacher (KL of their output distributions on
+    # the corpus's audio), against the same cut untrained, rebuilt from the recorded settings
+    from compress.methods.distill import DistillConfig
+    from compress.methods.prune_structured import StructuredPruneConfig
+    from compress.methods.prune_structured.run import prune_model
+    from core.data.librispeech import load_audio, read_subset
+
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in sp["settings"].items()}
+    prune_model(StructuredPruneConfig(**settings), DistillConfig(out_dir=str(tmp_path), teacher=str(tiny_teacher_dir),
+                                                                  data=str(tiny_corpus)),
+                tmp_path / "untrained")
+    untrained, trained = load_variant_dir(tmp_path / "untrained")[0], load_variant_dir(out)[0]
+    assert [p.shape for p in untrained.parameters()] == [p.shape for p in trained.parameters()]  # the same cut
+    teacher = load_variant_dir(tiny_teacher_dir)[0]
+    utts = read_subset(Path(tiny_corpus)).utterances[:4]
+
+    def kl(student: torch.nn.Module) -> float:
+        total = 0.0
+        for u in utts:
+            x = torch.from_numpy(load_audio(u))[None]
+            x = (x - x.mean()) / (x.var() + 1e-7).sqrt()  # do_normalize, as in training
+            t, s_ = (torch.log_softmax(_logits(m.float().eval(), x), -1) for m in (teacher, student))
+            total += float(torch.nn.functional.kl_div(s_, t, log_target=True, reduction="batchmean"))
+        return total / len(utts)
+
+    # 6 steps: KL 0.334 -> 0.277 measured (-17 %); half that drop is required (no training: no drop)
+    before, after = kl(untrained), kl(trained)
+    assert after < 0.91 * before, (before, after)
 
     from compress.variants import load_variant
 

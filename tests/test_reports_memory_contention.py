@@ -68,5 +68,19 @@ def test_method_gives_contended_count_and_spread_with_and_without(run) -> None: 
     h = method_html(r, "e2e_s")
     assert f"1 of {len(df)} flagged" in h and "0.10 of one core" in h
     assert "without flagged" in h and "2400 MHz" in h
+    # the flagged repeat (10x slower) is in "all" and out of "without flagged"; the other variants are untouched
+    first = df.iloc[0]
+    g = df[(df["variant"] == first["variant"]) & (df["device"] == first["device"])]["model_s"]
+    keep = g.drop(index=df.index[0])
+
+    def spread(s) -> str:  # noqa: ANN001
+        rel = (s.max() - s.min()) / s.median() * 100
+        return f"{s.median():.3g} s, {s.min():.3g}&ndash;{s.max():.3g} ({rel:.1f}%, n={len(s)})"
+
+    assert f"{first['variant']} on {first['device']}: all {spread(g)}; without flagged {spread(keep)}<" in h
+    assert len(keep) == len(g) - 1 and keep.max() < g.max() / 5  # the two spreads really differ
+    other = df[(df["variant"] != first["variant"]) & (df["device"] == first["device"])]
+    v, s = other["variant"].iloc[0], other[other["variant"] == other["variant"].iloc[0]]["model_s"]
+    assert f"{v} on {first['device']}: all {spread(s)}; without flagged {spread(s)}<" in h
     old = method_html(dataclasses.replace(r, results=df.drop(columns=["contended"])), "e2e_s")
     assert "not recorded" in old

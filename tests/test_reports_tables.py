@@ -112,6 +112,12 @@ def test_table2_arch(df: pd.DataFrame) -> None:
     assert _cells(t, "Ours (large, random weights)", "Size")[0] == "1262 MB"
     assert _cells(t, "Paper (GPU, trained)", "Size") == ["1262 MB", "665 MB", "564 MB", "464 MB", "363 MB"]
     assert t.column("Ours: CPU", "Speed-up (warm)")[0].value == pytest.approx(1.0)
+    # every depth's speed-up is the 24-layer median time over its own, on each device (not 1.0 by construction)
+    for group, dev in (("Ours: CPU", "cpu"), ("Ours: GPU", "cuda")):
+        base = _median(df, "arch-large-L24", dev, "e2e_s")
+        want = [base / _median(df, f"arch-large-L{n}", dev, "e2e_s") for n in (24, 12, 10, 8, 6)]
+        assert [c.value for c in t.column(group, "Speed-up (warm)")] == pytest.approx(want, rel=1e-9)
+        assert all(w > 1.2 for w in want[1:])  # the fixture's shallower models are faster
 
 
 def test_table3_conv_layers(df: pd.DataFrame) -> None:

@@ -48,7 +48,10 @@ def test_teacher_beats_a_random_model(dev_clean) -> None:
     random_model = Wav2Vec2ForCTC(wav2vec2_config("embedded"))
     rand = score(refs, Transcriber(random_model, True, batch_size=4).transcribe(audios))
     assert rand.cer > 0.8 and rand.wer > 0.95
-    assert trained.cer < 0.35 and trained.wer < 0.75, trained
+    # these 10 utterances (102 words): WER 12.7 %, CER 3.3 % (the card: 8.97 % / 2.33 % on 300); a word error
+    # here is ~1 point and one utterance several, so 20 % / 6 % leave that spread, while a 4-layer student
+    # (17 % on the 300) already scores 25.5 % / 7.5 % here
+    assert trained.wer < 0.20 and trained.cer < 0.06, trained
 
 
 def test_bench_eval_reports_the_teacher_with_provenance(dev_clean_dir: Path, dev_clean, tmp_path: Path,

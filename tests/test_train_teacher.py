@@ -61,7 +61,7 @@ def test_resumes_after_sigkill(corpus: Path, tmp_path: Path) -> None:
     assert 0 < killed_at < 120
     done = subprocess.run(_cmd(corpus, out, 120), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert f"resumed from {ckpt} at step" in done.stderr
+    assert f"resumed from {ckpt} at step {killed_at} (" in done.stderr, done.stderr[-2000:]
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["steps"] == 120
     assert (out / "model" / "config.json").exists() and (out / "train_log.csv").exists()
