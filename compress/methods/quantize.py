@@ -72,15 +72,6 @@ class Int8DynamicConfig:
 
 
 @dataclass
-class Int8StaticConfig:
-    calibration_data: str = "embedded:train-clean"  # never the reported test set
-    calibration_utterances: int = 16
-    observer: str = "histogram"  # histogram (clips outliers; PyTorch's default for x86) | minmax
-    per_channel: bool = True
-    do_normalize: bool | None = None  # filled from the source variant
-
-
-@dataclass
 class HalfConfig:
     dtype: str = "float16"  # float16 | bfloat16
 
@@ -181,89 +172,6 @@ def apply_int8_dynamic(model: nn.Module, config: Int8DynamicConfig) -> nn.Module
     names = linear_names(model)
     model = _quantize_dynamic(model, names, config.per_channel, config.engine)
     log.info("int8-dynamic: %d Linear layers quantized (attention projections included)", len(names))
-    return model
-
-
-# ----------------------------------------------------------------------------------------------- int8 static
-class StaticQuantLinear(nn.Module):
-    """quantize -> Linear -> dequantize: an int8 Linear inside an otherwise fp32 model (section 5.1 workaround)."""
-
-    def __init__(self, linear: nn.Module) -> None:
-        super().__init__()
-        from torch.ao.quantization import DeQuantStub, QuantStub
-
-        self.quant = QuantStub()
-        self.linear = linear
-        self.dequant = DeQuantStub()
-        # no in_features/out_features here: FLOP counters find them on the inner Linear (counted once)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dequant(self.linear(self.quant(x)))
-
-
-def _static_qconfig(config: Int8StaticConfig):
-    from torch.ao.quantization import (
-        HistogramObserver,
-        MinMaxObserver,
-        PerChannelMinMaxObserver,
-        QConfig,
-    )
-
-    act_cls = HistogramObserver if config.observer == "histogram" else MinMaxObserver
-    # reduce_range keeps the x86/fbgemm int8 matmul free of 16-bit overflow on CPUs without VNNI.
-    act = act_cls.with_args(dtype=torch.quint8, qscheme=torch.per_tensor_affine, reduce_range=True)
-    weight = (PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
-              if config.per_channel else MinMaxObserver.with_args(dtype=torch.qint8,
-                                                                    qscheme=torch.per_tensor_symmetric))
-    return QConfig(activation=act, weight=weight)
-
-
-def calibration_audio(spec: str, n: int) -> list[Any]:
-    """The first ``n`` utterances (id order) of a data spec; ``embedded:train-clean`` = the synthetic corpus."""
-    from pathlib import Path
-
-    from core.data.librispeech import load_audio, read_subset
-
-    if spec.startswith("embedded:"):
-        subset = spec.split(":", 1)[1] or "train-clean"
-        from core.data.synth.corpus import SynthConfig, ensure_corpus
-
-        subset_dir = Path(ensure_corpus(SynthConfig(), (subset,))) / "LibriSpeech" / subset
-    else:
-        subset_dir = Path(spec).expanduser()
-    manifest = read_subset(subset_dir).subset_of(n)
-    if not manifest.utterances:
-        raise FootprintError(f"{subset_dir}: no utterances for calibration")
-    return [load_audio(u) for u in manifest.utterances]
-
-
-@register_method("int8-static", Int8StaticConfig, devices=("cpu",), quantized_int8=True, command="quantize",
-                 description="every `nn.Linear` int8 with calibrated activations, fp32 between "
-                             "(section 5.1 workaround)")
-def apply_int8_static(model: nn.Module, config: Int8StaticConfig) -> nn.Module:
-    from torch.ao.quantization import convert, prepare
-
-    from core.inference import Transcriber
-
-    _reject_quantized(model, "int8-static")
-    model = _no_grad_float(model.cpu())
-    qconfig = _static_qconfig(config)
-    names = linear_names(model)
-    for name in names:
-        wrapper = StaticQuantLinear(model.get_submodule(name))
-        wrapper.qconfig = qconfig
-        _set_module(model, name, wrapper)
-    audios = calibration_audio(config.calibration_data, config.calibration_utterances)
-    do_norm = True if config.do_normalize is None else config.do_normalize
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prepare(model, inplace=True)
-        # batch 1: no padding in the calibrated ranges
-        tr = Transcriber(model, do_normalize=do_norm, device="cpu", batch_size=1)
-        tr.transcribe(audios)
-        convert(model, inplace=True)
-    log.info("int8-static: %d Linear layers, activations calibrated on %d utterances of %s", len(names),
-             len(audios), config.calibration_data)
     return model
 
 
@@ -518,3 +426,7 @@ def rebuild_quantized(model: nn.Module, layout: dict[str, Any], tensors: dict[st
                 wrapper.dequant = nnq.DeQuantize()
                 _set_module(model, wrapper_name, wrapper)
     return model
+
+
+# int8-static lives in its own module (calibration and torch.ao static flow); re-exported for callers of this one
+from compress.methods.int8_static import Int8StaticConfig, StaticQuantLinear, apply_int8_static  # noqa: E402,F401
