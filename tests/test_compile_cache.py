@@ -27,7 +27,7 @@ def test_the_cache_lives_in_the_suite_folder_unless_the_user_chose_one(tmp_path:
     assert use_compile_cache() == str(tmp_path / "mine")
 
 
-def test_the_probe_labels_hits_and_misses(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_probe_labels_what_was_written_and_found(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from torch._dynamo.utils import counters
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))
@@ -37,9 +37,12 @@ def test_the_probe_labels_hits_and_misses(monkeypatch: pytest.MonkeyPatch, tmp_p
     with CacheProbe() as probe:
         counters["inductor"]["fxgraph_cache_hit"] += 1
     assert probe.label == "warm"
+    with CacheProbe() as probe:  # a frozen graph bypasses the graph caches: its kernels were found, nothing written
+        counters["inductor"]["fxgraph_cache_bypass"] += 1
+    assert probe.label == "warm"
     with CacheProbe() as probe:
-        counters["inductor"]["fxgraph_cache_hit"] += 1
-        counters["aot_autograd"]["autograd_cache_miss"] += 1
+        counters["inductor"]["fxgraph_cache_bypass"] += 1
+        (tmp_path / "kernel.so").write_bytes(b"")
     assert probe.label == "cold"
 
 

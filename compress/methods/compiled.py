@@ -84,26 +84,37 @@ def use_compile_cache() -> str:
 
 
 def _cache_counts() -> tuple[int, int]:
+    """(graphs compiled, of them loaded whole from the FX graph / AOTAutograd caches) so far in this process."""
     from torch._dynamo.utils import counters
 
     ind, aot = counters["inductor"], counters["aot_autograd"]
-    return (ind["fxgraph_cache_hit"] + aot["autograd_cache_hit"],
-            ind["fxgraph_cache_miss"] + aot["autograd_cache_miss"])
+    hits = ind["fxgraph_cache_hit"] + aot["autograd_cache_hit"]
+    return hits + ind["fxgraph_cache_miss"] + ind["fxgraph_cache_bypass"], hits
+
+
+def _files_in(folder: str) -> int:
+    return sum(len(files) for _, _, files in os.walk(folder))
 
 
 class CacheProbe:
-    """Around a compilation: ``label`` is "warm" when every compiled graph came from the cache, "cold" when any was
-    compiled anew (a miss), "" when nothing was compiled."""
+    """Around a compilation: ``label`` is "cold" when it wrote anything to the compile cache (a graph or a kernel
+    compiled anew), "warm" when it compiled graphs but found all of it there, "" when nothing was compiled.
+
+    The files, not only Inductor's hit counters, decide: a graph with frozen weights (int8-inductor) bypasses the
+    FX graph and AOTAutograd caches (its prepacked oneDNN weights do not pickle), yet its C++ kernels are cached
+    by their source, and compiling them is most of the build: a second build that finds them writes nothing."""
 
     def __enter__(self) -> CacheProbe:
-        use_compile_cache()
-        self._before = _cache_counts()
+        self.folder = use_compile_cache()
+        self._before = (_cache_counts(), _files_in(self.folder))
         self.label = ""
         return self
 
     def __exit__(self, *exc: object) -> None:
-        hits, misses = (a - b for a, b in zip(_cache_counts(), self._before))
-        self.label = "cold" if misses else ("warm" if hits else "")
+        (graphs0, hits0), files0 = self._before
+        graphs, hits = _cache_counts()
+        written = _files_in(self.folder) - files0
+        self.label = "cold" if written > 0 else ("warm" if graphs > graphs0 or hits > hits0 else "")
 
 
 def _own_class(module: nn.Module, mixin: type | None = None) -> None:
