@@ -37,8 +37,10 @@ def test_the_probe_labels_what_was_written_and_found(monkeypatch: pytest.MonkeyP
     with CacheProbe() as probe:
         counters["inductor"]["fxgraph_cache_hit"] += 1
     assert probe.label == "warm"
-    with CacheProbe() as probe:  # a frozen graph bypasses the graph caches: its kernels were found, nothing written
+    with CacheProbe() as probe:  # a frozen graph bypasses the graph caches: its kernels found, a new wrapper only
         counters["inductor"]["fxgraph_cache_bypass"] += 1
+        (tmp_path / "wrapper.py").write_text("")
+        (tmp_path / "kernel.lock").write_text("")
     assert probe.label == "warm"
     with CacheProbe() as probe:
         counters["inductor"]["fxgraph_cache_bypass"] += 1

@@ -93,7 +93,9 @@ def _cache_counts() -> tuple[int, int]:
 
 
 def _files_in(folder: str) -> int:
-    return sum(len(files) for _, _, files in os.walk(folder))
+    """Compiled kernels and cache entries in ``folder``; not the Python wrappers (a frozen graph's wrapper is written
+    again at each build, cheaply) nor lock files."""
+    return sum(not f.endswith((".py", ".lock")) for _, _, files in os.walk(folder) for f in files)
 
 
 class CacheProbe:
@@ -102,7 +104,7 @@ class CacheProbe:
 
     The files, not only Inductor's hit counters, decide: a graph with frozen weights (int8-inductor) bypasses the
     FX graph and AOTAutograd caches (its prepacked oneDNN weights do not pickle), yet its C++ kernels are cached
-    by their source, and compiling them is most of the build: a second build that finds them writes nothing."""
+    by their source, and compiling them is most of the build: a second build that finds them compiles no kernel."""
 
     def __enter__(self) -> CacheProbe:
         self.folder = use_compile_cache()
