@@ -56,6 +56,14 @@ def test_calibrating_on_the_evaluated_set_is_refused(tiny_corpus: Path, tmp_path
 
     evaluated = read_subset(tiny_corpus)
     check_no_overlap(read_subset(copy), ["other-utterance"], str(copy))  # ids: no overlap, no error
+    # a sibling subset of the same corpus (train-clean beside dev-clean) is not the same directory
+    from core.data.librispeech import Manifest
+
+    sibling = Manifest(evaluated.root, "dev-clean", ())
+    assert evaluated.subset != "dev-clean"
+    check_no_overlap(evaluated, sibling, str(tiny_corpus))
+    with pytest.raises(FootprintError, match="overlaps"):
+        check_no_overlap(evaluated, Manifest(evaluated.root, evaluated.subset, ()), str(tiny_corpus))
     with pytest.raises(FootprintError, match="overlaps"):
         check_no_overlap(read_subset(copy), [evaluated.utterances[3].utt_id], str(copy))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -62,12 +62,17 @@ def _ids(manifest_or_ids: Any) -> set[str]:
     return {str(i) for i in manifest_or_ids}
 
 
+def _subset_path(manifest: Any) -> Path | None:
+    """A manifest's subset directory (its ``root`` is the folder holding the subset); None for a list of ids."""
+    root, subset = getattr(manifest, "root", None), getattr(manifest, "subset", None)
+    return (Path(root) / subset).resolve() if root is not None and subset is not None else None
+
+
 def check_no_overlap(calibration: Any, evaluated: Any, calibration_spec: str, evaluated_spec: str = "") -> None:
     """Refuse (one line) when the calibration manifest shares utterances with the evaluated one.  Ids are
     LibriSpeech's speaker-chapter-utterance, unique across its subsets; the same directory is refused too."""
-    cal_root = getattr(calibration, "root", None)
-    ev_root = getattr(evaluated, "root", None)
-    same_dir = cal_root is not None and ev_root is not None and Path(cal_root).resolve() == Path(ev_root).resolve()
+    cal_dir, ev_dir = _subset_path(calibration), _subset_path(evaluated)
+    same_dir = cal_dir is not None and cal_dir == ev_dir
     shared = _ids(calibration) & _ids(evaluated)
     if same_dir or shared:
         what = f" {evaluated_spec}" if evaluated_spec else ""
@@ -122,7 +127,3 @@ def calibrate_audio_for(config: Any, model: Any = None) -> list[np.ndarray]:
     if model is not None:
         model._footprint_calibration_data = spec
     return audios
-
-
-def ids_of(utterances: Iterable[Any]) -> list[str]:
-    return [u.utt_id for u in utterances]
