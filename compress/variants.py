@@ -12,7 +12,9 @@ A spec is one of:
 ``Variant.info``: params, size_mb (the weights as the model runs: params x 4 / 1e6 in fp32, the paper's MB; int8
 and half-precision models their tensor bytes, as the paper's 354 MB int8 model), size_on_disk_mb (bytes of the stored
 weights: the real file for a directory, the bytes ``save_variant`` would write for an in-memory recipe),
-memory_mb, sparsity, conv_layers, transformer_layers, storage, compute_dtype, trained, FLOPs per second of audio.
+memory_mb, sparsity, conv_layers, transformer_layers, storage, compute_dtype, trained, FLOPs per second of audio;
+one-time costs: compile_s, export_s, calibration_s (seconds, when spent building it), compile_cache ("cold" | "warm" |
+""), calibration_data (the spec calibrated on, "" if none), length_buckets ("" or the step, e.g. "0.5s").
 """
 from __future__ import annotations
 
@@ -49,6 +51,9 @@ def _info(model: Any, rec: dict[str, Any], size_on_disk_bytes: int | None) -> di
     if hasattr(model, "variant_info"):  # a model run by another runtime (ONNX Runtime) says what it is itself
         info = model.variant_info()
         info["trained"] = bool(rec.get("trained", True))
+        info.setdefault("compile_cache", "")
+        info.setdefault("calibration_data", rec.get("calibration_data", ""))
+        info.setdefault("length_buckets", "")
         return info
     info = model_stats(model)
     if size_on_disk_bytes is not None:
@@ -70,6 +75,10 @@ def _info(model: Any, rec: dict[str, Any], size_on_disk_bytes: int | None) -> di
     from compress.methods.compiled import compiled_info
 
     info.update(compiled_info(model))
+    from compress.methods.compiled import one_time_info
+
+    for key, value in one_time_info(model, rec).items():
+        info.setdefault(key, value)
     from compress.methods.quantize import quantized_modules
 
     engine = getattr(model, "_footprint_quantized_engine", None)  # what its int8 weights were packed for
@@ -128,8 +137,11 @@ def _load_teacher(teacher: str, device: str) -> Variant:
 
 
 def build_variant(recipe: str, teacher: str = "embedded", device: str = "cpu", students_dir: str | None = None,
-                  overrides: dict[str, dict[str, Any]] | None = None) -> tuple[Variant, list[Any], Variant | None]:
-    """Apply a recipe; returns (variant, stages, the variant it was built from)."""
+                  overrides: dict[str, dict[str, Any]] | None = None, calibration_data: str | None = None,
+                  eval_data: str | None = None) -> tuple[Variant, list[Any], Variant | None]:
+    """Apply a recipe; returns (variant, stages, the variant it was built from).  ``calibration_data`` /
+    ``eval_data``: for stages that calibrate, the audio to calibrate on / the evaluated set, whose training split is
+    the default and which the calibration audio must not overlap (:mod:`compress.methods.calibration`)."""
     from compress.methods.registry import apply_stages, parse_recipe
     from compress.methods.storage import planned_size_bytes, source_info
 
@@ -150,13 +162,15 @@ def build_variant(recipe: str, teacher: str = "embedded", device: str = "cpu", s
         base.model = base.model.to(device)
         base.device = device
         return base, stages, base
-    model = apply_stages(base.model, rest, do_normalize=base.do_normalize, students_dir=students_dir)
+    model = apply_stages(base.model, rest, do_normalize=base.do_normalize, students_dir=students_dir,
+                         calibration_data=calibration_data, eval_data=eval_data)
     src = base.record
     rec = {"recipe": recipe, "stages": [s.as_record() for s in stages],
            "source_model": base.path or teacher, "source_hash": src.get("source_hash") if first.method.needs_training
            else (source_info(teacher, Path(base.path)).get("hash") if base.path else None),
            "storage": "tensors" if any(s.method.quantized_int8 for s in rest) else src.get("storage", "hf"),
-           "trained": bool(src.get("trained", True))}
+           "trained": bool(src.get("trained", True)),
+           "calibration_data": getattr(model, "_footprint_calibration_data", None) or src.get("calibration_data", "")}
     if hasattr(model, "pruning_report"):
         rec["pruned_tensors_sparsity"] = model.pruning_report["pruned_tensors_sparsity"]
     reapply = any(s.method.reapply_on_load for s in rest)
@@ -259,8 +273,10 @@ def check_model_spec(spec: str) -> None:
 
 
 def load_variant(spec: str, device: str = "cpu", teacher: str = "embedded", students_dir: str | None = None,
-                 name: str | None = None) -> Variant:
-    """A model spec (``embedded``, a directory, a recipe, or ``arch-...``) -> :class:`Variant` on ``device``."""
+                 name: str | None = None, calibration_data: str | None = None,
+                 eval_data: str | None = None) -> Variant:
+    """A model spec (``embedded``, a directory, a recipe, or ``arch-...``) -> :class:`Variant` on ``device``.
+    ``calibration_data`` / ``eval_data``: see :func:`build_variant` (recipes that calibrate only)."""
     spec = str(spec).strip()
     if spec.startswith(ARCH_PREFIX):
         return build_arch_variant(spec, device)
@@ -274,7 +290,8 @@ def load_variant(spec: str, device: str = "cpu", teacher: str = "embedded", stud
     if p.is_dir():
         return _load_dir(p, device, name)
     _check_not_a_path(spec, p)
-    v, _, _ = build_variant(spec, teacher=teacher, device=device, students_dir=students_dir)
+    v, _, _ = build_variant(spec, teacher=teacher, device=device, students_dir=students_dir,
+                            calibration_data=calibration_data, eval_data=eval_data)
     if name:
         v.name = name
     return v

@@ -47,9 +47,9 @@ def built(corpus):  # noqa: ANN001, ANN201
 def _speech_batch(corpus):  # noqa: ANN001, ANN202
     """Three utterances the calibration did not see, zero-padded, normalised as the runner does."""
     from core.inference import pad_batch
-    from compress.methods.quantize import calibration_audio
+    from compress.methods.calibration import choose_calibration_audio
 
-    x, mask = pad_batch(calibration_audio(str(corpus), 7)[4:], True)
+    x, mask = pad_batch(choose_calibration_audio(str(corpus), 7)[4:], True)  # the draw's first 4 calibrated
     return torch.from_numpy(x), torch.from_numpy(mask)
 
 

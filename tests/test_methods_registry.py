@@ -28,7 +28,7 @@ def test_every_method_module_registers_beside_its_handler() -> None:
     modules = {m.module for m in registry.methods()}
     assert modules == {f"compress.methods.{n}" for n in ("baseline", "students", "maxpool", "quantize", "prune",
                                                                        "compiled", "front_end", "int8_inductor", "ort",
-                                                                       "openvino")}
+                                                                       "openvino", "buckets")}
     assert "bf16-autocast" in recipe_names()
 
 

@@ -14,6 +14,8 @@ Recipes chain with ``+``, applied left to right: ``distill-L4+int8-dynamic``, ``
 * :mod:`.compiled` - ``compile``: torch.compile of the conv front end (or the whole model), weights unchanged.
 * :mod:`.int8_inductor` - ``int8-inductor``: the encoder's Linears int8 via torchao PT2E, compiled by Inductor.
 * :mod:`.openvino` - ``ov-fp32`` / ``ov-int8``: converted to OpenVINO (NNCF int8), run by its CPU plugin.
+* :mod:`.buckets` - ``buckets``: batches padded to a fixed set of lengths (kernels reused on lengths never seen).
+* :mod:`.calibration` - the one chooser of calibration audio (int8-static, int8-inductor-static, pruning).
 * :mod:`.distill` - knowledge distillation (eq. 1 of the paper) into fewer transformer layers (training).
 * :mod:`.storage` - how each variant is saved (Hugging Face dir, or safetensors with int8 / sparse encodings)
   and ``variant.json``; :mod:`compress.variants` loads any of them.
@@ -33,3 +35,4 @@ from compress.methods import front_end  # noqa: F401
 from compress.methods import int8_inductor  # noqa: F401
 from compress.methods import ort  # noqa: F401
 from compress.methods import openvino  # noqa: F401
+from compress.methods import buckets  # noqa: F401

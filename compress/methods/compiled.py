@@ -20,15 +20,21 @@ embedded dev-clean, 2 threads, 4 interleaved passes: ``bf16+front-end-bf16`` x2.
 compiled x2.91; compiling it took ~60 s).  ``dynamic=True``: utterance lengths vary, one graph serves them all instead
 of one compilation per length.  Compilation runs here, at build time, on two dummy lengths, so its cost is
 ``compile_s`` in the variant's info and not part of any timed repeat.  Needs a C++ compiler on CPU (Inductor
-generates C++); runtime-only: nothing is saved, ``compile`` is redone wherever the recipe is named.
+generates C++); runtime-only: no weights are saved, ``compile`` is redone wherever the recipe is named, but what
+Inductor compiled is kept in the suite's persistent compile cache (:func:`use_compile_cache`), so a second build
+of the same graph (the runner's memory child, a later run, a deployer's ``load_variant``) loads it instead of
+compiling it: ``compile_cache`` in the variant's info says "cold" (something was compiled) or "warm" (all loaded).
+Dynamo guards on the thread count too: a graph cached at one ``torch.set_num_threads`` is compiled again at another.
 """
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 import types
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -44,9 +50,73 @@ SCOPES = ("front-end", "model", "encoder")
 
 # Dynamo keeps its cache of compiled graphs on the Python code object of the function it compiles, shared by every
 # model whose forward is that function, and runs eager, with one warning, once that cache holds ``recompile_limit``
-# (8) graphs.  A benchmark compiles several variants in one process: in a 16-variant run the shared budget ran out
-# and the later variants ran eager while reported as compiled.  So each compiled model gets a forward of its own
-# code object (its own cache and limit), and a front end that recompiles for every length is refused.
+# (8) graphs.  A benchmark compiles several variants in one process, so a shared budget would run out and later
+# variants would run eager while reported as compiled.  So each compiled model gets a forward of its own code object
+# (its own cache and limit), and a front end that recompiles for every length is refused.
+
+CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+
+
+def compile_cache_dir() -> Path:
+    """The suite's persistent compile cache: Inductor's FX graph and AOTAutograd caches and the compiled C++ kernels,
+    under the suite's cache folder (``$W2V_FOOTPRINT_CACHE``, default ``~/.cache/w2v-footprint``), one folder per
+    torch version (a cache entry is only valid for the torch that wrote it)."""
+    from core.data.synth.corpus import cache_root
+
+    return cache_root() / "compile" / f"torch-{torch.__version__.split('+')[0]}"
+
+
+def use_compile_cache() -> str:
+    """Point Inductor's on-disk caches at :func:`compile_cache_dir` unless the user chose a folder: torch's
+    default is under /tmp (gone at a reboot), ours is shared by the runner's memory child, a second run and a
+    deployer's ``load_variant``, so they load compiled graphs instead of compiling them again.  Returns the folder."""
+    current = os.environ.get(CACHE_ENV)
+    if current:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+        # torch writes its own default into the environment once it has used it: that is not a user's choice
+        if os.path.abspath(current) != os.path.abspath(default_cache_dir()):
+            return current
+    folder = compile_cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ[CACHE_ENV] = str(folder)
+    return str(folder)
+
+
+def _cache_counts() -> tuple[int, int]:
+    """(graphs compiled, of them loaded whole from the FX graph / AOTAutograd caches) so far in this process."""
+    from torch._dynamo.utils import counters
+
+    ind, aot = counters["inductor"], counters["aot_autograd"]
+    hits = ind["fxgraph_cache_hit"] + aot["autograd_cache_hit"]
+    return hits + ind["fxgraph_cache_miss"] + ind["fxgraph_cache_bypass"], hits
+
+
+def _files_in(folder: str) -> int:
+    """Compiled kernels and cache entries in ``folder``; not the Python wrappers (a frozen graph's wrapper is written
+    again at each build, cheaply) nor lock files."""
+    return sum(not f.endswith((".py", ".lock")) for _, _, files in os.walk(folder) for f in files)
+
+
+class CacheProbe:
+    """Around a compilation: ``label`` is "cold" when it wrote anything to the compile cache (a graph or a kernel
+    compiled anew), "warm" when it compiled graphs but found all of it there, "" when nothing was compiled.
+
+    The files, not only Inductor's hit counters, decide: a graph with frozen weights (int8-inductor) bypasses the
+    FX graph and AOTAutograd caches (its prepacked oneDNN weights do not pickle), yet its C++ kernels are cached
+    by their source, and compiling them is most of the build: a second build that finds them compiles no kernel."""
+
+    def __enter__(self) -> CacheProbe:
+        self.folder = use_compile_cache()
+        self._before = (_cache_counts(), _files_in(self.folder))
+        self.label = ""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        (graphs0, hits0), files0 = self._before
+        graphs, hits = _cache_counts()
+        written = _files_in(self.folder) - files0
+        self.label = "cold" if written > 0 else ("warm" if graphs > graphs0 or hits > hits0 else "")
 
 
 def _own_class(module: nn.Module, mixin: type | None = None) -> None:
@@ -86,11 +156,37 @@ def compile_available() -> bool:
 
 
 def compiled_info(model: nn.Module) -> dict[str, object]:
-    """``runtime`` and ``compile_s`` of a model this recipe compiled (empty otherwise)."""
+    """``runtime``, ``compile_s`` and ``compile_cache`` of a model this recipe or int8-inductor compiled (empty
+    otherwise)."""
     scope = getattr(model, "_footprint_compiled", None)
     if scope is None:
         return {}
-    return {"runtime": f"torch.compile ({scope})", "compile_s": round(model._footprint_compile_s, 2)}
+    return {"runtime": f"torch.compile ({scope})", "compile_s": round(model._footprint_compile_s, 2),
+            "compile_cache": getattr(model, "_footprint_compile_cache", "")}
+
+
+def one_time_info(model: nn.Module, record: dict[str, object] | None = None) -> dict[str, object]:
+    """What building the variant cost once, beside what running it costs: the keys every variant's info has
+    (``compile_cache``, ``calibration_data``, ``length_buckets``: "" when none) and the seconds that were spent
+    (``calibration_s``, ``export_s``: only when spent here; a saved variant was calibrated when it was saved)."""
+    record = record or {}
+    info: dict[str, object] = {
+        "compile_cache": getattr(model, "_footprint_compile_cache", ""),
+        "calibration_data": getattr(model, "_footprint_calibration_data", None) or record.get("calibration_data", ""),
+        "length_buckets": length_buckets_label(getattr(model, "_footprint_length_buckets", None)),
+    }
+    for key in ("calibration_s", "export_s"):
+        seconds = getattr(model, f"_footprint_{key}", None)
+        if seconds is not None:
+            info[key] = round(float(seconds), 2)
+    return info
+
+
+def length_buckets_label(buckets: object) -> str:
+    """A short label of a model's length buckets: "0.5s" for a 0.5 s step, "" for none."""
+    from core.inference import LengthBuckets
+
+    return buckets.label() if isinstance(buckets, LengthBuckets) else ""
 
 
 @register_method("compile-encoder", CompileConfig, runtime_only=True, available=compile_available,
@@ -126,7 +222,7 @@ def apply_compile(model: nn.Module, config: CompileConfig) -> nn.Module:
     from compress.methods.front_end import front_end_dtype
 
     if front_end_dtype(model) and config.scope != "encoder":
-        # measured: compiling the bf16 channels-last front end gained ~10 % (0.097 -> 0.088 s, teacher, 8 x 10 s)
+        # the channels-last bf16 front end runs oneDNN's fused convs already; compiling it on top gains little
         raise FootprintError("compile: the front end already runs channels-last (front-end-bf16); use one of the "
                              "two, or compile-encoder after it")
     targets = {"front-end": model.wav2vec2.feature_extractor, "encoder": model.wav2vec2.encoder, "model": model}
@@ -150,10 +246,12 @@ def apply_compile(model: nn.Module, config: CompileConfig) -> nn.Module:
     # the attention mask a layer-norm extractor gets.
     dummies = [torch.zeros(batch, int(seconds * 16000), device=device) for batch, seconds in ((2, 1.3), (1, 2.1))]
     masks = [None if uses_group_norm(model) else torch.ones_like(x, dtype=torch.long) for x in dummies]
-    with torch.inference_mode():
+    with CacheProbe() as probe, torch.inference_mode():
         for x, mask in zip(dummies, masks):
             model(x, attention_mask=mask)
     model._footprint_compiled = config.scope + (" bf16" if config.autocast else "")
     model._footprint_compile_s = time.perf_counter() - t0
-    log.info("compile: %s compiled in %.1f s", config.scope, model._footprint_compile_s)
+    model._footprint_compile_cache = probe.label
+    log.info("compile: %s compiled in %.1f s (compile cache %s)", config.scope, model._footprint_compile_s,
+             probe.label or "unused")
     return model

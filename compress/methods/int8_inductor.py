@@ -5,14 +5,10 @@ quantizes its input, multiplies and dequantizes, and everything between two Line
 LayerNorm, attention) stays separate fp32 passes over memory.  The PT2E flow of torchao (``X86InductorQuantizer``)
 quantizes the same Linears, per output channel, with dynamically quantized activations (one scale per call, no
 calibration), and TorchInductor lowers the graph with weight freezing to oneDNN's int8 GEMMs (VNNI / AMX-INT8),
-the quantize and dequantize steps fused with the ops around them.  Measured by the runner (embedded dev-clean, 2
-threads, 5 interleaved repeats, medians of per-repeat pairs on this project's 2-core Xeon with AMX;
-docs/runs/2026-11-30f-issue16-int8-inductor): the teacher's ``front-end-bf16+int8-inductor`` x2.21 over fp32 at
-+0.00 WER points, ``int8-dynamic+front-end-bf16`` x1.69 at +0.19; the random-weight 12-layer large architecture's
-x3.01 against x2.19.  With bf16 around the int8 and oneDNN's kernel cache enlarged
-(docs/runs/2026-12-01-issue16-int8-mixed-bf16): the teacher's ``front-end-bf16+int8-inductor-static-bf16`` x3.32 at
--0.02, ``-bf16`` (dynamic) x3.12 at -0.15, ``front-end-bf16+int8-inductor`` x2.71 at +0.00; the large
-architecture's ``front-end-bf16+int8-inductor-bf16`` x3.66.
+the quantize and dequantize steps fused with the ops around them.  That fusion, not the int8 arithmetic alone,
+is the gain over ``int8-dynamic``; with bf16 around the int8 (``-bf16``) the fp32 passes between the GEMMs shrink
+too, and a calibrated (``-static``) graph skips the per-call range computation.  The runner's measured figures
+are in docs/runs and the methods README, not here.
 
 Scope: the transformer encoder (positional conv, layers, final LayerNorm) is exported with ``torch.export``
 (dynamic batch and length), quantized and compiled; the conv front end, the feature projection and the CTC head
@@ -26,17 +22,19 @@ AVX512-BF16).  The positional convolution stays fp32 inside the graph: oneDNN's 
 this project's CPU (without the guard the teacher's argmax agreed with fp32 on 80 % of frames).
 ``int8-inductor-static`` / ``-static-bf16``: activation ranges calibrated once (torchao's histogram observer, one
 scale per tensor) by transcribing 16 train-clean utterances, one at a time, with the observed graph as the encoder;
-no per-call range computation.  It calibrates on the embedded corpus unless told otherwise (``calibration_data``,
-a LibriSpeech-layout subset directory, through ``build_variant(..., overrides=...)``, as ``int8-static``): for
-another teacher, give it that teacher's training audio.
+no per-call range computation.  The audio is chosen by :mod:`compress.methods.calibration` (a seeded draw from
+the training split that belongs to the evaluated data, refused if it overlaps it; ``calibration_data`` names
+another, ``--calibration-data`` on the command line): for another teacher, give it that teacher's training audio.
 
 Limits, measured: exported with the padding mask (models with a layer-norm front end, like the embedded teacher),
 the encoder fails on a batch of one (torch 2.13: an index out of bounds inside the graph's masking code), so there
 a batch of one runs as two copies of itself and the first is kept; without a mask (group-norm front ends, like the
 paper's large model, which the runner feeds one utterance at a time) a batch of one runs as it is.
 Compilation happens here, at build time, on two dummy lengths (``compile_s`` in the variant's info, outside any
-timed repeat).  CPU only (x86: oneDNN), float32 models only; needs torchao (extra ``torchao``) and a C++ compiler.
-Runtime-only: nothing is saved; the int8 weights are recomputed (deterministically) wherever the recipe is named.
+timed repeat; ``export_s`` and ``calibration_s`` its parts before Inductor), through the suite's persistent compile
+cache (``compiled.use_compile_cache``: ``compile_cache`` says cold or warm).  CPU only (x86: oneDNN), float32
+models only; needs torchao (extra ``torchao``) and a C++ compiler.  Runtime-only: no weights are saved; the int8
+weights are recomputed (deterministically) wherever the recipe is named, the compiled kernels come from the cache.
 """
 from __future__ import annotations
 
@@ -73,8 +71,10 @@ class Int8InductorConfig:
     dynamic: bool = True  # activations quantized per call (no calibration); static: ranges calibrated on audio
     max_frames: int = 100_000  # the export's bound on the encoder's length (frames, 50 per second of audio)
     mixed_bf16: bool = False  # int8 Linears, the rest (attention, LayerNorm, GELU) in bf16: compiled under autocast
-    calibration_data: str = "embedded:train-clean"  # static only; never the reported test set
+    calibration_data: str | None = None  # static only; None: the training split of the evaluated data
     calibration_utterances: int = 16
+    calibration_seed: int = 0
+    eval_data: str | None = None  # filled by the runner: the evaluated set calibration must not overlap
     do_normalize: bool | None = None  # filled from the source variant
 
 
@@ -193,13 +193,13 @@ def _calibrate(model: nn.Module, prepared: nn.Module, encoder: nn.Module, with_m
     """Static activation ranges: the whole model transcribes the calibration audio, one utterance at a time (no
     padding in the ranges), with the observed graph standing in for its encoder."""
     from core.inference import Transcriber
-    from compress.methods.quantize import calibration_audio
+    from compress.methods.calibration import calibrate_audio_for
 
-    audios = calibration_audio(config.calibration_data, config.calibration_utterances)
+    audios = calibrate_audio_for(config, model)
     model.wav2vec2.encoder = Int8InductorEncoder(prepared, prepared, encoder, with_mask)
     try:
         do_norm = True if config.do_normalize is None else config.do_normalize
-        Transcriber(model, do_normalize=do_norm, device="cpu", batch_size=1).transcribe(audios)
+        Transcriber(model, do_normalize=do_norm, device="cpu", batch_size=1, length_buckets=()).transcribe(audios)
     finally:
         model.wav2vec2.encoder = encoder
     log.info("int8-inductor: activations calibrated on %d utterances of %s", len(audios), config.calibration_data)
@@ -262,6 +262,8 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
             log.warning("int8-inductor-bf16: this CPU has no native bf16 (AVX512-BF16/AMX): bf16 is emulated and "
                         "slow here; int8-inductor keeps the rest in fp32")
     import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
+
+    from compress.methods.compiled import CacheProbe
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     model.eval()
@@ -279,17 +281,21 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
         # the encoder itself, not a copy: export and quantization leave it as it was (it is replaced below)
         exported = torch.export.export(_LastHiddenState(encoder), example, dynamic_shapes=shapes,
                                        strict=False).module()
+        model._footprint_export_s = time.perf_counter() - t0
         prepared = prepare_pt2e(exported, quantizer)
         if config.dynamic:
             prepared(*example)  # observers see one batch (the weights' ranges; activations are dynamic)
         else:
+            t_cal = time.perf_counter()
             _calibrate(model, prepared, encoder, with_mask, config)
+            model._footprint_calibration_s = time.perf_counter() - t_cal
         graph = convert_pt2e(prepared)
         _drop_unused_tensors(graph)
         if config.mixed_bf16:
             _grouped_convs_in_fp32(graph)
         compiled = torch.compile(graph, dynamic=True)
-        with _inductor_config().patch(freezing=True), torch.inference_mode(), _autocast(config.mixed_bf16):
+        with _inductor_config().patch(freezing=True), torch.inference_mode(), _autocast(config.mixed_bf16), \
+                CacheProbe() as probe:
             # compiled here, outside any timed repeat: a batch of one is a graph of its own (Inductor specialises
             # sizes 0 and 1); with a mask it never reaches the graph (see above)
             for b, t in ((2, 65), (3, 104)) + (() if with_mask else ((1, 83),)):
@@ -300,8 +306,10 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
     model._footprint_compiled = ("encoder int8" + ("" if config.dynamic else " (static)")
                                  + (" + bf16" if config.mixed_bf16 else "") + " (torchao PT2E, x86 Inductor)")
     model._footprint_compile_s = time.perf_counter() - t0
+    model._footprint_compile_cache = probe.label
     model._footprint_quantized_engine = "onednn (Inductor)"
     if config.mixed_bf16:
         model._footprint_encoder_autocast = "bfloat16"  # the compute dtype the variant's row names
-    log.info("int8-inductor: encoder quantized and compiled in %.1f s", model._footprint_compile_s)
+    log.info("int8-inductor: encoder quantized and compiled in %.1f s (compile cache %s)", model._footprint_compile_s,
+             probe.label or "unused")
     return model

@@ -96,8 +96,9 @@ class OvConfig:
     precision: str = "f32"  # INFERENCE_PRECISION_HINT of what is not int8: f32 | bf16 (the plugin's own default
     # on AVX512-BF16/AMX CPUs; 99.8 % WER on an AMX Xeon, see above)
     quantize_front_end: bool = False  # the conv feature extractor int8 too (cost WER on the teacher)
-    calibration_data: str = "embedded:train-clean"  # never the reported test set
+    calibration_data: str | None = None  # None: the training split of the evaluated data (never the test set)
     calibration_utterances: int = 64
+    eval_data: str | None = None  # filled by the runner: the evaluated set calibration must not overlap
     threads: int = 0  # INFERENCE_NUM_THREADS; 0 = torch.get_num_threads() when the model is compiled
     do_normalize: bool | None = None  # filled from the source variant: calibration inputs as the runner's
 
@@ -193,10 +194,9 @@ def convert(model: nn.Module, with_mask: bool) -> Any:
 def calibration_inputs(config: OvConfig, with_mask: bool) -> list[dict[str, np.ndarray]]:
     """The calibration feeds: one utterance each (no padding in the ranges), normalised as the runner does."""
     from core.inference import pad_batch
-    # the one place the calibration audio is chosen (a shared chooser can replace this call)
-    from compress.methods.quantize import calibration_audio
+    from compress.methods.calibration import calibrate_audio_for
 
-    audios = calibration_audio(config.calibration_data, config.calibration_utterances)
+    audios = calibrate_audio_for(config)
     do_norm = True if config.do_normalize is None else config.do_normalize
     feeds = []
     for a in audios:

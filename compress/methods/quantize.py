@@ -15,12 +15,9 @@ int8-dynamic
     only; loading a saved variant builds the quantized modules directly from the stored int8 tensors.
 
 int8-static (beyond the paper)
-    Each ``nn.Linear`` is wrapped as quantize -> int8 Linear -> dequantize, with activation ranges calibrated on
-    a few utterances (not the reported test set: the synthetic ``train-clean`` by default).  Everything between
-    two Linears - GELU, layer norms, softmax, residual adds - runs in fp32: this is exactly the paper's section 5.1
-    workaround (dequantize before GELU, requantize after), applied at every Linear.  Output activations are
-    requantized with a calibrated scale, which costs accuracy against dynamic quantization; the benchmark
-    reports its WER and speed as they are.
+    Each ``nn.Linear`` as quantize -> int8 Linear -> dequantize, activation ranges calibrated on training audio
+    (:mod:`.calibration`); everything between two Linears in fp32: the paper's section 5.1 workaround, applied at
+    every Linear.  The requantized outputs cost accuracy against dynamic quantization; the runner reports it.
 
 fp16 / bf16
     Every floating tensor cast; fp16 is meant for GPU inference (CPU fp16 kernels are slow or missing).  bf16 also
@@ -64,20 +61,20 @@ _warned_deprecated = False
 @dataclass
 class Int8DynamicConfig:
     per_channel: bool = False  # False: one scale per weight tensor (quantize_dynamic's default, the paper's)
-    # torch's quantized engine the int8 weights are packed for (x86 | fbgemm | onednn): it picks the kernels.
-    # Probe (embedded teacher, 8 s, batch 1, 2 busy threads, 5 interleaved repeats): x86 x1.34, fbgemm x1.04,
-    # onednn x1.08 vs fp32, same logits within 0.33; the issue's large-architecture probe had onednn ahead
-    # (x1.71 vs x86 x1.52): re-measure on a quiet machine with tools/quant_engine_probe.py before changing it.
+    # torch's quantized engine the int8 weights are packed for (x86 | fbgemm | onednn): it picks the kernels; which
+    # is fastest depends on the CPU (tools/quant_engine_probe.py measures them), x86 was on this project's.
     engine: str = "x86"
 
 
 @dataclass
 class Int8StaticConfig:
-    calibration_data: str = "embedded:train-clean"  # never the reported test set
+    calibration_data: str | None = None  # None: the training split of the evaluated data (never the test set)
     calibration_utterances: int = 16
     observer: str = "histogram"  # histogram (clips outliers; PyTorch's default for x86) | minmax
     per_channel: bool = True
+    calibration_seed: int = 0
     do_normalize: bool | None = None  # filled from the source variant
+    eval_data: str | None = None  # filled by the runner: the evaluated set calibration must not overlap
 
 
 @dataclass
@@ -89,13 +86,9 @@ class HalfConfig:
 class AutocastConfig:
     dtype: str = "bfloat16"
     # The attention implementation on CPU; "" keeps the model's own (transformers' SDPA, PyTorch's fused CPU
-    # flash-attention kernel).  It was "eager" until measured otherwise: on the AMD EPYC this project started on,
-    # SDPA under bf16 autocast with a padding mask was 12 % slower (teacher, 100 dev-clean utterances, batch 8:
-    # 2.01 vs 1.77 s); on the 2-core Xeon with AMX (torch 2.13) eager attention was 42 % of the bf16 teacher's
-    # forward (softmax, scaling and mask add over (8, 4, 499, 499) scores in fp32, autocast's softmax policy) and
-    # SDPA ran it 0.364 -> 0.272 s (batch 8 x 10 s with padding); on embedded dev-clean (shorter utterances, 3
-    # interleaved repeats, per-repeat pairs) front-end-bf16+bf16-autocast went x2.08 -> x2.19 over the fp32
-    # teacher, distill-L4 with it x3.79 -> x4.16, WER unchanged.  ``bf16-autocast-eager`` keeps the old choice.
+    # flash-attention kernel): under bf16 autocast eager attention computes softmax, scaling and the mask add over
+    # the (batch, heads, frames, frames) scores in fp32 (autocast's softmax policy), SDPA fuses them.  The runner
+    # measures both (``bf16-autocast-eager`` keeps eager attention); the figures are in docs/runs.
     cpu_attention: str = ""
 
 
@@ -218,25 +211,6 @@ def _static_qconfig(config: Int8StaticConfig):
     return QConfig(activation=act, weight=weight)
 
 
-def calibration_audio(spec: str, n: int) -> list[Any]:
-    """The first ``n`` utterances (id order) of a data spec; ``embedded:train-clean`` = the synthetic corpus."""
-    from pathlib import Path
-
-    from core.data.librispeech import load_audio, read_subset
-
-    if spec.startswith("embedded:"):
-        subset = spec.split(":", 1)[1] or "train-clean"
-        from core.data.synth.corpus import SynthConfig, ensure_corpus
-
-        subset_dir = Path(ensure_corpus(SynthConfig(), (subset,))) / "LibriSpeech" / subset
-    else:
-        subset_dir = Path(spec).expanduser()
-    manifest = read_subset(subset_dir).subset_of(n)
-    if not manifest.utterances:
-        raise FootprintError(f"{subset_dir}: no utterances for calibration")
-    return [load_audio(u) for u in manifest.utterances]
-
-
 @register_method("int8-static", Int8StaticConfig, devices=("cpu",), quantized_int8=True, command="quantize",
                  description="every `nn.Linear` int8 with calibrated activations, fp32 between "
                              "(section 5.1 workaround)")
@@ -245,23 +219,29 @@ def apply_int8_static(model: nn.Module, config: Int8StaticConfig) -> nn.Module:
 
     from core.inference import Transcriber
 
+    import time
+
+    from compress.methods.calibration import calibrate_audio_for
+
     _reject_quantized(model, "int8-static")
     model = _no_grad_float(model.cpu())
+    t0 = time.perf_counter()
+    audios = calibrate_audio_for(config, model)  # first: a refused calibration set costs nothing
     qconfig = _static_qconfig(config)
     names = linear_names(model)
     for name in names:
         wrapper = StaticQuantLinear(model.get_submodule(name))
         wrapper.qconfig = qconfig
         _set_module(model, name, wrapper)
-    audios = calibration_audio(config.calibration_data, config.calibration_utterances)
     do_norm = True if config.do_normalize is None else config.do_normalize
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prepare(model, inplace=True)
         # batch 1: no padding in the calibrated ranges
-        tr = Transcriber(model, do_normalize=do_norm, device="cpu", batch_size=1)
+        tr = Transcriber(model, do_normalize=do_norm, device="cpu", batch_size=1, length_buckets=())
         tr.transcribe(audios)
         convert(model, inplace=True)
+    model._footprint_calibration_s = time.perf_counter() - t0
     log.info("int8-static: %d Linear layers, activations calibrated on %d utterances of %s", len(names),
              len(audios), config.calibration_data)
     return model

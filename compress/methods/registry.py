@@ -33,7 +33,7 @@ Options = Mapping[str, Any] | Callable[[str, dict[str, str]], dict[str, Any]]
 
 # Config fields a caller fills from its context (see fill_context); they describe where the recipe ran, not the
 # recipe, so they are left out of the stage records in variant.json.
-CONTEXT_FIELDS = ("do_normalize", "students_dir", "student_dir")
+CONTEXT_FIELDS = ("do_normalize", "students_dir", "student_dir", "eval_data")
 
 
 def _always() -> bool:
@@ -180,7 +180,9 @@ class Stage:
     config_dict: dict[str, Any] = field(default_factory=dict)
 
     def as_record(self) -> dict[str, Any]:
-        return {"name": self.name, "config": self.config_dict}
+        """As recorded in variant.json: the config as applied (a field filled while applying, such as the
+        calibration data chosen for the evaluated set, included)."""
+        return {"name": self.name, "config": config_dict(self.config)}
 
 
 def parse_recipe(recipe: str, overrides: dict[str, dict[str, Any]] | None = None) -> list[Stage]:

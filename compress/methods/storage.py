@@ -157,6 +157,7 @@ def save_variant(model: nn.Module, out_dir: str | Path, *, recipe: str, stages: 
         "compute_dtype": str(_dtype_of(model)).replace("torch.", ""),
         "do_normalize": bool(do_normalize),
         "trained": bool(trained),
+        "calibration_data": getattr(model, "_footprint_calibration_data", None) or "",  # "" when not calibrated
         "size_bytes": size_bytes,
         "size_on_disk_mb": round(size_bytes / 1e6, 6),
         **stats,

@@ -68,7 +68,25 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unseen-share", type=float, default=0.5,
                    help="share of the utterances held out for unseen, split over the repeats (default 0.5)")
     p.add_argument("--max-batch-seconds", type=float, default=240.0, help="padded audio per batch (default 240)")
+    add_calibration_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_calibration_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--calibration-data", default=None, metavar="DIR",
+                   help="audio the calibrating recipes (int8-static, int8-inductor-static) calibrate on: a "
+                        "LibriSpeech-layout subset, never the evaluated set (default: the training split that "
+                        "belongs to --data: embedded:train-clean, or a train-* subset beside a LibriSpeech --data)")
+
+
+def variant_loader(args: argparse.Namespace, data: str):  # noqa: ANN201
+    """``load_variant`` with the calibration defaults of this run (a module-level partial: it pickles, so the
+    runner's memory child builds the same variant)."""
+    import functools
+
+    from compress.variants import load_variant
+
+    return functools.partial(load_variant, calibration_data=getattr(args, "calibration_data", None), eval_data=data)
 
 
 def config_from_args(args: argparse.Namespace):  # noqa: ANN201
@@ -145,7 +163,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     import os
 
     from bench.runner import run_benchmark
-    from compress.variants import load_variant
     from core.errors import FootprintError
     from core.results import load_results
 
@@ -154,7 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(cfg.out)
     created = not out.exists()
     try:
-        summary = run_benchmark(cfg, load_variant, progress=not args.no_progress)
+        summary = run_benchmark(cfg, variant_loader(args, cfg.data), progress=not args.no_progress)
     except FootprintError:
         if created and int(os.environ.get("WORLD_SIZE", "1")) == 1:
             _remove_if_empty_run(out)

@@ -55,6 +55,9 @@ def register_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="the main job: corpus -> variants -> benchmark -> HTML report")
     p.add_argument("--model", default="embedded", help="teacher: 'embedded' or a Hugging Face model directory")
     p.add_argument("--data", default="embedded:dev-clean", help="'embedded:dev-clean' or a LibriSpeech subset dir")
+    from footprint.commands.bench import add_calibration_argument
+
+    add_calibration_argument(p)
     p.add_argument("--out", default="runs/main", help="RUN_DIR (results, report)")
     p.add_argument("--device", default=None, help="cpu, cuda or cpu,cuda (default: cpu, plus cuda if visible)")
     p.add_argument("--limit", type=int, default=0, help="benchmark only the first N utterances (default 0 = all)")
@@ -132,7 +135,6 @@ def main_job(args: argparse.Namespace) -> int:
 
     from core.data import resolve_data
     from bench.runner import RunConfig, run_benchmark
-    from compress.variants import load_variant
     from reports.html import write_report
 
     t0 = time.perf_counter()
@@ -153,7 +155,9 @@ def main_job(args: argparse.Namespace) -> int:
 
         os.environ[TEACHER_ENV] = args.model  # recipes are built from the user's model
     log.info("step 2-3/4: benchmark %s on %s", ", ".join(models), ",".join(devices))
-    run_benchmark(cfg, load_variant)
+    from footprint.commands.bench import variant_loader
+
+    run_benchmark(cfg, variant_loader(args, args.data))
     log.info("step 4/4: report")
     out = write_report(args.out, f"{args.out}/report.html")
     log.info("main job done in %.0f s", time.perf_counter() - t0)

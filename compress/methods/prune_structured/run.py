@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from compress.methods.prune_structured.config import StructuredPruneConfig
 from compress.methods.prune_structured.importance import measure_importance
 from compress.methods.prune_structured.plan import plan_pruning
 from compress.methods.prune_structured.surgery import apply_plan
-from core.errors import FootprintError
 from core.model_info import model_info
 
 log = logging.getLogger("compress.methods.prune_structured")
@@ -28,16 +26,12 @@ def recipe_name(cfg: StructuredPruneConfig) -> str:
 
 
 def calibration_audio(distill_cfg: DistillConfig, n: int, seed: int) -> list[np.ndarray]:
-    """``n`` utterances drawn (seeded) from the training subset: never the reported dev/test sets."""
-    from core.data.librispeech import load_audio, read_subset
+    """``n`` utterances drawn (seeded) from the training subset: never the reported dev/test sets.  The one
+    chooser every calibrating recipe uses (:mod:`compress.methods.calibration`)."""
+    from compress.methods.calibration import choose_calibration_audio
 
-    manifest = read_subset(subset_dir(distill_cfg.data, distill_cfg.hours_train))
-    utts = sorted((u for u in manifest.utterances if u.duration_s <= distill_cfg.max_utterance_seconds),
-                  key=lambda u: u.utt_id)
-    if not utts:
-        raise FootprintError(f"{manifest.root}: no utterances to calibrate on")
-    random.Random(seed).shuffle(utts)
-    return [load_audio(u) for u in utts[:n]]
+    return choose_calibration_audio(str(subset_dir(distill_cfg.data, distill_cfg.hours_train)), n, seed,
+                                    max_seconds=distill_cfg.max_utterance_seconds)
 
 
 def prune_model(prune_cfg: StructuredPruneConfig, distill_cfg: DistillConfig, out: Path) -> dict:
