@@ -49,8 +49,10 @@ def test_a_dropped_store_frees_the_folder(tmp_path: Path) -> None:
     import gc
 
     store = ResultsStore(tmp_path)
+    with pytest.raises(FootprintError, match="in use by another footprint process"):
+        RunLock(tmp_path).acquire()
     store.con.close()
-    del store
+    del store  # never closed: the lock goes with the open file
     gc.collect()
     RunLock(tmp_path).acquire().release()
 
