@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import FootprintError
+from core.run_lock import RunLock
 from core.schema import ALL_COLUMNS, EXTRA_COLUMNS, SCHEMA_COLUMNS, SCHEMA_VERSION  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
@@ -66,21 +67,27 @@ def _clean(v: Any) -> Any:
 
 
 class ResultsStore:
-    """RUN_DIR/results.sqlite: ``results`` (tidy rows) and ``passes`` (side measurements), append-only."""
+    """RUN_DIR/results.sqlite: ``results`` (tidy rows) and ``passes`` (side measurements), append-only.
+
+    Opened for writing, it holds RUN_DIR's lock (:mod:`core.run_lock`) until :meth:`close`."""
 
     def __init__(self, run_dir: str | Path, readonly: bool = False) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / DB_NAME
+        self.lock: RunLock | None = None
         if readonly:
             if not self.path.exists():
                 raise FootprintError(f"{self.path}: no results database")
             self.con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # one writer per folder: a second run given the same --out refuses here, before it writes anything
+        self.lock = RunLock(self.run_dir).acquire()
         try:
             self.con = sqlite3.connect(self.path, timeout=30)
             self._create()
         except sqlite3.DatabaseError as exc:
+            self.lock.release()
             raise FootprintError(f"{self.path}: not a usable SQLite database ({exc})") from None
 
     def _create(self) -> None:
@@ -149,6 +156,8 @@ class ResultsStore:
 
     def close(self) -> None:
         self.con.close()
+        if self.lock is not None:
+            self.lock.release()
 
 
 def _csv_value(col: str, v: Any) -> Any:

@@ -151,8 +151,21 @@ class _AutocastFrontEnd:
         return out.float()
 
 
-def compile_available() -> bool:
-    return shutil.which("cc") is not None or shutil.which("gcc") is not None or torch.cuda.is_available()
+def compile_available(device: str | None = None) -> bool:
+    """Whether Inductor can compile here for ``device``: on ``cpu`` it generates C++, so a C++ compiler (the one
+    Inductor looks for: ``$CXX`` or g++) is required whatever CUDA says; on ``cuda`` it generates Triton kernels.
+    ``None``: either (a recipe that runs on both).  A CPU-only recipe (int8-inductor) asks for ``cpu``: on a GPU
+    machine without a compiler it would otherwise be offered and then fail while building."""
+    from torch._inductor import config as inductor_config
+
+    cxx = inductor_config.cpp.cxx
+    search = cxx if isinstance(cxx, (list, tuple)) else (cxx,)
+    has_cxx = any(c and shutil.which(c) for c in search)  # None: a conda g++ install, off unless asked for
+    if device == "cpu":
+        return bool(has_cxx)
+    if device == "cuda":
+        return torch.cuda.is_available()
+    return bool(has_cxx) or torch.cuda.is_available()
 
 
 def compiled_info(model: nn.Module) -> dict[str, object]:

@@ -63,7 +63,7 @@ def int8_inductor_available() -> bool:
         import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
     except Exception:  # noqa: BLE001 - a missing or broken torchao makes the recipe unavailable, not an error
         return False
-    return compile_available() and torch.backends.mkldnn.is_available()
+    return compile_available("cpu") and torch.backends.mkldnn.is_available()
 
 
 @dataclass

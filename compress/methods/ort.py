@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from core.errors import FootprintError
+from core.inference import uses_group_norm
 from compress.methods.registry import register_method
 
 log = logging.getLogger(__name__)
@@ -236,7 +237,7 @@ def build_session(model: nn.Module, config: OrtConfig, name: str) -> OrtWav2Vec2
         raise FootprintError(f"{name}: onnxruntime is not installed ({INSTALL_HINT})")
     model = fresh_float_model(model.cpu())
     stats = model_stats(model)
-    with_mask = getattr(model.config, "feat_extract_norm", "group") == "layer"
+    with_mask = not uses_group_norm(model)  # a group-norm front end takes no attention mask
     work = tempfile.mkdtemp(prefix="footprint-ort-")
     logging.disable(logging.WARNING)  # the exporter and quantizer log hundreds of lines at INFO/WARNING
     t0 = time.perf_counter()

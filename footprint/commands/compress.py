@@ -8,6 +8,7 @@ import argparse
 import json
 
 from footprint.commands.methods import add_method_commands
+from footprint.commands.option_checks import OneLineParser
 
 
 def _add_train_teacher(csub: argparse._SubParsersAction) -> None:
@@ -39,6 +40,9 @@ def _add_train_teacher(csub: argparse._SubParsersAction) -> None:
     t.add_argument("--arch-overrides", default="{}", help="JSON of Wav2Vec2Config overrides (tests, sweeps)")
 
     def _run(args: argparse.Namespace) -> int:
+        from footprint.commands.compress_checks import check_train_teacher
+
+        check_train_teacher(args)
         from compress.train_teacher import TeacherTrainConfig, train_teacher
 
         cfg = TeacherTrainConfig(out_dir=args.out, corpus_root=args.corpus, hours_train=args.hours_train,
@@ -59,7 +63,8 @@ def _add_train_teacher(csub: argparse._SubParsersAction) -> None:
 
 def register_compress(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compress", help="train the teacher; make compressed variants")
-    csub = p.add_subparsers(dest="compress_cmd", metavar="CMD")
+    # every compress command's argparse errors on one line too (its option checks: compress_checks.py)
+    csub = p.add_subparsers(dest="compress_cmd", metavar="CMD", parser_class=OneLineParser)
     csub.required = True
     _add_train_teacher(csub)
     add_method_commands(csub)

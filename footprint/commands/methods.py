@@ -161,6 +161,9 @@ def _add_distill(csub: argparse._SubParsersAction) -> None:
     p.add_argument("--init-from", default=None, help="start from this variant directory instead of the teacher")
 
     def _run(args: argparse.Namespace) -> int:
+        from footprint.commands.compress_checks import check_distill
+
+        check_distill(args)
         from compress.methods.distill import distill
 
         _print_training_result(distill(_distill_config(args, layers=args.layers, init=args.init,
@@ -184,15 +187,13 @@ def _add_prune_structured(csub: argparse._SubParsersAction) -> None:
                    help="training utterances the importance is measured on")
 
     def _run(args: argparse.Namespace) -> int:
+        from footprint.commands.compress_checks import check_prune_structured
+
+        check_prune_structured(args)
         from compress.methods.prune_structured import StructuredPruneConfig
         from compress.methods.prune_structured.run import prune_structured
-        from core.errors import FootprintError
 
-        try:
-            conv_layers = tuple(int(x) for x in args.conv_layers.split(",") if x.strip())
-        except ValueError:
-            raise FootprintError(f"--conv-layers: expected a comma list of integers, got {args.conv_layers!r}"
-                                 ) from None
+        conv_layers = tuple(int(x) for x in args.conv_layers.split(",") if x.strip())
         pcfg = StructuredPruneConfig(flops_keep=args.flops_keep, conv_keep=args.conv_keep, conv_layers=conv_layers,
                                      min_heads=args.min_heads, min_ffn=args.min_ffn,
                                      calibration_utterances=args.calibration_utterances)
@@ -221,6 +222,9 @@ def _add_quantize(csub: argparse._SubParsersAction) -> None:
     def _run(args: argparse.Namespace) -> int:
         import copy
 
+        from footprint.commands.compress_checks import check_quantize
+
+        check_quantize(args)
         from compress.methods.registry import fill_context, resolve_stage
 
         method, cfg = resolve_stage(args.method)
@@ -254,19 +258,18 @@ def _add_prune(csub: argparse._SubParsersAction) -> None:
     p.add_argument("--overrides", default="{}", help='JSON {"module name": sensitivity} for exact control')
 
     def _run(args: argparse.Namespace) -> int:
-        from core.errors import FootprintError
+        from footprint.commands.compress_checks import check_prune, check_prune_overrides
+
+        check_prune(args)
         from compress.methods.prune import PruneConfig, apply_prune
 
-        try:
-            schedule = tuple((int(a), float(b)) for a, b in (item.split(":") for item in args.schedule.split(",")
-                                                             if item.strip()))
-            overrides = json.loads(args.overrides)
-        except (ValueError, json.JSONDecodeError) as exc:
-            raise FootprintError(f"prune: bad --schedule or --overrides ({exc})") from None
+        schedule = tuple((int(a), float(b)) for a, b in (item.split(":") for item in args.schedule.split(",")
+                                                         if item.strip()))
         cfg = PruneConfig(conv_sensitivity=args.conv_sensitivity, transformer_schedule=schedule,
                           prune_pos_conv=not args.no_pos_conv, sparse_storage=args.sparse_storage,
-                          overrides=overrides)
+                          overrides=json.loads(args.overrides))
         v = _load_source(args.model)
+        check_prune_overrides(args, v.model)
         model = apply_prune(v.model, cfg)
         for name, s in model.pruning_report["per_layer"].items():
             log.info("  %-60s sensitivity %.2f sparsity %5.1f%%", name, model.pruning_report["sensitivity"][name],
@@ -286,6 +289,9 @@ def _add_maxpool(csub: argparse._SubParsersAction) -> None:
     p.add_argument("--conv-layers", type=int, default=4, help="conv layers kept (the others become max-pooling)")
 
     def _run(args: argparse.Namespace) -> int:
+        from footprint.commands.compress_checks import check_maxpool
+
+        check_maxpool(args)
         from compress.methods.maxpool import MaxPoolConfig, apply_maxpool
 
         v = _load_source(args.model)
@@ -313,6 +319,9 @@ def _add_apply(csub: argparse._SubParsersAction) -> None:
     p.add_argument("--sparse-storage", action="store_true")
 
     def _run(args: argparse.Namespace) -> int:
+        from footprint.commands.compress_checks import check_apply
+
+        check_apply(args)
         from core.errors import FootprintError
         from compress.methods.registry import parse_recipe
         from compress.methods.storage import save_variant

@@ -41,6 +41,10 @@ def prune_model(prune_cfg: StructuredPruneConfig, distill_cfg: DistillConfig, ou
 
     source = load_variant(distill_cfg.teacher, device="cpu")
     model = source.model.float().eval()
+    n_conv = len(model.wav2vec2.feature_extractor.conv_layers)
+    problem = conv_layers_problem(prune_cfg.conv_layers, n_conv) if prune_cfg.conv_keep < 1 else None
+    if problem:  # a recipe spec is only known once built; a directory was checked by the CLI already
+        raise FootprintError(f"--conv-layers {','.join(map(str, prune_cfg.conv_layers))}: {problem}")
     audios = calibration_audio(distill_cfg, prune_cfg.calibration_utterances, prune_cfg.seed)
     imp = measure_importance(model, audios, source.do_normalize, prune_cfg.conv_layers if prune_cfg.conv_keep < 1
                              else ())
@@ -81,3 +85,13 @@ def prune_structured(prune_cfg: StructuredPruneConfig, distill_cfg: DistillConfi
         distill_cfg = replace(distill_cfg, init_from=str(pruned), layers=None, recipe=recipe_name(prune_cfg),
                               record={"structured_pruning": summary})
     return distill(distill_cfg)
+
+
+def conv_layers_problem(conv_layers: tuple[int, ...], n_conv: int) -> str | None:
+    """What is wrong with ``--conv-layers`` for a front end of ``n_conv`` conv layers (None: nothing): a thinned
+    layer's output channels are the next conv's input, so the last layer cannot be thinned."""
+    bad = [i for i in conv_layers if not 0 <= i < n_conv - 1]
+    if bad:
+        return (f"conv layer {bad[0]} is out of range: the model has {n_conv} conv layers, of which 0 to "
+                f"{n_conv - 2} can be thinned (each must feed another)")
+    return None

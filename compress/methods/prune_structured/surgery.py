@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from compress.methods.prune_structured.config import PrunePlan
+from core.errors import FootprintError
 
 HEADS_KEY = "layer_num_heads"
 FFN_KEY = "layer_intermediate_size"
@@ -34,8 +35,10 @@ def _linear(old: nn.Linear, rows: torch.Tensor | None = None, cols: torch.Tensor
     new = nn.Linear(w.shape[1], w.shape[0], bias=old.bias is not None, device=w.device, dtype=w.dtype)
     with torch.no_grad():
         new.weight.copy_(w)
+        new.weight.requires_grad_(old.weight.requires_grad)
         if old.bias is not None:
             new.bias.copy_(old.bias.detach() if rows is None else old.bias.detach()[rows])
+            new.bias.requires_grad_(old.bias.requires_grad)
     return new
 
 
@@ -57,31 +60,46 @@ def prune_ffn(ff: nn.Module, kept: list[int]) -> None:
     ff.output_dense = _linear(ff.output_dense, cols=idx)
 
 
+def _conv1d(old: nn.Conv1d, out_idx: torch.Tensor | None = None, in_idx: torch.Tensor | None = None
+            ) -> nn.Conv1d:
+    """``old`` with only the output channels ``out_idx`` / input channels ``in_idx``: everything else as it was
+    (device, dtype, stride, padding, dilation, padding mode, bias, trainability), so a GPU or bf16 model stays
+    one piece."""
+    if old.groups != 1:  # a channel cut of a grouped conv would have to keep the groups even
+        raise FootprintError(f"prune-structured: a grouped conv ({old.groups} groups) cannot be thinned")
+    w = old.weight.detach()
+    w = w if out_idx is None else w[out_idx]
+    w = w if in_idx is None else w[:, in_idx]
+    new = nn.Conv1d(w.shape[1], w.shape[0], old.kernel_size, stride=old.stride, padding=old.padding,
+                    dilation=old.dilation, groups=old.groups, bias=old.bias is not None,
+                    padding_mode=old.padding_mode, device=w.device, dtype=w.dtype)
+    with torch.no_grad():
+        new.weight.copy_(w)
+        new.weight.requires_grad_(old.weight.requires_grad)
+        if old.bias is not None:
+            new.bias.copy_(old.bias.detach() if out_idx is None else old.bias.detach()[out_idx])
+            new.bias.requires_grad_(old.bias.requires_grad)
+    return new
+
+
 def _prune_conv_channels(model: nn.Module, i: int, kept: list[int]) -> None:
     convs = model.wav2vec2.feature_extractor.conv_layers
-    idx = torch.tensor(kept, dtype=torch.long)
+    if not 0 <= i < len(convs) - 1:  # the last conv feeds the feature projection, not another conv
+        raise FootprintError(f"--conv-layers {i}: out of range (0 to {len(convs) - 2}: each thinned conv layer "
+                             "must feed another)")
     block, nxt = convs[i], convs[i + 1]
+    idx = torch.tensor(kept, dtype=torch.long, device=block.conv.weight.device)
     with torch.no_grad():
-        old = block.conv
-        new = nn.Conv1d(old.in_channels, len(kept), old.kernel_size, old.stride, bias=old.bias is not None)
-        new.weight.copy_(old.weight[idx])
-        if old.bias is not None:
-            new.bias.copy_(old.bias[idx])
-        block.conv = new
+        block.conv = _conv1d(block.conv, out_idx=idx)
         norm = getattr(block, "layer_norm", None)  # LayerNorm over channels ("layer") or GroupNorm(C, C) ("group")
         if norm is not None and getattr(norm, "weight", None) is not None:
-            norm.weight = nn.Parameter(norm.weight[idx].clone())
-            norm.bias = nn.Parameter(norm.bias[idx].clone())
+            norm.weight = nn.Parameter(norm.weight[idx].clone(), requires_grad=norm.weight.requires_grad)
+            norm.bias = nn.Parameter(norm.bias[idx].clone(), requires_grad=norm.bias.requires_grad)
             if isinstance(norm, nn.LayerNorm):
                 norm.normalized_shape = (len(kept),)
             elif isinstance(norm, nn.GroupNorm):
                 norm.num_groups = norm.num_channels = len(kept)
-        old = nxt.conv
-        new = nn.Conv1d(len(kept), old.out_channels, old.kernel_size, old.stride, bias=old.bias is not None)
-        new.weight.copy_(old.weight[:, idx])
-        if old.bias is not None:
-            new.bias.copy_(old.bias)
-        nxt.conv = new
+        nxt.conv = _conv1d(nxt.conv, in_idx=idx)
         block.out_conv_dim = len(kept)
         nxt.in_conv_dim = len(kept)
     dims = list(model.config.conv_dim)
