@@ -173,7 +173,12 @@ class _Run:
         problem = None
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.meta = results.read_meta(self.run_dir)
+            try:  # the store holds the folder's lock: taken before meta.json is read, so one writer decides
+                self.store = results.ResultsStore(self.run_dir)
+                cleanup.callback(self.store.close)
+            except FootprintError as e:
+                problem = str(e)
+            self.meta = results.read_meta(self.run_dir) if problem is None else {}
             if self.meta and self.meta.get("config_hash") not in (None, self.chash):
                 problem = (f"{self.run_dir / results.META_NAME}: this folder holds a run with another configuration "
                            f"(config hash {self.meta.get('config_hash')} != {self.chash}); use another --out")
@@ -181,8 +186,6 @@ class _Run:
         if problem:
             raise FootprintError(problem)
         if self.main:
-            self.store = results.ResultsStore(self.run_dir)
-            cleanup.callback(self.store.close)
             self.done = self.store.done_keys()
             meta.start_meta(self, argv, provenance.collect())
         self.done = self.ctx.broadcast(self.done)

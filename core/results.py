@@ -31,14 +31,14 @@ REAL_COLUMNS = {
     "kwh_per_audio_hour", "co2_kg_per_audio_hour", "inputs_s", "text_s", "model_s_cuda_events", "rss_before_mb",
     "workload_fraction", "model_s_full_est", "energy_j_gross", "idle_w", "tracker_overhead_frac",
 }
-REAL_COLUMNS |= {"energy_j_net", "idle_baseline_s"}  # energy provenance (issue 14)
+REAL_COLUMNS |= {"energy_j_net", "idle_baseline_s"}  # energy provenance
 INT_COLUMNS = {"schema_version", "threads", "batch_size", "repeat", "n_utts", "n_skipped", "params", "conv_layers",
                "transformer_layers", "world_size", "accuracy_batch_size"}
 BOOL_COLUMNS = {"energy_measured", "git_dirty"}
-# memory and contention columns (issue 14, findings 4 and 6), kept apart from the sets above
+# memory and contention columns, kept apart from the sets above
 REAL_COLUMNS |= {"variant_peak_mb", "others_cpu_s", "others_cpu_share", "cpu_freq_mhz"}
 BOOL_COLUMNS |= {"contended"}
-# one-time costs, lengths never seen, oneDNN's cache (issue 25)
+# one-time costs, lengths never seen, oneDNN's cache
 REAL_COLUMNS |= {"compile_s", "load_s", "calibration_s", "export_s"}
 INT_COLUMNS |= {"shapes_reused"}
 

@@ -109,7 +109,7 @@ class Row:
     runtime: str = _extra(default="torch")                # torch | onnxruntime | torch.compile (scope)
     compile_s: float = _extra(default=0.0)                # build-time compilation (torch.compile), not timed
     quantized_engine: str | None = _extra(default=None)   # torch int8 kernels: x86 | fbgemm | onednn | qnnpack
-    # -- one-time costs and lengths never seen (issue 25) -----------------------------------------------------------
+    # -- one-time costs and lengths never seen -----------------------------------------------------------
     load_s: float = _extra(default=float("nan"))          # building the variant on this device in this process
     calibration_s: float = _extra(default=float("nan"))   # build-time calibration (static quantisation)
     export_s: float = _extra(default=float("nan"))        # build-time export (ONNX, OpenVINO IR)

@@ -1,4 +1,4 @@
-"""Warm and unseen timing side by side, one-time costs and the break-even audio (issue 25), for Table 1b, the
+"""Warm and unseen timing side by side, one-time costs and the break-even audio, for Table 1b, the
 Pareto plot and the method section.
 
 ``batched`` (and ``paper-loop``) rows are warm: every timed repeat runs lengths the process already ran, so no

@@ -11,13 +11,10 @@
    plus architecture-only timing of the paper's large model at a few depths (random weights, timing only);
 5. the HTML report, whose path is printed.
 
-It was sized to finish within 10 minutes on a 2-core machine (414 s on 2026-11-30; since the compiled chains, the
-pruned models and the bf16 front-end chains joined it, 14 data variants and 3 depths of the large
-architecture, it took 634 s on 2026-12-01, commit 593d911, this project's 2-core Xeon with AMX, about 5 minutes of
-it the accuracy passes): the whole
-synthetic dev-clean (300 utterances, 22.8 min of audio), 2 interleaved repeats, one tracker-overhead pair, and the
-large architecture timed on 0.1 % of a dev-clean-shaped workload; ``--limit N`` benchmarks fewer utterances.
-A rerun resumes: finished rows are skipped.
+Sized for a 2-core machine: the whole synthetic dev-clean (300 utterances, 22.8 min of audio), 2 interleaved
+repeats per scenario (warm, and unseen lengths on a held-out share), one tracker-overhead pair, and the large
+architecture timed on 0.1 % of a dev-clean-shaped workload; ``--limit N`` benchmarks fewer utterances; the run's
+duration is logged at the end.  A rerun resumes: finished rows are skipped.
 """
 from __future__ import annotations
 
@@ -30,25 +27,18 @@ log = logging.getLogger("footprint.run")
 DEFAULT_RECIPES = ("int8-dynamic", "prune-sensitivity")
 STUDENT_RECIPES = ("distill-L4", "distill-L2", "distill-L3", "distill-L6", "maxpool-conv4", "prune-structured-50",
                    "prune-structured-25")
-# Beyond the paper (issue 16): chains that compose, each in the run when what it needs is here.  Where bf16 is
-# native (AMX/AVX512-BF16 CPUs, GPUs) the front end runs bf16 channels-last (front-end-bf16: the teacher's front
-# end x3-4 here); elsewhere it is compiled in fp32, which needs a C++ compiler.  A student's chain needs that
-# student.  int8 chains run on CPU only (the runner skips them on a GPU, saying why).
-# bf16+front-end-bf16 replaced front-end-bf16+bf16-autocast: same WER, half the size, no per-call weight casts
-# (teacher on embedded dev-clean, 3 interleaved repeats: x2.89 vs x2.01 over fp32; distill-L4's x4.84 vs x2.92);
-# with the encoder compiled it went further (5 repeats: x2.77 vs x2.30; distill-L4's x4.45 vs x2.87).  A tuple
-# lists alternatives: the first that can run here joins (compile needs a C++ compiler).
-# int8-inductor (torchao PT2E, Inductor's oneDNN int8 kernels) replaced int8-dynamic in the teacher's int8 chain where
-# torchao and a compiler are here (5 repeats: x2.21 at +0.00 WER points vs x1.69 at +0.19 in the same run), and its
-# int8-mixed-bf16 form replaced it (5 repeats, docs/runs/2026-12-01-issue16-int8-mixed-bf16: x3.12 at -0.15 WER
-# points against x2.71 at +0.00; the same order in two earlier runs).  The statically calibrated form
-# is a little faster still but calibrates on the embedded corpus, which would not fit another teacher: not here.
+# Beyond the paper: chains that compose, each in the run when what it needs is here.  Where bf16 is native
+# (AMX/AVX512-BF16 CPUs, GPUs) the front end runs bf16 channels-last (front-end-bf16); elsewhere it is compiled in
+# fp32, which needs a C++ compiler.  A student's chain needs that student.  int8 chains run on CPU only (the runner
+# skips them on a GPU, saying why).  A tuple lists alternatives, fastest first (docs/results-cpu.md has the
+# figures): the first that can run here joins.  The statically calibrated int8 form is left out: it calibrates on
+# a training split, which a user's own teacher and data may not have.
 BF16_TEACHER_CHAINS = (("front-end-bf16+int8-inductor-bf16", "int8-dynamic+front-end-bf16"),
                        ("bf16+front-end-bf16+compile-encoder", "bf16+front-end-bf16"))
 FP32_TEACHER_CHAINS = ("int8-dynamic+compile",)
 BF16_STUDENT_CHAINS = {"distill-L4": (("distill-L4+bf16+front-end-bf16+compile-encoder",
                                        "distill-L4+bf16+front-end-bf16"),)}
-FP32_STUDENT_CHAINS = {"distill-L4": ("distill-L4+int8-dynamic",)}  # the pruned models' chains measured no gain
+FP32_STUDENT_CHAINS = {"distill-L4": ("distill-L4+int8-dynamic",)}  # the pruned models' chains: no gain over eager
 
 
 def register_run(sub: argparse._SubParsersAction) -> None:
@@ -147,6 +137,7 @@ def main_job(args: argparse.Namespace) -> int:
                     threads=args.threads, limit=args.limit or None, country=args.country,
                     carbon_intensity=args.carbon_intensity, arch=[] if args.no_arch else ["large"],
                     layers=layers, arch_fraction=args.arch_fraction, overhead_pairs=1,
+                    scenarios=["batched", "unseen"],  # warm (a batch job) and lengths never seen (a server)
                     idle_baseline_s=getattr(args, "idle_baseline_s", None))
     if args.model != "embedded":
         import os

@@ -17,6 +17,7 @@ from compress.methods.prune_structured.importance import measure_importance
 from compress.methods.prune_structured.plan import plan_pruning
 from compress.methods.prune_structured.surgery import apply_plan
 from core.model_info import model_info
+from core.errors import FootprintError
 
 log = logging.getLogger("compress.methods.prune_structured")
 
