@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%-28s %7d %8d %8d %8d %6d %6d %6.1f%%", mod, c["killed"], c["survived"], c["timeout"], c["no tests"],
                  other, n, score)
         total, killed = total + n, killed + c["killed"]
-        left += sorted((k, status(v)) for k, v in codes.items() if status(v) not in ("killed", "not checked", "skipped"))
+        left += sorted((k, status(v)) for k, v in codes.items()
+                       if status(v) not in ("killed", "not checked", "skipped"))
     score = 100.0 * killed / total if total else float("nan")
     log.info("%-28s %7d %49d %6.1f%%", "overall", killed, total, score)
     if args.survivors:
