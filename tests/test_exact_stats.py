@@ -84,6 +84,10 @@ def test_variant_for_recipe(caplog: pytest.LogCaptureFixture) -> None:
     assert variant_for_recipe(df, "baseline") is None                     # random weights / no name only
     assert variant_for_recipe(df, "nope") is None
     caplog.clear()
+    with caplog.at_level(logging.INFO, logger="reports.stats"):
+        assert variant_for_recipe(df[df["variant"] != "b"], "distill-L4") == "distill-L4"
+    assert "recipe distill-L4 has 2 variants (a, distill-L4); using distill-L4" in caplog.text
+    caplog.clear()
     one = df[df["variant"] == "b"]
     with caplog.at_level(logging.INFO, logger="reports.stats"):
         assert variant_for_recipe(one, "distill-L4") == "b"
@@ -125,6 +129,7 @@ def test_joined_and_measured() -> None:
 def test_fmt_every_kind() -> None:
     assert fmt_num(None, "int") == "n/a" and fmt_num(nan, "pct") == "n/a" and fmt(nan, "size") == "n/a"
     assert fmt(94_400_000, "params") == "94.4 M"
+    assert fmt(1_235_000.1, "params") == "1.24 M"        # 1.2350001 rounds up: the divisor is exactly 1e6
     assert fmt(361.04, "size") == "361 MB" and fmt(100.0, "size") == "100 MB" and fmt(99.94, "size") == "99.9 MB"
     assert fmt(-150.0, "size") == "-150 MB"
     assert fmt(3.14159, "pct") == "3.14 %" and fmt(0.001234, "kg") == "0.00123 kg"
@@ -196,7 +201,7 @@ def test_summary_by_hand() -> None:
         "power_w": 200.0, "energy_method": "rapl", "energy_measured": True, "variant_peak_mb": 100.0},
         nan_ok=True)
     assert s["device_kind"] == "GPU" and s["n"] == 1 and s["co2_kg_per_audio_hour"] == 0.01
-    assert s["power_w"] == 50.0 and s["energy_measured"] is False and s["energy_method"] == "nvml"
+    assert s["co2_kg"] == 0.01 and s["power_w"] == 50.0 and s["energy_measured"] is False and s["energy_method"] == "nvml"
     assert math.isnan(s["variant_peak_mb"]) and s["time_s"] == 1.0
 
 
@@ -212,3 +217,7 @@ def test_summary_scenarios_and_time_column() -> None:
     old = summary(rows().drop(columns=["variant_peak_mb"]))
     assert old["variant_peak_mb"].isna().all()
     assert list(summary(rows())["variant"]) == ["student", "teacher"]        # sorted by variant
+    assert list(summary(rows().iloc[0:0]).columns) == SUMMARY_COLUMNS
+    # a row without a device is summarised, not dropped
+    nodev = summary(rows().assign(device=[None, None, None, "cuda:0"]))
+    assert len(nodev) == 2 and nodev.set_index("variant").loc["teacher", "n"] == 3
