@@ -62,12 +62,17 @@ def test_reference() -> None:
     assert _reference("s", variants, "teacher") == "teacher"
     assert _reference("teacher", variants, "teacher") is None
     assert _reference("s", variants, None) is None and _reference("s", variants, "") is None
+    # two recipes on an arch row: still against the plain arch row (the text before the first "+")
+    assert _reference("arch-large-L12+int8+x", variants | {"arch-large-L12+int8"}, "teacher") == "arch-large-L12"
 
 
 def run(monkeypatch: pytest.MonkeyPatch, df: pd.DataFrame, meta: dict | None = None) -> dict:
-    monkeypatch.setattr(core.results, "load_results", lambda d: df)
-    monkeypatch.setattr(core.results, "read_meta", lambda d: meta or {})
-    return compute("RUN")
+    read: list = []
+    monkeypatch.setattr(core.results, "load_results", lambda d: read.append(("rows", d)) or df)
+    monkeypatch.setattr(core.results, "read_meta", lambda d: read.append(("meta", d)) or (meta or {}))
+    res = compute("RUN")
+    assert read == [("rows", "RUN"), ("meta", "RUN")]
+    return res
 
 
 def by_key(res: dict) -> dict:
@@ -90,6 +95,7 @@ def test_compute_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
     e2e = k[("batched/paper-loop", "teacher", "teacher@paper-loop", "end-to-end")]
     assert e2e["per_repeat"] == pytest.approx([9 / 5, 13 / 9])
     q = k[("int8/fp32", "teacher+int8-dynamic", "teacher", "model-time speed-up")]
+    assert q["device"] == "cpu"
     assert q["per_repeat"] == pytest.approx([2.0, 4.0]) and q["median_ratio"] == pytest.approx(3.0)
     assert q["wer_diff_points"] == pytest.approx(2.0)
     # the recipe applied to the teacher itself: int8-dynamic against the run's teacher
@@ -104,6 +110,24 @@ def test_compute_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
                   for m in ("rtfx (model only)", "end-to-end")}
     assert all(b == "teacher" for kind, a, b, m in k if kind == "vs-teacher")
     assert len(res["ratios"]) == 2 + 3 + 2 + 6
+
+
+def test_compute_arch_rows_and_odd_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = []
+    for v, t in (("arch-large-L12", 8.0), ("arch-large-L12+int8-dynamic", 2.0), ("s", 4.0),
+                 ("s0123456789abc", 1.0), ("int8-dynamic", 1.0)):
+        rows += [(v, r, t, t, 10.0, nan) for r in range(2)]
+    res = run(monkeypatch, frame(rows))
+    assert res["tracker_overhead"] == {}
+    k = by_key(res)
+    # no teacher in this run: the arch row against its fp32 arch row only, int8-dynamic against nobody;
+    # "s0123456789abc" is 13 characters after "s", as long as "+int8-dynamic", but does not end with it
+    assert set(k) == {("int8/fp32", "arch-large-L12+int8-dynamic", "arch-large-L12", "model-time speed-up"),
+                      ("vs-teacher", "arch-large-L12+int8-dynamic", "arch-large-L12", "rtfx (model only)"),
+                      ("vs-teacher", "arch-large-L12+int8-dynamic", "arch-large-L12", "end-to-end")}
+    assert k[("vs-teacher", "arch-large-L12+int8-dynamic", "arch-large-L12", "end-to-end")]["median_ratio"] == 4.0
+    assert k[("int8/fp32", "arch-large-L12+int8-dynamic", "arch-large-L12", "model-time speed-up")][
+        "wer_diff_points"] is None
 
 
 def test_compute_teacher_names_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,19 +160,22 @@ def test_format_report_lines() -> None:
     res = {"ratios": [ratio("int8/fp32", "m+int8-dynamic", "m", "model-time speed-up", 2.0, [1.25, 2.0, 2.5], 1.0),
                       ratio("batched/paper-loop", "m", "m@paper-loop", "end-to-end", 1.5, [1.5], None)],
            "tracker_overhead": {"cpu": {"method": "rapl", "fraction": 0.0123, "pairs": 4, "median_fraction": 0.02,
-                                        "window_ops_fraction": 0.00001, "cpu_time_fraction": -0.005}}}
+                                        "window_ops_fraction": 0.5, "cpu_time_fraction": -0.005}}}
     lines = format_report(res).split("\n")
     assert lines[0] == ("int8/fp32                   cpu   m+int8-dynamic vs m: model-time speed-up x2.00 "
                         "(per repeat 1.25, 2.00, 2.50), WER +1.00 pt")
     assert lines[1] == "batched/paper-loop          cpu   m vs m@paper-loop: end-to-end x1.50 (per repeat 1.50)"
     assert lines[2] == ("tracker overhead            cpu   rapl: +1.23 % (min with vs without over 4 pairs; "
-                        "median-based +2.00 %; window open/close 0.001 %; process CPU time -0.50 %)")
+                        "median-based +2.00 %; window open/close 50.000 %; process CPU time -0.50 %)")
     assert len(lines) == 3
     # without median_fraction the median-based figure is the fraction; missing fields read n/a-like NaN
     line = format_report({"ratios": [], "tracker_overhead": {"gpu": {"fraction": 0.1}}})
     assert line == ("tracker overhead            gpu   None: +10.00 % (min with vs without over None pairs; "
                     "median-based +10.00 %; window open/close nan %; process CPU time +nan %)")
     assert format_report({"ratios": [], "tracker_overhead": {}}) == "no comparable pairs in this run"
+    line = format_report({"ratios": [], "tracker_overhead": {"cpu": {"method": "m", "pairs": 2}}})
+    assert line == ("tracker overhead            cpu   m: +nan % (min with vs without over 2 pairs; "
+                    "median-based +nan %; window open/close nan %; process CPU time +nan %)")
 
 
 def test_teacher_table() -> None:
@@ -159,7 +186,8 @@ def test_teacher_table() -> None:
           ratio("vs-teacher", "g", "t", "rtfx (model only)", 9.0, [9.0], 0.0, dev="cuda"),
           ratio("int8/fp32", "x", "t", "rtfx (model only)", 99.0, [99.0], 0.0)]
     lines = _teacher_table(rs)
-    assert lines[0].startswith("vs-teacher: speed-up over the run's teacher")
+    assert lines[0] == ("vs-teacher: speed-up over the run's teacher (a random-weight arch-X+recipe: over arch-X) as "
+                        "the median of per-repeat pairs (per repeat in brackets), WER difference in points")
     assert lines[1] == f"  {'cpu':<5} {'fast':<46} vs t: model x3.00 (3.00, 2.00); e2e x2.50 (2.50)"
     assert lines[2] == f"  {'cpu':<5} {'slow':<46} vs t: model x1.50 (1.50, 1.50); e2e x1.20 (1.20); WER -0.50 pt"
     assert lines[3] == f"  {'cuda':<5} {'g':<46} vs t: model x9.00 (9.00); WER +0.00 pt"
@@ -175,8 +203,9 @@ def test_teacher_table() -> None:
 
 def test_write(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
     monkeypatch.setattr(core.results, "load_results", lambda d: frame([("x", 0, 1.0, 1.0, 1.0, 0.1)]))
-    monkeypatch.setattr(core.results, "read_meta", lambda d: {})
+    monkeypatch.setattr(core.results, "read_meta", lambda d: {"tracker_overhead": {"d": str(d)}})
     res, path = write(tmp_path)
     assert path == tmp_path / "ratios.json" and json.loads(path.read_text()) == res
+    assert res["tracker_overhead"] == {"d": str(tmp_path)} and res["run_dir"] == str(tmp_path)
     assert path.read_text().startswith('{\n  "run_dir"')
     assert math.isnan(nan)
