@@ -267,3 +267,28 @@ def test_write_tables(tmp_path) -> None:  # noqa: ANN001
     assert written[0].read_text(encoding="utf-8") == ts[0].to_markdown()
     assert written[1].read_text(encoding="utf-8") == ts[0].to_latex()
     assert write_tables(ts) == []
+
+
+def test_dataset_line_by_hand() -> None:
+    from reports.tables import _dataset_line
+    df = pd.DataFrame([row("t", "baseline", audio_s=3618.01, n_utts=7, dataset="b"),
+                       row("u", "x", audio_s=3618.01, n_utts=7, dataset="a"),
+                       row("r", "arch-x", weights="random", audio_s=99999.0, n_utts=99, dataset="c")])
+    # 3618.01 s / 3600 = 1.005003 h -> "1.01" (over 3601 it would print 1.00); random-weight rows left out
+    assert _dataset_line(df).startswith("Ours: 7 utterances, 1.01 h of audio (a, b); paper: LibriSpeech dev-clean, "
+                                        "2703 utterances, 5.4 h.")
+    only_random = df[df["weights"] == "random"].assign(dataset=None)
+    assert _dataset_line(only_random).startswith("Ours: 99 utterances, 27.78 h of audio (unknown dataset);")
+
+
+def test_student_choices_by_depth_not_name() -> None:
+    df = pd.DataFrame([row("t", "baseline", conv_layers=4), row("s12", "distill-L12", layers=12),
+                       row("s6", "distill-L6", layers=6), row("s2", "distill-L2", layers=2, conv_layers=4),
+                       row("s9", "distill-L9", layers=nan)])
+    # shallowest plain student by its layer count (by name distill-L12 would sort first)
+    assert distilled_recipe(df.drop(index=3), preferred="nope") == "distill-L6"
+    assert distilled_recipe(df, preferred="nope") == "distill-L2"
+    # the teacher stays whatever its conv stack; a 4-conv student and one without a depth are left out,
+    # and the students after them still count
+    assert depth_sweep(df) == [(12, "t"), (6, "s6")]
+    assert depth_sweep(df[df["variant"] != "t"]) == [(12, "s12"), (6, "s6")]
