@@ -292,3 +292,17 @@ def test_student_choices_by_depth_not_name() -> None:
     # and the students after them still count
     assert depth_sweep(df) == [(12, "t"), (6, "s6")]
     assert depth_sweep(df[df["variant"] != "t"]) == [(12, "s12"), (6, "s6")]
+
+
+def test_cells_with_two_repeats() -> None:
+    assert ours(Stat(2.0, 1.0, 3.0, 2), "time") == Cell("2.00 s", "1.00\u20133.00, n=2", "ours", 2.0)
+    # the size cell never shows a spread, even when the repeats' sizes differ
+    two = pd.DataFrame([{"size_mb": 100.0, "size_on_disk_mb": 100.0}, {"size_mb": 102.0, "size_on_disk_mb": 101.0}])
+    assert _size_cell(two) == Cell("101 MB", "", "ours", 101.0)
+
+
+def test_table1_extra_rows_singles_before_combinations() -> None:
+    df = pd.concat([frame(), pd.DataFrame([row("ab", "a+b"), row("b", "b")])], ignore_index=True)
+    t = table1(df[~df["recipe"].str.startswith("distill")])
+    assert [r[0].sub for r in t.rows] == ["ours: teacher (12 layers)", "ours: distill-L4: not in this run",
+                                          "ours: int8 (12 layers)", "ours: b (12 layers)", "ours: ab (12 layers)"]
