@@ -306,3 +306,24 @@ def test_table1_extra_rows_singles_before_combinations() -> None:
     t = table1(df[~df["recipe"].str.startswith("distill")])
     assert [r[0].sub for r in t.rows] == ["ours: teacher (12 layers)", "ours: distill-L4: not in this run",
                                           "ours: int8 (12 layers)", "ours: b (12 layers)", "ours: ab (12 layers)"]
+
+
+def test_table_energy_paper_rows_exact() -> None:
+    orig, dist = [r for r in table_energy(frame()).rows if r[0].text == "paper"]
+    # Table 1 over 5.4 h: 0.0087 kWh -> 1.6111 Wh/h, 0.0032 kg -> 0.59259 g/h; 0.0087 kWh = 31320 J over 123 s
+    assert orig[3].value == pytest.approx(1.6111111111, rel=1e-9)
+    assert orig[4].value == pytest.approx(0.5925925926, rel=1e-9)
+    assert orig[5].value == pytest.approx(254.6341463415, rel=1e-9)
+    # distilled: 0.0036 / 5.4 = 0.6667 Wh/h, 0.0013 / 5.4 = 0.2407 g/h, 12960 J / 51 s = 254.12 W
+    assert dist[3].value == pytest.approx(0.6666666667, rel=1e-9)
+    assert dist[4].value == pytest.approx(0.2407407407, rel=1e-9)
+    assert dist[5].value == pytest.approx(254.1176470588, rel=1e-9)
+    assert [c.text for c in orig[6:]] == ["estimated", "CodeCarbon defaults"]
+
+
+def test_write_tables_nested_and_again(tmp_path) -> None:  # noqa: ANN001
+    ts = [table3(frame())]
+    out = tmp_path / "a" / "b"
+    assert write_tables(ts, markdown_dir=out) == [out / "table3.md"]
+    assert write_tables(ts, markdown_dir=out) == [out / "table3.md"]           # an existing folder is fine
+    assert (out / "table3.md").read_bytes() == ts[0].to_markdown().encode("utf-8")
