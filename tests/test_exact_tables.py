@@ -327,3 +327,22 @@ def test_write_tables_nested_and_again(tmp_path) -> None:  # noqa: ANN001
     assert write_tables(ts, markdown_dir=out) == [out / "table3.md"]
     assert write_tables(ts, markdown_dir=out) == [out / "table3.md"]           # an existing folder is fine
     assert (out / "table3.md").read_bytes() == ts[0].to_markdown().encode("utf-8")
+
+
+def test_every_cell_says_whose_figure_it_is() -> None:
+    """Under a "paper" column (or a "Paper ..." group) the cell is the paper's, under "ours" / "Ours ..." ours."""
+    df = frame()
+    gpu_student = pd.DataFrame([row("distill-L4", "distill-L4", device="cuda:0", layers=4, e2e_s=0.5)])
+    both = pd.concat([df, gpu_student], ignore_index=True)
+    for t in (table1(both), table1_ratios(both), table2(both), table2_arch(both), table3(both)):
+        for r in t.rows:
+            for (group, name), c in zip(t.columns, r):
+                whose = ("paper" if name == "paper" or group.startswith("Paper") else
+                         "ours" if name == "ours" or group.startswith("Ours") else None)
+                if whose and not (t.id == "table3" and r[0].text == "4 / 7 (ratio)" and c.text == ""):
+                    assert c.source == whose, (t.id, group, name, c)
+                if c.text in ("\u2014", "n/a") and c.value is None:
+                    assert c.sub in ("", "not measured", "no GPU in this run"), (t.id, group, name, c)
+    t = table1_ratios(both)
+    # on the GPU the student takes 0.5 s against the teacher's 1 s
+    assert t.rows[0][col(t, "GPU speed-up", "ours")].value == 2.0
