@@ -46,10 +46,14 @@ def test_footprint_run_end_to_end(tmp_path: Path, tmp_path_factory: pytest.TempP
     df = load_results(out)
     variants = ["teacher", "int8-dynamic", "prune-sensitivity"]  # the paper's recipes, built from --model
     assert sorted(df["variant"].unique()) == sorted(variants)
-    # each variant: its two timed repeats, and nothing else (the warm-up ran, but is no row)
+    # each variant: two timed repeats warm and two on lengths never seen, nothing else (the warm-up is no row)
     for v in variants:
-        assert sorted(df[df["variant"] == v]["repeat"]) == [0, 1], v
-    assert len(df) == 2 * len(variants) and (df["n_utts"] == 4).all() and df["wer"].notna().all()
+        for scenario in ("batched", "unseen"):
+            rows = df[(df["variant"] == v) & (df["scenario"] == scenario)]
+            assert sorted(rows["repeat"]) == [0, 1], (v, scenario)
+    warm, unseen = df[df["scenario"] == "batched"], df[df["scenario"] == "unseen"]
+    assert len(df) == 4 * len(variants) and (warm["n_utts"] == 4).all() and df["wer"].notna().all()
+    assert (unseen["n_utts"] == 1).all()  # half of the 4 held out, one per repeat
     assert (df["model_s"] > 0).all() and df["energy_j"].notna().all()
     store = ResultsStore(out)
     warm = store.passes("warmup")

@@ -129,7 +129,7 @@ def test_every_variant_is_paired_with_the_teacher(tmp_path) -> None:  # noqa: AN
     assert vs[("fast", "end-to-end")]["per_repeat"] == pytest.approx([5 / 3, 9 / 5, 5 / 3])
     assert vs[("fast", "rtfx (model only)")]["wer_diff_points"] == pytest.approx(3.0)
     text = format_report(res)
-    assert "fast" in text and "vs embedded: model x2.00 (2.00, 2.00, 2.00)" in text
+    assert "fast" in text and "vs embedded: warm model x2.00 (2.00, 2.00, 2.00)" in text
     assert "WER +3.00 pt" in text
 
 
