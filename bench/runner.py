@@ -340,7 +340,7 @@ class _Run:
             log.info("%s on %s: WER %.2f %%, CER %.2f %%", job.variant, dev, 100 * sc.wer, 100 * sc.cer)
         return self.ctx.broadcast(acc)
 
-    def _warmup(self, entry: Loaded, dev: str, wl: Any) -> None:
+    def _warmup(self, entry: Loaded, dev: str, wl: Any, scenario: str = "batched") -> None:
         from core.provenance import now_iso
 
         plan = entry.job.scenario.plan(entry.tr, wl.durations)
@@ -349,7 +349,8 @@ class _Run:
         warm, _ = self.pass_(entry, wl, audio_cache=entry.audio_cache, batches=[plan[p] for p in picks])
         if self.store:
             variant = entry.job.variant
-            self.store.put_pass(f"{self.chash}|warmup|{variant}|{dev}|{now_iso()}|rank{self.ctx.rank}",
+            # the scenario in the key: the unseen and warm warm-ups of a variant can start within the same second
+            self.store.put_pass(f"{self.chash}|warmup|{variant}|{dev}|{scenario}|{now_iso()}|rank{self.ctx.rank}",
                                 "warmup", variant, dev, asdict(warm), now_iso())
 
     def measure_tracker_overhead(self) -> None:
@@ -382,7 +383,7 @@ class _Run:
         entries = [e for e in self.loaded.values() if e.unseen is not None]
         for (_, dev), e in self.loaded.items():
             if e.unseen is not None and self.cfg.warmup > 0:
-                self._warmup(e, dev, e.wl.subset(e.unseen.rest))
+                self._warmup(e, dev, e.wl.subset(e.unseen.rest), "unseen")
         return self.timed_repeats("unseen", entries)
 
     def timed_repeats(self, pass_: str = "perf", entries: list[Loaded] | None = None) -> int:

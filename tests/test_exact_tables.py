@@ -136,18 +136,18 @@ def test_table1b_by_hand() -> None:
     assert names[:2] == ["Distilled (4 layers)", "Quantized (int8 dynamic)"]
     d, q = t.rows[0], t.rows[1]
     # paper: 1262/262 MB, 4433/1560 s CPU, 123/51 s GPU, 9.51 - 2.63 WER points, 0.0087/0.0036 kWh
-    assert [d[col(t, g, "paper")].text for g in ("Smaller by", "CPU speed-up", "GPU speed-up", "WER change")] == [
+    assert [d[col(t, g, "paper")].text for g in ("Smaller by", "CPU speed-up (warm)", "GPU speed-up (warm)", "WER change")] == [
         "4.82x", "2.84x", "2.41x", "+6.88 pt"]
     assert d[col(t, "Energy saved (GPU)", "paper")].text == "2.42x"
     # ours: 400/100 MB, 8/2 s on the CPU, WER 12 % - 10 % = +2 pt, energy per hour on the GPU: none for the student
-    assert d[col(t, "Smaller by", "ours")].value == 4.0 and d[col(t, "CPU speed-up", "ours")].value == 4.0
+    assert d[col(t, "Smaller by", "ours")].value == 4.0 and d[col(t, "CPU speed-up (warm)", "ours")].value == 4.0
     assert d[col(t, "WER change", "ours")].text == "+2.00 pt"
-    assert d[col(t, "GPU speed-up", "ours")].text == "n/a"
+    assert d[col(t, "GPU speed-up (warm)", "ours")].text == "n/a"
     # int8: 1262/354 = 3.56, 4433/4079 = 1.09, no GPU time or energy in the paper, WER 2.75 - 2.63 = +0.12
-    assert [q[col(t, g, "paper")].text for g in ("Smaller by", "CPU speed-up", "GPU speed-up", "WER change",
+    assert [q[col(t, g, "paper")].text for g in ("Smaller by", "CPU speed-up (warm)", "GPU speed-up (warm)", "WER change",
                                                  "Energy saved (GPU)")] == ["3.56x", "1.09x", "n/a", "+0.12 pt",
                                                                             "n/a"]
-    assert q[col(t, "CPU speed-up", "ours")].value == 2.0 and q[col(t, "WER change", "ours")].text == "+0.50 pt"
+    assert q[col(t, "CPU speed-up (warm)", "ours")].value == 2.0 and q[col(t, "WER change", "ours")].text == "+0.50 pt"
     assert q[0].sub == "ours: int8 (12 layers)" and d[0].sub == "ours: distill-L4 (4 layers)"
     assert len(t.rows) == 2                     # plain students, max-pool and arch rows are not Table 1's
     cpu = table1_ratios(frame()[lambda d: d["device"] == "cpu"])
@@ -205,8 +205,8 @@ def test_table2_by_hand() -> None:
     assert half[col(t, "Paper (GPU)", "Speed-up")].text == "1.52x"          # 123 / 81
     assert third[col(t, "Paper (GPU)", "Speed-up")].text == "1.78x"         # 123 / 69
     assert half[col(t, "Ours (CPU)", "Layers")] == Cell("6", "", "ours", 6)        # named like its depth
-    assert half[col(t, "Ours (CPU)", "Speed-up")].value == 2.0              # 8 / 4
-    assert third[col(t, "Ours (CPU)", "Speed-up")].value == 4.0             # 8 / 2
+    assert half[col(t, "Ours (CPU)", "Speed-up (warm)")].value == 2.0              # 8 / 4
+    assert third[col(t, "Ours (CPU)", "Speed-up (warm)")].value == 4.0             # 8 / 2
     assert third[col(t, "Ours (CPU)", "Layers")] == Cell("4", "", "ours", 4)
     assert t.rows[0][col(t, "Ours (CPU)", "Layers")] == Cell("12", "", "ours", 12)
     odd = table2(frame()[lambda d: d["device"] == "cpu"].replace({"variant": {"distill-L6": "six"}}))
@@ -220,19 +220,19 @@ def test_table2_arch_by_hand() -> None:
     t = table2_arch(frame())
     by = {r[0].text: r for r in t.rows}
     assert set(by) == {"24", "12", "10", "8", "6"}
-    assert by["12"][col(t, "Ours: CPU", "Speed-up")].value == 40.0 / 16.0       # the fp32 arch rows only
-    assert by["24"][col(t, "Ours: CPU", "Speed-up")].value == 1.0
+    assert by["12"][col(t, "Ours: CPU", "Speed-up (warm)")].value == 40.0 / 16.0       # the fp32 arch rows only
+    assert by["24"][col(t, "Ours: CPU", "Speed-up (warm)")].value == 1.0
     assert by["12"][col(t, "Paper (GPU, trained)", "Speed-up")].text == "1.52x"
-    assert by["10"][col(t, "Ours: CPU", "Time")] == Cell("\u2014", "", "ours")
-    assert by["24"][col(t, "Ours: GPU", "Time")] == Cell("n/a", "not measured", "ours")
+    assert by["10"][col(t, "Ours: CPU", "Time (warm)")] == Cell("\u2014", "", "ours")
+    assert by["24"][col(t, "Ours: GPU", "Time (warm)")] == Cell("n/a", "not measured", "ours")
     cpu = table2_arch(frame()[lambda d: d["device"] == "cpu"])
-    assert cpu.rows[0][col(t, "Ours: GPU", "Time")] == Cell("n/a", "no GPU in this run", "ours")
+    assert cpu.rows[0][col(t, "Ours: GPU", "Time (warm)")] == Cell("n/a", "no GPU in this run", "ours")
     assert "10 utterances shaped like dev-clean, 0.010 h of audio" in t.caption
 
 
 def test_table3_by_hand() -> None:
     t = table3(frame())
-    assert [r[0].text for r in t.rows] == ["7", "4", "4 / 7 (ratio)"]
+    assert [r[0].text for r in t.rows] == ["7", "4", "4 / 7 (ratio; ours warm)"]
     last = t.rows[2]
     assert last[col(t, "GPU time", "paper")].text == "0.76x"        # 2.26 / 2.97
     assert last[col(t, "CPU time", "paper")].text == "2.40x"        # 387 / 161
@@ -339,10 +339,10 @@ def test_every_cell_says_whose_figure_it_is() -> None:
             for (group, name), c in zip(t.columns, r):
                 whose = ("paper" if name == "paper" or group.startswith("Paper") else
                          "ours" if name == "ours" or group.startswith("Ours") else None)
-                if whose and not (t.id == "table3" and r[0].text == "4 / 7 (ratio)" and c.text == ""):
+                if whose and not (t.id == "table3" and r[0].text == "4 / 7 (ratio; ours warm)" and c.text == ""):
                     assert c.source == whose, (t.id, group, name, c)
                 if c.text in ("\u2014", "n/a") and c.value is None:
                     assert c.sub in ("", "not measured", "no GPU in this run"), (t.id, group, name, c)
     t = table1_ratios(both)
     # on the GPU the student takes 0.5 s against the teacher's 1 s
-    assert t.rows[0][col(t, "GPU speed-up", "ours")].value == 2.0
+    assert t.rows[0][col(t, "GPU speed-up (warm)", "ours")].value == 2.0

@@ -41,7 +41,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -49,6 +48,7 @@ import torch
 from torch import nn
 
 from core.errors import FootprintError
+from compress.methods.external import ExternalCTCModel
 from compress.methods.registry import register_method
 
 log = logging.getLogger(__name__)
@@ -103,54 +103,27 @@ class OvConfig:
     do_normalize: bool | None = None  # filled from the source variant: calibration inputs as the runner's
 
 
-class OvOutput(SimpleNamespace):
-    logits: torch.Tensor
+class OvWav2Vec2ForCTC(ExternalCTCModel):
+    """An OpenVINO compiled model with the face of ``Wav2Vec2ForCTC`` (:mod:`compress.methods.external`); ``.to()``
+    allows CPU and fp32 inputs only."""
 
-
-class OvWav2Vec2ForCTC(nn.Module):
-    """An OpenVINO compiled model with the face of ``Wav2Vec2ForCTC`` (what :class:`core.inference.Transcriber`
-    and the runner use): ``model(input_values, attention_mask=...)`` -> ``.logits``, ``.config``, ``.eval()``,
-    ``.to()`` (CPU, fp32 inputs only), ``_get_feat_extract_output_lengths``."""
+    runtime_label = "an OpenVINO"
 
     def __init__(self, compiled: Any, config: Any, stats: dict[str, Any], ov_config: OvConfig) -> None:
-        super().__init__()
+        super().__init__(config, [i.get_any_name() for i in compiled.inputs], stats)
         self.compiled = compiled
-        self.config = config
         self.ov_config = ov_config
-        self.input_names = [i.get_any_name() for i in compiled.inputs]
         self._request = compiled.create_infer_request()
-        self._stats = stats
 
-    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                **_: Any) -> OvOutput:
-        feeds = {self.input_names[0]: input_values.detach().cpu().float().numpy()}
-        if len(self.input_names) > 1:
-            if attention_mask is None:
-                attention_mask = torch.ones(input_values.shape, dtype=torch.long)
-            feeds[self.input_names[1]] = attention_mask.detach().cpu().to(torch.int64).numpy()
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         self._request.infer(feeds)
-        logits = np.array(self._request.get_output_tensor(0).data)  # a copy: the request reuses its buffer
-        return OvOutput(logits=torch.from_numpy(logits))
-
-    def _get_feat_extract_output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        for kernel, stride in zip(self.config.conv_kernel, self.config.conv_stride):
-            lengths = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
-        return lengths
+        return np.array(self._request.get_output_tensor(0).data)  # a copy: the request reuses its buffer
 
     def to(self, *args: Any, **kwargs: Any) -> OvWav2Vec2ForCTC:
-        device = kwargs.get("device")
-        for a in args:
-            if isinstance(a, (str, torch.device)):
-                device = a
-            elif isinstance(a, torch.dtype) and a != torch.float32:
-                raise FootprintError(f"openvino: an OpenVINO variant runs in its own precision, not {a}")
-        if device is not None and torch.device(device).type != "cpu":
+        device = self.requested_device(args, kwargs, "openvino")
+        if device is not None and device.type != "cpu":
             raise FootprintError(f"openvino: OpenVINO variants run on CPU here, not {device}")
         return self
-
-    def variant_info(self) -> dict[str, Any]:
-        """What ``Variant.info`` reports: the torch model's params/sparsity/layers/FLOPs, the IR's sizes, timings."""
-        return dict(self._stats)
 
     def extra_repr(self) -> str:
         return f"quantize={self.ov_config.quantize}, precision={self.ov_config.precision}"

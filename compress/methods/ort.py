@@ -28,7 +28,6 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -36,6 +35,7 @@ from torch import nn
 
 from core.errors import FootprintError
 from core.inference import uses_group_norm
+from compress.methods.external import ExternalCTCModel
 from compress.methods.registry import register_method
 
 log = logging.getLogger(__name__)
@@ -63,22 +63,18 @@ class OrtConfig:
     opset: int = 18
 
 
-class OrtOutput(SimpleNamespace):
-    logits: torch.Tensor
+class OrtWav2Vec2ForCTC(ExternalCTCModel):
+    """An ONNX Runtime session with the face of ``Wav2Vec2ForCTC`` (:mod:`compress.methods.external`); ``.to()``
+    allows CPU, and CUDA only with the CUDA execution provider."""
 
-
-class OrtWav2Vec2ForCTC(nn.Module):
-    """An ONNX Runtime session with the face of ``Wav2Vec2ForCTC`` (what :class:`core.inference.Transcriber` and
-    the runner use): ``model(input_values, attention_mask=...)`` -> ``.logits``, ``.config``, ``.eval()``,
-    ``.to()`` (CPU; CUDA only with the CUDA execution provider), ``_get_feat_extract_output_lengths``."""
+    runtime_label = "an ONNX Runtime"
 
     def __init__(self, onnx_path: str | Path, config: Any, stats: dict[str, Any], ort_config: OrtConfig,
                  owned_dir: str | None = None) -> None:
-        super().__init__()
         import onnxruntime as ort
 
+        super().__init__(config, [], stats)
         self.onnx_path = str(onnx_path)
-        self.config = config
         self.ort_config = ort_config
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = ort_config.threads or torch.get_num_threads()
@@ -91,43 +87,21 @@ class OrtWav2Vec2ForCTC(nn.Module):
         self.session = ort.InferenceSession(self.onnx_path, opts, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_name = self.session.get_outputs()[0].name
-        self._stats = stats
         if owned_dir:  # the exported file lives as long as the session
             self._finalizer = weakref.finalize(self, shutil.rmtree, owned_dir, True)
 
     # --- the Wav2Vec2ForCTC face ------------------------------------------------------------------------------
-    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                **_: Any) -> OrtOutput:
-        feeds = {self.input_names[0]: input_values.detach().cpu().float().numpy()}
-        if len(self.input_names) > 1:
-            if attention_mask is None:
-                attention_mask = torch.ones(input_values.shape, dtype=torch.long)
-            feeds[self.input_names[1]] = attention_mask.detach().cpu().to(torch.int64).numpy()
+    def run(self, feeds: dict[str, Any]) -> Any:
         (logits,) = self.session.run([self.output_name], feeds)
-        return OrtOutput(logits=torch.from_numpy(logits))
-
-    def _get_feat_extract_output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        for kernel, stride in zip(self.config.conv_kernel, self.config.conv_stride):
-            lengths = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
-        return lengths
+        return logits
 
     def to(self, *args: Any, **kwargs: Any) -> OrtWav2Vec2ForCTC:
-        device = kwargs.get("device")
-        for a in args:
-            if isinstance(a, (str, torch.device)):
-                device = a
-            elif isinstance(a, torch.dtype) and a != torch.float32:
-                raise FootprintError(f"{self.onnx_path}: an ONNX Runtime variant runs in its own precision, "
-                                     f"not {a}")
-        if device is not None and torch.device(device).type != "cpu":
+        device = self.requested_device(args, kwargs, str(self.onnx_path))
+        if device is not None and device.type != "cpu":
             if "CUDAExecutionProvider" not in self.session.get_providers():
                 raise FootprintError(f"ONNX Runtime variants run on CPU here, not {device} "
                                      "(the CUDA execution provider needs onnxruntime-gpu)")
         return self
-
-    def variant_info(self) -> dict[str, Any]:
-        """What ``Variant.info`` reports: the torch model's params/sparsity/layers/FLOPs, the ONNX file's sizes."""
-        return dict(self._stats)
 
     def extra_repr(self) -> str:
         return f"onnx={self.onnx_path}, quantize={self.ort_config.quantize}"
