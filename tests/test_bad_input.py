@@ -1,4 +1,4 @@
-"""Bad user input through the real CLI (issue 14, finding 8): exit 2, one stderr line naming the file and the
+"""Bad user input through the real CLI: exit 2, one stderr line naming the file and the
 problem, no traceback, nothing written.  Each case builds its bad file from a good tiny model / corpus."""
 from __future__ import annotations
 

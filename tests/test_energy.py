@@ -74,7 +74,7 @@ def test_replay_windows_and_wraparound(tmp_path, wrap) -> None:  # noqa: ANN001
     assert inner.joules_by_component["package-0"] == pytest.approx(100 * 13.25)
     assert inner.joules_by_component["dram"] == pytest.approx(10 * 13.25)
     assert outer.joules_by_component["package-0"] == pytest.approx(100 * 17.5)
-    # issue 14 finding 1: a trace recorded as "measured" is still a replay, not a measurement of this run
+    # a trace recorded as "measured" is still a replay, not a measurement of this run
     assert inner.method == "replay" and inner.measured is False and "test-host" in inner.detail
     assert inner.measured_by_component == {"package-0": False, "dram": False}
     assert "replay (not measured in this run)" in inner.detail and "rapl" in inner.detail

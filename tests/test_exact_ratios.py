@@ -187,11 +187,12 @@ def test_teacher_table() -> None:
           ratio("int8/fp32", "x", "t", "rtfx (model only)", 99.0, [99.0], 0.0)]
     lines = _teacher_table(rs)
     assert lines[0] == ("vs-teacher: speed-up over the run's teacher (a random-weight arch-X+recipe: over arch-X) as "
-                        "the median of per-repeat pairs (per repeat in brackets), WER difference in points (warm, whole set); "
-                        "warm = lengths already run (a batch job), unseen = each repeat over lengths this process never "
-                        "ran (a server)")
+                        "the median of per-repeat pairs (per repeat in brackets), WER difference in points "
+                        "(warm, whole set); warm = lengths already run (a batch job), unseen = each repeat over "
+                        "lengths this process never ran (a server)")
     assert lines[1] == f"  {'cpu':<5} {'fast':<46} vs t: warm model x3.00 (3.00, 2.00); warm e2e x2.50 (2.50)"
-    assert lines[2] == f"  {'cpu':<5} {'slow':<46} vs t: warm model x1.50 (1.50, 1.50); warm e2e x1.20 (1.20); WER -0.50 pt"
+    assert lines[2] == (f"  {'cpu':<5} {'slow':<46} vs t: warm model x1.50 (1.50, 1.50); warm e2e x1.20 (1.20); "
+                        "WER -0.50 pt")
     assert lines[3] == f"  {'cuda':<5} {'g':<46} vs t: warm model x9.00 (9.00); WER +0.00 pt"
     assert len(lines) == 4
     assert _teacher_table(rs[-1:]) == []

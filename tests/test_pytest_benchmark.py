@@ -51,7 +51,7 @@ def test_pytest_bench_json(tmp_path, tmp_path_factory) -> None:  # noqa: ANN001
 
 
 def test_default_models_are_table1(monkeypatch, tmp_path) -> None:  # noqa: ANN001
-    """Unpinned, the face times the paper's Table 1 rows that exist (issue 14, finding 7) on each device."""
+    """Unpinned, the face times the paper's Table 1 rows that exist on each device."""
     from bench.conftest import TABLE1_MODELS, bench_cases, bench_models
 
     monkeypatch.delenv("FOOTPRINT_BENCH_MODELS", raising=False)

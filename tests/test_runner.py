@@ -56,7 +56,7 @@ def test_rows_columns_energy_and_interleaving(assets, tmp_path, monkeypatch) -> 
     assert (df["e2e_s"] >= df["model_s"]).all() and (df["wall_s"] >= df["model_s"]).all()
     assert df["rtfx"].tolist() == pytest.approx((df["audio_s"] / df["model_s"]).tolist())
     assert df["rtf"].tolist() == pytest.approx((1 / df["rtfx"]).tolist())
-    # issue 14 finding 1: a replayed trace (recorded as measured) is a replay, not a measurement of this run
+    # a replayed trace (recorded as measured) is a replay, not a measurement of this run
     assert (df["energy_method"] == "replay").all() and not df["energy_measured"].any()
     assert df["energy_source_detail"].str.contains("replay (not measured in this run)", regex=False).all()
     assert [json.loads(c) for c in df["energy_components_measured"]] == [{"package-0": False}] * 4
@@ -123,7 +123,7 @@ def test_paper_loop_arch_idle_and_injected_loader(assets, tmp_path, monkeypatch)
     assert arch["model_s_full_est"] == pytest.approx(arch["model_s"] / arch["workload_fraction"])
     assert arch["recipe"] == "arch-embedded-L1" and arch["transformer_layers"] == 1
     assert df["idle_w"].tolist() == pytest.approx([50.0] * 3, rel=0.2)
-    # issue 14 finding 5: net beside gross (energy_j stays the gross total), the baseline's length recorded
+    # net beside gross (energy_j stays the gross total), the baseline's length recorded
     assert (df["energy_j"] == df["energy_j_gross"]).all() and (df["energy_j"] > 0).all()
     # a constant 50 W replay: the idle baseline is all of it, so net (gross - idle W x window) is about nothing
     assert (df["energy_j_net"] < 0.1 * df["energy_j"]).all()
