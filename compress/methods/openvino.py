@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from core.errors import FootprintError
+from core.inference import uses_group_norm
 from compress.methods.external import ExternalCTCModel
 from compress.methods.registry import register_method
 
@@ -130,14 +131,6 @@ class OvWav2Vec2ForCTC(ExternalCTCModel):
 
 
 # ----------------------------------------------------------------------------------------------- steps
-def _check_float(model: Any, name: str) -> None:
-    from compress.methods.ort import _check_float as check_exportable
-
-    if isinstance(model, OvWav2Vec2ForCTC):
-        raise FootprintError(f"{name}: needs a torch model; an OpenVINO stage must be the last of a recipe")
-    check_exportable(model, name)
-
-
 def convert(model: nn.Module, with_mask: bool) -> Any:
     """``openvino.convert_model`` of a float Wav2Vec2ForCTC -> an ``ov.Model`` with dynamic batch and length."""
     import openvino as ov
@@ -224,14 +217,14 @@ def ir_stats(ov_model: Any) -> dict[str, Any]:
 
 def build_compiled(model: nn.Module, config: OvConfig, name: str) -> OvWav2Vec2ForCTC:
     from core.model_stats import model_stats
-    from compress.methods.ort import fresh_float_model
+    from compress.methods.ort import _check_float, fresh_float_model
 
     _check_float(model, name)
     if not openvino_available():
         raise FootprintError(f"{name}: openvino/nncf are not installed ({INSTALL_HINT})")
     model = fresh_float_model(model.cpu())
     stats = model_stats(model)
-    with_mask = getattr(model.config, "feat_extract_norm", "group") == "layer"
+    with_mask = not uses_group_norm(model)  # a group-norm front end takes no attention mask
     logging.disable(logging.WARNING)  # the converter and NNCF log hundreds of lines at INFO/WARNING
     try:
         t0 = time.perf_counter()

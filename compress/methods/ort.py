@@ -130,8 +130,9 @@ def _check_float(model: Any, name: str) -> None:
     from compress.methods.front_end import front_end_dtype
     from compress.methods.quantize import autocast_dtype, quantized_modules
 
-    if model is None or isinstance(model, OrtWav2Vec2ForCTC):
-        raise FootprintError(f"{name}: needs a torch model; an ONNX Runtime stage must be the last of a recipe")
+    if model is None or isinstance(model, ExternalCTCModel):
+        raise FootprintError(f"{name}: needs a torch model; a stage run by another runtime (ONNX Runtime, "
+                             "OpenVINO) must be the last of a recipe")
     if (quantized_modules(model) or autocast_dtype(model) or front_end_dtype(model)
             or getattr(model, "_footprint_compiled", None)):
         raise FootprintError(f"{name}: export a float model; put {name} last instead of a torch int8/bf16 "
