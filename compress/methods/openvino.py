@@ -48,7 +48,6 @@ import torch
 from torch import nn
 
 from core.errors import FootprintError
-from core.inference import uses_group_norm
 from compress.methods.external import ExternalCTCModel
 from compress.methods.registry import register_method
 
@@ -216,15 +215,10 @@ def ir_stats(ov_model: Any) -> dict[str, Any]:
 
 
 def build_compiled(model: nn.Module, config: OvConfig, name: str) -> OvWav2Vec2ForCTC:
-    from core.model_stats import model_stats
-    from compress.methods.ort import _check_float, fresh_float_model
+    from compress.methods.ort import float_model_for_export
 
-    _check_float(model, name)
-    if not openvino_available():
-        raise FootprintError(f"{name}: openvino/nncf are not installed ({INSTALL_HINT})")
-    model = fresh_float_model(model.cpu())
-    stats = model_stats(model)
-    with_mask = not uses_group_norm(model)  # a group-norm front end takes no attention mask
+    model, stats, with_mask = float_model_for_export(model, name, openvino_available(),
+                                                     f"openvino/nncf are not installed ({INSTALL_HINT})")
     logging.disable(logging.WARNING)  # the converter and NNCF log hundreds of lines at INFO/WARNING
     try:
         t0 = time.perf_counter()

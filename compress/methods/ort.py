@@ -204,15 +204,22 @@ def onnx_weight_stats(path: Path) -> dict[str, Any]:
     return {"initializer_bytes": total, "int8_weights": int8, "ops": ops}
 
 
-def build_session(model: nn.Module, config: OrtConfig, name: str) -> OrtWav2Vec2ForCTC:
+def float_model_for_export(model: nn.Module, name: str, available: bool, missing: str
+                           ) -> tuple[nn.Module, dict[str, Any], bool]:
+    """What a stage that hands the model to another runtime starts from: the checks, a fresh fp32 CPU copy, the
+    torch model's statistics for ``Variant.info``, and whether it takes an attention mask (not group-norm)."""
     from core.model_stats import model_stats
 
     _check_float(model, name)
-    if not ort_available():
-        raise FootprintError(f"{name}: onnxruntime is not installed ({INSTALL_HINT})")
+    if not available:
+        raise FootprintError(f"{name}: {missing}")
     model = fresh_float_model(model.cpu())
-    stats = model_stats(model)
-    with_mask = not uses_group_norm(model)  # a group-norm front end takes no attention mask
+    return model, model_stats(model), not uses_group_norm(model)
+
+
+def build_session(model: nn.Module, config: OrtConfig, name: str) -> OrtWav2Vec2ForCTC:
+    model, stats, with_mask = float_model_for_export(model, name, ort_available(),
+                                                     f"onnxruntime is not installed ({INSTALL_HINT})")
     work = tempfile.mkdtemp(prefix="footprint-ort-")
     logging.disable(logging.WARNING)  # the exporter and quantizer log hundreds of lines at INFO/WARNING
     t0 = time.perf_counter()
