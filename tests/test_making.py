@@ -144,6 +144,31 @@ def test_commands_carry_a_suite_made_variants_phases_not_the_teachers(  # noqa: 
     assert mk2.wall_s == pytest.approx(mk.wall_s + 7.0 + mk2.phases[-1].wall_s)
 
 
+def test_teacher_training_records_its_phase_and_a_continuation_adds_one(tmp_path: Path) -> None:
+    from core.data.synth.corpus import SynthConfig, ensure_corpus
+    from footprint.cli import main
+    from test_train_teacher import TINY
+
+    corpus = ensure_corpus(SynthConfig(hours_train=0.01, dev_utterances=4, n_train_speakers=4, n_dev_speakers=2),
+                           ("train-clean", "dev-clean"), root=tmp_path / "c", progress=False)
+    trace = _trace(tmp_path / "trace.json")
+
+    def train(out: Path, *extra: str) -> None:
+        assert main(["compress", "train-teacher", "--out", str(out), "--corpus", str(corpus), "--steps", "2",
+                     "--eval-every", "100000", "--device", "cpu", "--threads", "1", "--batch-seconds", "12",
+                     "--dev-eval-utterances", "2", "--arch-overrides", json.dumps(TINY),
+                     "--energy", f"replay:{trace}", *extra]) == 0
+
+    train(tmp_path / "run1")
+    first = read_making(tmp_path / "run1" / "model")  # the model folder: no variant.json, so making.json
+    assert [p.phase for p in first.phases] == ["train-teacher"] and first.energy_kwh > 0
+    assert not (tmp_path / "run1" / MAKING_FILE).exists()
+    train(tmp_path / "run2", "--init-from", str(tmp_path / "run1" / "model"))
+    second = read_making(tmp_path / "run2" / "model")
+    assert len(second.phases) == 2 and second.phases[0] == first.phases[0]
+    assert second.wall_s == pytest.approx(first.wall_s + second.phases[1].wall_s)
+
+
 # ----------------------------------------------------------------------------------------------- the runner
 def test_runner_rows_carry_the_making_cost(tmp_path: Path) -> None:
     from bench.runner import RunConfig, run_benchmark
