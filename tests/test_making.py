@@ -144,6 +144,31 @@ def test_commands_carry_a_suite_made_variants_phases_not_the_teachers(  # noqa: 
     assert mk2.wall_s == pytest.approx(mk.wall_s + 7.0 + mk2.phases[-1].wall_s)
 
 
+def test_an_interrupted_run_keeps_its_phase_and_the_resumed_run_adds_one(tmp_path: Path) -> None:
+    import argparse
+
+    from footprint.making import metered
+
+    args = argparse.Namespace(group="compress", compress_cmd="distill", energy="none", country=None,
+                              carbon_intensity=None, out=str(tmp_path / "s"))
+    out = tmp_path / "s"
+    with pytest.raises(KeyboardInterrupt):
+        with metered(out, "distill", "cpu", args, resumable=True):
+            out.mkdir()
+            raise KeyboardInterrupt
+    assert [p.phase for p in read_making(out).phases] == ["distill (interrupted)"]
+    with metered(out, "distill", "cpu", args, resumable=True):
+        (out / "variant.json").write_text("{}")  # the finished run writes its variant afresh
+    mk = read_making(out)
+    assert [p.phase for p in mk.phases] == ["distill (interrupted)", "distill"] and not (out / MAKING_FILE).exists()
+    assert mk.phases[1].command.startswith("footprint compress distill --energy none")
+    # a one-shot command that fails made nothing: an older variant in its --out keeps its record
+    with pytest.raises(RuntimeError):
+        with metered(out, "quantize:int8-dynamic", "cpu", args):
+            raise RuntimeError("bad input")
+    assert read_making(out) == mk
+
+
 def test_teacher_training_records_its_phase_and_a_continuation_adds_one(tmp_path: Path) -> None:
     from core.data.synth.corpus import SynthConfig, ensure_corpus
     from footprint.cli import main
