@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.making import making_fields
 from bench.scenarios import PassResult
 from core.device import Device
 from core.schema import Row
@@ -38,6 +39,7 @@ def build_row(e: Any, dev: str, rep: int, parts: list[dict[str, Any]], run: Any)
                          run.idle_s.get(dev, 0.0)),
         **_memory_fields(getattr(e, "memory", None) or {}),
         **_contention_fields([p.get("contention") for p in parts]),
+        **making_fields(run, e.job.spec, run.local_device(dev)),
     )
 
 

@@ -33,7 +33,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench import memory, meta, onednn, scenarios, unseen
+from bench import making, memory, meta, onednn, scenarios, unseen
 from bench.config import Job, Loaded, Loader, RunConfig, RunSummary, config_hash, _spec_name  # noqa: F401
 from bench.overhead import measure_overhead
 from bench.rows import build_row, unseen_fields
@@ -84,6 +84,7 @@ def run_benchmark(cfg: RunConfig, loader: Loader, progress: bool = True,
         run.prepare_workloads()
         run.open_folder(argv, cleanup)
         run.open_meters(cleanup)
+        run.loader = making.metered_loader(run)  # each build metered: the rows' making_* (bench/making.py)
         run.load_variants()
         written = run.unseen_repeats()  # before any pass over the whole workload runs the held-out lengths
         run.accuracy_and_warmup()

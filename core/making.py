@@ -27,6 +27,9 @@ RECORD_KEY = "making"
 VARIANT_FILE = "variant.json"
 MAKING_FILE = "making.json"
 NOT_RECORDED = "not recorded"
+# energy_method of a phase whose energy is wall time x a stated power (a record made after the fact from a log)
+ESTIMATED_FROM_LOG = "estimated from logged time"
+NOT_METERED = "energy not metered"  # how the label names a phase with a wall time but no energy
 
 
 @dataclass(frozen=True)
@@ -82,10 +85,14 @@ class Making:
 
     @property
     def label(self) -> str:
-        """How the total energy is known, in words: measured by which counters, estimated from what, or mixed."""
+        """How the total energy is known, in words: measured by which counters, estimated from what, or mixed.
+        A phase with no energy figure (no meter could run) is named as such: the total is then unknown (NaN)."""
         if not self.phases:
             return NOT_RECORDED
-        methods = sorted({p.energy_method or "unknown" for p in self.phases})
+        methods = sorted({(p.energy_method or "unknown") if p.energy_kwh is not None else NOT_METERED
+                          for p in self.phases})
+        if all(p.energy_kwh is None for p in self.phases):
+            return f"{NOT_METERED} (wall time only)"
         kind = "measured" if self.measured else ("estimated" if not any(p.energy_measured for p in self.phases)
                                                  else "partly measured")
         return f"{kind} ({', '.join(methods)})"
@@ -132,22 +139,45 @@ def read_making(folder: str | Path) -> Making | None:
         raise FootprintError(f"{path}: unreadable ({e})") from None
     if path.name == VARIANT_FILE:
         data = data.get(RECORD_KEY)
-        if data is None:
-            return None
+        if data is None:  # a variant.json written over a run's making.json (e.g. after an interrupted run)
+            beside = Path(folder) / MAKING_FILE
+            return read_making_file(beside) if beside.exists() else None
     return Making.from_dict(data, str(path))
+
+
+def read_making_file(path: Path) -> Making:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise FootprintError(f"{path}: unreadable ({e})") from None
+    return Making.from_dict(data, str(path))
+
+
+def write_making(folder: str | Path, making: Making) -> Path:
+    """Replace a model folder's record with ``making`` (``variant.json``'s ``"making"`` if there is one, else
+    ``making.json``); a ``making.json`` left beside a ``variant.json`` is removed (one record per folder: the
+    caller read it first).  Returns the file written."""
+    folder = Path(folder)
+    path = _record_file(folder)
+    if path.name == VARIANT_FILE:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise FootprintError(f"{path}: unreadable ({e})") from None
+        data[RECORD_KEY] = making.as_dict()
+    else:
+        data = making.as_dict()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)  # atomic: a crash never leaves half a record
+    stale = folder / MAKING_FILE
+    if path.name == VARIANT_FILE and stale.exists():
+        stale.unlink()
+    return path
 
 
 def add_phase(folder: str | Path, phase: Phase) -> Making:
     """Append one phase to a model folder's record (``variant.json`` if there is one, else ``making.json``)."""
-    path = _record_file(Path(folder))
-    current = read_making(folder) or Making(())
-    updated = current.with_phase(phase)
-    if path.name == VARIANT_FILE:
-        data = json.loads(path.read_text())
-        data[RECORD_KEY] = updated.as_dict()
-    else:
-        data = updated.as_dict()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(path)  # atomic: a crash never leaves half a record
+    updated = (read_making(folder) or Making(())).with_phase(phase)
+    write_making(folder, updated)
     return updated

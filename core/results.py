@@ -41,6 +41,9 @@ BOOL_COLUMNS |= {"contended"}
 # one-time costs, lengths never seen, oneDNN's cache
 REAL_COLUMNS |= {"compile_s", "load_s", "calibration_s", "export_s"}
 INT_COLUMNS |= {"shapes_reused"}
+# making cost (core/making.py)
+REAL_COLUMNS |= {"making_wall_s", "making_energy_kwh", "making_co2_kg"}
+BOOL_COLUMNS |= {"making_measured"}
 
 DB_NAME, CSV_NAME, META_NAME = "results.sqlite", "results.csv", "meta.json"
 

@@ -118,6 +118,13 @@ class Row:
     length_buckets: str = _extra(default="")              # batches padded to fixed lengths, e.g. "1s"
     shapes_reused: int | None = _extra(default=None)      # batches whose padded shape this variant had already run
     onednn_cache: str = _extra(default="")                # oneDNN kernel-cache capacity in effect (bench/onednn.py)
+    # -- what making the variant cost (core/making.py, bench/making.py): its folder's record (the teacher's
+    # training, a student's distillation, a saved variant's) plus a recipe's build at load; NaN: not recorded
+    making_wall_s: float = _extra(default=float("nan"))
+    making_energy_kwh: float = _extra(default=float("nan"))  # NaN when any phase's energy is unknown
+    making_co2_kg: float = _extra(default=float("nan"))
+    making_label: str = _extra(default="not recorded")       # how it is known: "estimated (codecarbon)", ...
+    making_measured: bool | None = _extra(default=None)      # every phase read from hardware counters
 
     def as_dict(self) -> dict[str, Any]:
         """Column name -> value, in schema order (what ``ResultsStore.append`` takes)."""

@@ -38,6 +38,9 @@ def _add_train_teacher(csub: argparse._SubParsersAction) -> None:
     t.add_argument("--shortest-first", choices=("auto", "yes", "no"), default="auto",
                    help="epoch 0 shortest first: auto = only when training from scratch (no --init-from)")
     t.add_argument("--arch-overrides", default="{}", help="JSON of Wav2Vec2Config overrides (tests, sweeps)")
+    from footprint.making import add_energy_options
+
+    add_energy_options(t)
 
     def _run(args: argparse.Namespace) -> int:
         from footprint.commands.compress_checks import check_train_teacher
@@ -55,7 +58,18 @@ def _add_train_teacher(csub: argparse._SubParsersAction) -> None:
                                  amp=args.amp, arch_overrides=json.loads(args.arch_overrides),
                                  freeze_feature_encoder=args.freeze_feature_encoder,
                                  shortest_first={"auto": None, "yes": True, "no": False}[args.shortest_first])
-        print(train_teacher(cfg))
+        from pathlib import Path
+
+        from core.making import read_making
+        from footprint.making import metered
+
+        # a continuation carries its initial model's phases; the record lands in RUN/model, and in RUN while
+        # the model does not exist yet (an interrupted run)
+        carry = read_making(args.init_from) if args.init_from else None
+        with metered(Path(args.out) / "model", "train-teacher", args.device, args, carry=carry, resumable=True,
+                     resume_dir=args.out):
+            final = train_teacher(cfg)
+        print(final)
         return 0
 
     t.set_defaults(func=_run)

@@ -19,6 +19,13 @@ def _model_arg(p: argparse.ArgumentParser, help_: str = "model spec: embedded, a
                ) -> None:
     p.add_argument("--model", default="embedded", help=help_ + " (default: embedded)")
     p.add_argument("--out", required=True, help="output variant directory")
+    _energy_args(p)
+
+
+def _energy_args(p: argparse.ArgumentParser) -> None:
+    from footprint.making import add_energy_options
+
+    add_energy_options(p)
 
 
 def _load_source(spec: str) -> Any:
@@ -122,6 +129,7 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--freeze-feature-encoder", action="store_true",
                    help="do not train the conv front end (faster; the feature penalty then has no effect)")
     p.add_argument("--keep-work", action="store_true", help="keep OUT/.work (checkpoint, cache) at the end")
+    _energy_args(p)
 
 
 def _distill_config(args: argparse.Namespace, **kw: Any) -> Any:
@@ -165,9 +173,14 @@ def _add_distill(csub: argparse._SubParsersAction) -> None:
 
         check_distill(args)
         from compress.methods.distill import distill
+        from footprint.making import inherited, metered
 
-        _print_training_result(distill(_distill_config(args, layers=args.layers, init=args.init,
-                                                       student_arch=args.student_arch, init_from=args.init_from)))
+        # continued training (--init-from a student) carries that student's phases; a resumed run, its own
+        with metered(args.out, "distill", args.device, args, carry=inherited(args.init_from), resumable=True) as mk:
+            res = distill(_distill_config(args, layers=args.layers, init=args.init, student_arch=args.student_arch,
+                                          init_from=args.init_from))
+            mk.skip = res.already_done
+        _print_training_result(res)
         return 0
 
     p.set_defaults(func=_run)
@@ -197,7 +210,12 @@ def _add_prune_structured(csub: argparse._SubParsersAction) -> None:
         pcfg = StructuredPruneConfig(flops_keep=args.flops_keep, conv_keep=args.conv_keep, conv_layers=conv_layers,
                                      min_heads=args.min_heads, min_ffn=args.min_ffn,
                                      calibration_utterances=args.calibration_utterances)
-        _print_training_result(prune_structured(pcfg, _distill_config(args)))
+        from footprint.making import metered
+
+        with metered(args.out, "prune-structured (pruning + recovery)", args.device, args, resumable=True) as mk:
+            res = prune_structured(pcfg, _distill_config(args))
+            mk.skip = res.already_done
+        _print_training_result(res)
         return 0
 
     p.set_defaults(func=_run)
@@ -233,11 +251,15 @@ def _add_quantize(csub: argparse._SubParsersAction) -> None:
         for k, val in options.items():
             if val is not None and hasattr(cfg, k):
                 setattr(cfg, k, val)
-        v = _load_source(args.model)
-        fill_context(cfg, do_normalize=v.do_normalize)
-        float_model = copy.deepcopy(v.model) if method.reapply_on_load else None
-        model = method.apply(v.model, cfg)
-        rec = _save(model, v, args.out, args.method, cfg, float_model=float_model, reapply=method.reapply_on_load)
+        from footprint.making import inherited, metered
+
+        with metered(args.out, f"quantize:{args.method}", "cpu", args, carry=inherited(args.model)):
+            v = _load_source(args.model)
+            fill_context(cfg, do_normalize=v.do_normalize)
+            float_model = copy.deepcopy(v.model) if method.reapply_on_load else None
+            model = method.apply(v.model, cfg)
+            rec = _save(model, v, args.out, args.method, cfg, float_model=float_model,
+                        reapply=method.reapply_on_load)
         print(_summary(rec, args.out))
         return 0
 
@@ -268,13 +290,16 @@ def _add_prune(csub: argparse._SubParsersAction) -> None:
         cfg = PruneConfig(conv_sensitivity=args.conv_sensitivity, transformer_schedule=schedule,
                           prune_pos_conv=not args.no_pos_conv, sparse_storage=args.sparse_storage,
                           overrides=json.loads(args.overrides))
-        v = _load_source(args.model)
-        check_prune_overrides(args, v.model)
-        model = apply_prune(v.model, cfg)
-        for name, s in model.pruning_report["per_layer"].items():
-            log.info("  %-60s sensitivity %.2f sparsity %5.1f%%", name, model.pruning_report["sensitivity"][name],
-                     100 * s)
-        rec = _save(model, v, args.out, "prune-sensitivity", cfg, sparse=args.sparse_storage)
+        from footprint.making import inherited, metered
+
+        with metered(args.out, "prune-sensitivity", "cpu", args, carry=inherited(args.model)):
+            v = _load_source(args.model)
+            check_prune_overrides(args, v.model)
+            model = apply_prune(v.model, cfg)
+            for name, s in model.pruning_report["per_layer"].items():
+                log.info("  %-60s sensitivity %.2f sparsity %5.1f%%", name,
+                         model.pruning_report["sensitivity"][name], 100 * s)
+            rec = _save(model, v, args.out, "prune-sensitivity", cfg, sparse=args.sparse_storage)
         print(_summary(rec, args.out) + f"  pruned tensors {100 * rec['pruned_tensors_sparsity']:.1f}% zero")
         return 0
 
@@ -294,10 +319,13 @@ def _add_maxpool(csub: argparse._SubParsersAction) -> None:
         check_maxpool(args)
         from compress.methods.maxpool import MaxPoolConfig, apply_maxpool
 
-        v = _load_source(args.model)
-        cfg = MaxPoolConfig(conv_layers=args.conv_layers)
-        model = apply_maxpool(v.model, cfg)
-        rec = _save(model, v, args.out, f"maxpool-conv{args.conv_layers}-untrained", cfg, trained=False)
+        from footprint.making import inherited, metered
+
+        with metered(args.out, f"maxpool-conv{args.conv_layers}", "cpu", args, carry=inherited(args.model)):
+            v = _load_source(args.model)
+            cfg = MaxPoolConfig(conv_layers=args.conv_layers)
+            model = apply_maxpool(v.model, cfg)
+            rec = _save(model, v, args.out, f"maxpool-conv{args.conv_layers}-untrained", cfg, trained=False)
         flops = rec.get("flops_per_s")
         extra = (f"  {flops / 1e9:.3f} GFLOPs/s of audio (conv {rec['conv_flops_per_s'] / 1e9:.3f})"
                  if flops else "")
@@ -317,6 +345,7 @@ def _add_apply(csub: argparse._SubParsersAction) -> None:
     p.add_argument("--students-dir", default=None, help="where distill-L{n} students live")
     p.add_argument("--out", required=True)
     p.add_argument("--sparse-storage", action="store_true")
+    _energy_args(p)
 
     def _run(args: argparse.Namespace) -> int:
         from footprint.commands.compress_checks import check_apply
@@ -332,13 +361,17 @@ def _add_apply(csub: argparse._SubParsersAction) -> None:
             raise FootprintError(f"{args.recipe}: {', '.join(s.name for s in stages if s.method.runtime_only)} "
                                  "changes how the model runs, not its weights: nothing to save; name the recipe "
                                  "in footprint bench run instead")
-        v, stages, _ = build_variant(args.recipe, teacher=args.teacher, students_dir=args.students_dir)
-        if any(s.method.reapply_on_load for s in stages):
-            raise FootprintError(f"{args.recipe}: save torchao variants with footprint compress quantize")
-        rec = save_variant(v.model, args.out, recipe=args.recipe, stages=[s.as_record() for s in stages],
-                           do_normalize=v.do_normalize,
-                           source={"spec": v.record.get("source_model"), "hash": v.record.get("source_hash")},
-                           sparse=args.sparse_storage, trained=v.info.get("trained", True))
+        from footprint.making import inherited, metered
+
+        with metered(args.out, f"apply:{args.recipe}", "cpu", args) as mk:
+            v, stages, base = build_variant(args.recipe, teacher=args.teacher, students_dir=args.students_dir)
+            if any(s.method.reapply_on_load for s in stages):
+                raise FootprintError(f"{args.recipe}: save torchao variants with footprint compress quantize")
+            mk.carry = inherited(base.path) if base is not None else None  # a trained student's phases
+            rec = save_variant(v.model, args.out, recipe=args.recipe, stages=[s.as_record() for s in stages],
+                               do_normalize=v.do_normalize,
+                               source={"spec": v.record.get("source_model"), "hash": v.record.get("source_hash")},
+                               sparse=args.sparse_storage, trained=v.info.get("trained", True))
         print(_summary(rec, args.out))
         return 0
 

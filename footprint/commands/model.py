@@ -33,12 +33,51 @@ def register_model(sub: argparse._SubParsersAction) -> None:
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(func=_info)
 
+    mk = msub.add_parser("making", help="what making a model cost: its record's phases and totals")
+    mk.add_argument("model_dirs", nargs="+", metavar="DIR", help="model directories")
+    mk.add_argument("--backfill", action="store_true",
+                    help="first recompute the record from the folder's training logs (wall time x a stated power: "
+                         "'estimated from logged time'); metered phases are kept")
+    mk.add_argument("--country", default=None, help="ISO 3166 country code for the carbon intensity (backfill)")
+    mk.add_argument("--carbon-intensity", type=float, default=None, help="g CO2e/kWh (backfill)")
+    mk.add_argument("--json", action="store_true", help="print the records as JSON")
+    mk.set_defaults(func=_making)
+
 
 def _import(args: argparse.Namespace) -> int:
     from compress.model_io.hf import import_model
 
     out = import_model(args.src, args.out, dict_path=args.dict_path)
     print(f"imported {args.src} -> {out}")
+    return 0
+
+
+def _making(args: argparse.Namespace) -> int:
+    from core.making import NOT_RECORDED, read_making
+
+    intensity = None
+    if args.backfill:
+        from bench.energy.carbon import resolve_intensity
+
+        intensity = resolve_intensity(args.carbon_intensity, args.country)
+    out = {}
+    for d in args.model_dirs:
+        if args.backfill:
+            from footprint.making_backfill import backfill
+
+            backfill(d, intensity)
+        mk = read_making(d)
+        out[d] = mk.as_dict() if mk else None
+        if not args.json:
+            if mk is None:
+                print(f"{d}: {NOT_RECORDED}")
+                continue
+            print(f"{d}: {mk.wall_s / 3600:.3f} h, {mk.energy_kwh:.4g} kWh, {mk.co2_kg:.4g} kg CO2e, {mk.label}")
+            for ph in mk.phases:
+                kwh = "n/a" if ph.energy_kwh is None else f"{ph.energy_kwh:.4g} kWh"
+                print(f"  {ph.phase}: {ph.wall_s:.1f} s on {ph.device}, {kwh}")
+    if args.json:
+        print(json.dumps(out, indent=1))
     return 0
 
 
