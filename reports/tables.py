@@ -17,7 +17,7 @@ from reports import deploy, paper
 from reports.render import Cell, Table, label, write_tables  # noqa: F401 (write_tables re-exported)
 from reports.stats import (MISSING, TIME_LABELS, Stat, co2_per_hour, fmt, fmt_num, is_gpu, kwh_per_hour, layers_of,
                            on, ordered_variants, random_weights, select_scenario, stat, time_column, trained,
-                           variant_for_recipe, choose_scenario)
+                           variant_for_recipe, choose_scenario, distilled_recipe)  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +98,6 @@ def _memory_cell(rows: pd.DataFrame) -> Cell:
         return Cell("n/a", NOT_MEASURED, "ours")
     sub = f"GPU {fmt(gpu.median, 'size')}" if cpu.ok and gpu.ok else ("GPU" if not cpu.ok else "")
     return Cell(fmt(main.median, "size"), sub, "ours", main.median)
-
-
-def distilled_recipe(df: pd.DataFrame, preferred: str = "distill-L4") -> Optional[str]:
-    """Table 1's distilled model: distill-L4 (the paper kept 4 layers), else our shallowest plain student."""
-    recipes = set(trained(df)["recipe"].dropna())
-    if preferred in recipes:
-        return preferred
-    plain = sorted((r for r in recipes if re.fullmatch(r"distill-L\d+", r)), key=lambda r: layers_of(r) or 0)
-    return plain[0] if plain else None
 
 
 def energy_kind(df: pd.DataFrame) -> str:
