@@ -127,6 +127,8 @@ def test_training_types() -> None:
     assert training_type(stages("maxpool-conv4-L12")) == "distillation"
     assert training_type(stages("prune-sensitivity")) == "pruning"
     assert training_type(stages("compile")) == "compression (compile)"
+    assert training_type(stages("compile-bf16")) == "compression (compile-bf16)"   # by prefix, not substring
+    assert training_type(stages("maxpool-conv4-untrained")) == "compression (maxpool-conv4-untrained)"
     assert training_type({"recipe": "fp16"}) == "precision conversion"
 
 
@@ -142,9 +144,10 @@ def test_command_with_results_run(tmp_path: Path, capsys: pytest.CaptureFixture[
     d = _variant(tmp_path)
     run = tmp_path / "run"
     run.mkdir()
-    rows = [("my-student", str(d), "embedded:dev-clean", w, 0.05) for w in (0.2, 0.1, 0.3)]
+    rows = [("my-student", str(d), "embedded:dev-clean", w, 0.05) for w in (0.2, 0.1, 0.6)]
     rows += [("other", "elsewhere", "embedded:dev-clean", 0.9, 0.5), ("my-student", str(d), "embedded:dev-other",
-                                                                          0.8, 0.4)]
+                                                                          0.8, 0.4),
+             ("my-student", str(tmp_path / "else" / "my-student"), "embedded:dev-clean", 0.9, 0.5)]  # same name
     (run / "results.csv").write_text("run_id,variant,model_path,dataset,wer,cer,n_utts,manifest_hash\n" + "".join(
         f"r7,{v},{p},{ds},{w},{c},300,abc\n" for v, p, ds, w, c in rows))
     assert main(["model", "card", str(d), "--results", str(run)]) == 0
