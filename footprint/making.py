@@ -159,5 +159,9 @@ def metered(out: str | Path, phase: str, device: str, args: argparse.Namespace, 
             if ok and keep != out and stale.exists():
                 stale.unlink()  # its phases are in the model folder's record now
             log.info("making: %s %.1f s, %s", name, wall, ph.energy_source_detail.split(";")[0])
+            if ok:  # the model card carries the record's CO2: refreshed whenever the record changes
+                from compress.card import write_card
+
+                log.info("model card: %s", write_card(where))
         elif not run.skip:
             log.warning("making: %s ran %.1f s but %s does not exist: no record written", phase, wall, where)

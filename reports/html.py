@@ -18,6 +18,7 @@ import pandas as pd
 
 from reports import __version__, deploy, paper
 from reports.figures import Rendered, all_figures
+from reports.ledger import LedgerEntry, break_even_cell, by_key, ledger, ledger_table
 from reports.load import Run, load_run
 from reports.method import _badge, _unique, e, method_html  # noqa: F401 (method_html re-exported)
 from reports.render import Cell, Table
@@ -152,6 +153,7 @@ def summary_html(df: pd.DataFrame, items: list[Savings], hours: float) -> str:
                    "compressed variant measured on the same device with energy figures.</p>")
     else:
         head = [s for s in items if s.to_variant == items[0].to_variant]
+        book = by_key(ledger(df, hours))
         out.append('<div class="cards">')
         for s in head:
             tot, co2 = s.kwh_saved_total, s.co2_kg_saved_total
@@ -165,12 +167,17 @@ def summary_html(df: pd.DataFrame, items: list[Savings], hours: float) -> str:
                 f'{fmt_mass(s.co2_kg_saved_per_hour.median)} CO&#8322;)<br>'
                 f'at {e(fmt_hours(hours))}: <b>{fmt_energy(tot.median)}</b> and <b>{fmt_mass(co2.median)} '
                 f'CO&#8322;</b> saved<br><span class="what">range over {tot.n} repeats: '
-                f'{_range(co2.lo, co2.hi, fmt_mass)} CO&#8322;</span></div></div>')
+                f'{_range(co2.lo, co2.hi, fmt_mass)} CO&#8322;</span><br>'
+                f'{_pays_back(book.get((s.to_variant, s.device)))}</div></div>')
         out.append("</div>")
         out.append(f'<div class="scroll">{savings_table(items, hours, choose_scenario(df)).to_html()}</div>')
         s0 = _like_the_paper(items)
         out.append(f'<p>Formula (ours, {e(s0.from_variant)} &rarr; {e(s0.to_variant)}, {s0.device_kind}): '
                    f'<span class="formula">{e(s0.formula)}</span></p>')
+    entries = list(book.values()) if items else ledger(df, hours)
+    if entries:
+        out.append("<h3>Making cost, break-even and the net saving</h3>")
+        out.append(f'<div class="scroll">{ledger_table(entries, hours, choose_scenario(df)).to_html()}</div>')
     # The paper's own extrapolation, with its arithmetic shown, beside the figure it states.
     e_ = paper.EXTRAPOLATION
     stated = (f"<b>about {e_.stated_t:.0f} t</b>" if ps.stated_kg is not None
@@ -199,6 +206,15 @@ Energy, which the paper does not scale: {ps.energy_saved_kwh} kWh / {ps.test_hou
 <div><b>Ours</b>{ours_line or '<p>n/a: no savings computed.</p>'}</div>
 </div>""")
     return "\n".join(out)
+
+
+def _pays_back(entry: Optional[LedgerEntry]) -> str:
+    """The card's break-even line (reports.ledger): after how much speech the making cost is repaid."""
+    if entry is None:
+        return "making cost: not recorded"
+    c = break_even_cell(entry)
+    return f"break-even after {e(c.text)} of speech" if c.value is not None and c.text != "never" else \
+        f"break-even: {e(c.text)} ({e(c.sub)})"
 
 
 def _like_the_paper(items: list[Savings]) -> Savings:
@@ -291,8 +307,9 @@ def caveats(run: Run, scenario: Optional[str] = None) -> list[str]:
                  "energy is CodeCarbon's estimate (Table 1: about 254 W &times; run time). Compare ratios, "
                  "not absolute seconds or kWh.")
     items.append("<b>Extrapolation.</b> Scaling to millions of hours assumes the per-hour figure holds at scale "
-                 "(same hardware, utilisation, batch size and grid); it leaves out idle power, cooling (PUE) and "
-                 "the energy to train the student.")
+                 "(same hardware, utilisation, batch size and grid); it leaves out idle power and cooling (PUE). "
+                 "The energy to make each variant is netted out in the savings summary where its making record "
+                 "exists ('not recorded' elsewhere).")
     return items
 
 

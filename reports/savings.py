@@ -22,8 +22,8 @@ import pandas as pd
 
 from core.errors import FootprintError
 from reports import paper
-from reports.stats import (MISSING, Stat, co2_per_hour, device_kind, is_gpu, kwh_per_hour, select_scenario, stat,
-                           trained, variant_for_recipe)
+from reports.stats import (MISSING, Stat, co2_per_hour, device_kind, distilled_recipe, is_gpu, kwh_per_hour,
+                           select_scenario, stat, trained, variant_for_recipe)
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +174,6 @@ def compute_savings(df: pd.DataFrame, from_variant: str, to_variant: str, device
 
 def default_pairs(df: pd.DataFrame) -> list[tuple[str, str]]:
     """original -> distilled (the paper's extrapolation), -> int8, -> distilled + int8: those present."""
-    from reports.tables import distilled_recipe  # late: tables imports this module's neighbours only
-
     base = variant_for_recipe(df, "baseline")
     if base is None:
         return []

@@ -127,6 +127,15 @@ def variant_for_recipe(df: pd.DataFrame, recipe: str) -> Optional[str]:
     return names[0]
 
 
+def distilled_recipe(df: pd.DataFrame, preferred: str = "distill-L4") -> Optional[str]:
+    """Table 1's distilled model: distill-L4 (the paper kept 4 layers), else our shallowest plain student."""
+    recipes = set(trained(df)["recipe"].dropna())
+    if preferred in recipes:
+        return preferred
+    plain = sorted((r for r in recipes if re.fullmatch(r"distill-L\d+", r)), key=lambda r: layers_of(r) or 0)
+    return plain[0] if plain else None
+
+
 def time_column(df: pd.DataFrame, preferred: str = "e2e_s") -> str:
     """The preferred time column, or the next one that has data."""
     for c in (preferred, *TIME_COLUMNS):

@@ -13,11 +13,11 @@ from typing import Optional
 
 import pandas as pd
 
-from reports import deploy, paper
+from reports import deploy, ledger, paper
 from reports.render import Cell, Table, label, write_tables  # noqa: F401 (write_tables re-exported)
 from reports.stats import (MISSING, TIME_LABELS, Stat, co2_per_hour, fmt, fmt_num, is_gpu, kwh_per_hour, layers_of,
                            on, ordered_variants, random_weights, select_scenario, stat, time_column, trained,
-                           variant_for_recipe, choose_scenario)
+                           variant_for_recipe, choose_scenario, distilled_recipe)  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +98,6 @@ def _memory_cell(rows: pd.DataFrame) -> Cell:
         return Cell("n/a", NOT_MEASURED, "ours")
     sub = f"GPU {fmt(gpu.median, 'size')}" if cpu.ok and gpu.ok else ("GPU" if not cpu.ok else "")
     return Cell(fmt(main.median, "size"), sub, "ours", main.median)
-
-
-def distilled_recipe(df: pd.DataFrame, preferred: str = "distill-L4") -> Optional[str]:
-    """Table 1's distilled model: distill-L4 (the paper kept 4 layers), else our shallowest plain student."""
-    recipes = set(trained(df)["recipe"].dropna())
-    if preferred in recipes:
-        return preferred
-    plain = sorted((r for r in recipes if re.fullmatch(r"distill-L\d+", r)), key=lambda r: layers_of(r) or 0)
-    return plain[0] if plain else None
 
 
 def energy_kind(df: pd.DataFrame) -> str:
@@ -442,6 +433,7 @@ def table_energy(df: pd.DataFrame) -> Table:
     df = select_scenario(df)
     cols = [("", "Source"), ("", "Model"), ("", "Device"), ("Per hour of audio", "Energy"),
             ("Per hour of audio", "CO\u2082"), ("", "Mean power"), ("", "Energy figure"), ("", "Method")]
+    cols += ledger.columns()  # making cost, break-even and the net saving (reports/ledger.py)
     t = Table("table4", "Table 4",
               "Energy and CO\u2082 per hour of audio (median over repeats, range and n underneath), with the mean "
               "power they imply and how each figure was obtained. The paper's rows are Table 1 divided by 5.4 h. "
@@ -453,11 +445,12 @@ def table_energy(df: pd.DataFrame) -> Table:
                ref(p.energy_kwh / paper.DEV_CLEAN_HOURS * 1000.0, "wh"),
                ref(p.co2_kg / paper.DEV_CLEAN_HOURS * 1000.0 if p.co2_kg else None, "g"),
                ref(p.energy_kwh * 3.6e6 / p.gpu_s if p.gpu_s else None, "w"), label("estimated"),
-               label("CodeCarbon defaults")])
+               label("CodeCarbon defaults"), *ledger.blank(EM)])
     data = trained(df).assign(_e=lambda d: kwh_per_hour(d) * 1000.0, _c=lambda d: co2_per_hour(d) * 1000.0,
                               _w=lambda d: d["energy_j"] / d["wall_s"])
     order = {v: i for i, v in enumerate(ordered_variants(data))} if len(data) else {}
     groups = sorted(data.groupby(["variant", "device"]), key=lambda kv: (order.get(kv[0][0], 99), is_gpu(kv[0][1])))
+    book = ledger.by_key(ledger.ledger(df))
     for (variant, device), g in groups:
         measured = {bool(x) for x in g["energy_measured"].dropna()}
         how = ("measured" if measured == {True} else "estimated" if measured == {False}
@@ -467,7 +460,8 @@ def table_energy(df: pd.DataFrame) -> Table:
         methods += f"; total of {includes}" if includes else ""
         t.add([label("ours"), label(str(variant)), label(f"{'GPU' if is_gpu(device) else 'CPU'} ({device})"),
                ours(_stat(g, "_e"), "wh"), ours(_stat(g, "_c"), "g"), ours(_stat(g, "_w"), "w"), label(how),
-               label(methods)])
+               label(methods), *ledger.cells(book.get((str(variant), str(device))))])
+    t.notes.append(ledger.NOTE)
     return t
 
 

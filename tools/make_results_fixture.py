@@ -18,6 +18,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.schema import EXTRA_COLUMNS  # noqa: E402
 from reports.load import SCHEMA_COLUMNS  # noqa: E402  (after the path tweak, for running from a clean clone)
 
 RUN_ID = "fixture-0001"
@@ -51,6 +52,21 @@ TRAINED = [
 ARCH = [(n, LARGE_PARAMS - (24 - n) * LAYER_PARAMS) for n in (24, 12, 10, 8, 6)]
 
 CPU_W, GPU_W = 31.0, 118.0  # the (estimated / measured) average draw these figures imply
+
+# What making each variant cost (its folder's making record, copied to every row; core/making.py): wall s, kWh,
+# label.  The teacher's GPU pre-training measured, the students' distillation estimated from logged time at CPU_W;
+# the rest (built in-process, or imported) have no record: "not recorded", never zero.  Written once the results
+# schema has the columns (core.schema extras), so the fixture never carries a column the store would refuse.
+MAKING_COLUMNS = tuple(c for c in ("making_wall_s", "making_energy_kwh", "making_co2_kg", "making_label",
+                                   "making_measured") if c in EXTRA_COLUMNS)
+MAKING = {
+    "teacher": (28800.0, 3.4, "measured (nvml)"),
+    "distill-L6": (3600.0, 0.031, "estimated (estimated from logged time)"),
+    "distill-L4": (7200.0, 0.062, "estimated (estimated from logged time)"),
+    "distill-L3": (3000.0, 0.02583333, "estimated (estimated from logged time)"),
+    "distill-L2": (2400.0, 0.02066667, "estimated (estimated from logged time)"),
+    "maxpool-conv4": (18000.0, 0.155, "estimated (estimated from logged time)"),
+}
 
 
 def _row(rng: np.random.Generator, *, variant: str, recipe: str, weights: str, device: str, repeat: int,
@@ -92,7 +108,18 @@ def _row(rng: np.random.Generator, *, variant: str, recipe: str, weights: str, d
         "cpu_model": "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz",
         "gpu_name": "NVIDIA H100 80GB HBM3" if gpu else "", "hostname": "bench-host",
         "timestamp": f"2025-01-15T10:{ts // 60:02d}:{ts % 60:02d}+00:00",
+        **{k: v for k, v in making(variant).items() if k in MAKING_COLUMNS},
     }
+
+
+def making(variant: str) -> dict[str, object]:
+    if variant not in MAKING:
+        return {"making_wall_s": "", "making_energy_kwh": "", "making_co2_kg": "", "making_label": "not recorded",
+                "making_measured": ""}
+    wall, kwh, label = MAKING[variant]
+    return {"making_wall_s": wall, "making_energy_kwh": f"{kwh:.8f}",
+            "making_co2_kg": f"{kwh * CARBON[0] / 1000.0:.8f}", "making_label": label,
+            "making_measured": label.startswith("measured")}
 
 
 def rows() -> list[dict[str, object]]:
@@ -148,7 +175,7 @@ def write_csv(path: Path, records: list[dict[str, object]], columns: list[str] |
 
 
 def main(out: Path) -> None:
-    write_csv(out / "results.csv", rows(), SCHEMA_COLUMNS)
+    write_csv(out / "results.csv", rows(), (*SCHEMA_COLUMNS, *MAKING_COLUMNS))
     meta = {
         "fixture": "made-up numbers for tests, written by tools/make_results_fixture.py; not a measurement",
         "run_id": RUN_ID, "schema_version": 1,

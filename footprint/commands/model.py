@@ -1,4 +1,5 @@
-"""``footprint model``: import a model (Hugging Face dir, hub id, fairseq .pt) and report its size and FLOPs.
+"""``footprint model``: import a model (Hugging Face dir, hub id, fairseq .pt), report its size and FLOPs, and
+write its model card.
 
 Standard library only at module level: the parser is built without importing torch or transformers.
 """
@@ -43,6 +44,13 @@ def register_model(sub: argparse._SubParsersAction) -> None:
     mk.add_argument("--json", action="store_true", help="print the records as JSON")
     mk.set_defaults(func=_making)
 
+    card = msub.add_parser("card", help="write each model folder's README.md: a Hugging Face model card (CO2 "
+                                        "from the making record, WER from the stored evaluation)")
+    card.add_argument("model_dirs", nargs="+", metavar="DIR", help="model folders (a saved variant, the teacher)")
+    card.add_argument("--results", metavar="RUN_DIR", default=None,
+                      help="take each folder's dev-clean WER / CER from this results run and store it in the record")
+    card.set_defaults(func=_card)
+
 
 def _import(args: argparse.Namespace) -> int:
     from compress.model_io.hf import import_model
@@ -78,6 +86,16 @@ def _making(args: argparse.Namespace) -> int:
                 print(f"  {ph.phase}: {ph.wall_s:.1f} s on {ph.device}, {kwh}")
     if args.json:
         print(json.dumps(out, indent=1))
+    return 0
+
+
+def _card(args: argparse.Namespace) -> int:
+    from compress.card import evaluation_from_results, write_card, write_evaluation
+
+    for d in args.model_dirs:
+        if args.results is not None:
+            write_evaluation(d, evaluation_from_results(d, args.results))
+        print(write_card(d))
     return 0
 
 
