@@ -371,8 +371,11 @@ def apply_autocast(model: nn.Module, config: AutocastConfig) -> nn.Module:
 
 
 def torchao_available() -> bool:
+    from core.console import quiet_import
+
     try:
-        import torchao  # noqa: F401
+        with quiet_import():  # torchao's import-time log lines (its CUDA .so files, triton): the run log only
+            import torchao  # noqa: F401
     except ImportError:
         return False
     return True
