@@ -181,9 +181,9 @@ def setup(verbose: bool = False, child: bool = False, force: bool = False) -> No
         root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    _route_libraries()
     if child and os.environ.get(RUN_LOG_ENV) and _state.file is None:
         _attach_file(Path(os.environ[RUN_LOG_ENV]))
+    _route_libraries()
 
 
 def reset() -> None:

@@ -133,6 +133,7 @@ def test_a_real_torchao_import_says_nothing_on_the_console(tmp_path: Path) -> No
             "m.int8_inductor_missing()\n"
             "import torchao.quantization, transformers.utils.logging as t\n"
             "assert not t.is_progress_bar_enabled()\n"
+            "logging.getLogger('torch.utils._pytree').warning('after the import: through our handlers')\n"
             "logging.getLogger('footprint.run').info('ours')\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("TORCH_LOGS", None)
