@@ -164,6 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import os
 
     from bench.runner import run_benchmark
+    from core import console
     from core.errors import FootprintError
     from core.results import load_results
 
@@ -172,7 +173,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(cfg.out)
     created = not out.exists()
     try:
-        summary = run_benchmark(cfg, variant_loader(args, cfg.data), progress=not args.no_progress)
+        with console.run_log(out / "run.log"):  # every record, other libraries' warnings included
+            summary = run_benchmark(cfg, variant_loader(args, cfg.data), progress=not args.no_progress)
     except FootprintError:
         if created and int(os.environ.get("WORLD_SIZE", "1")) == 1:
             _remove_if_empty_run(out)
