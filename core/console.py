@@ -9,7 +9,8 @@ raised from this project's files is ours and shows; one from a library's files g
 torch and transformers print through handlers of their own that do not propagate; :func:`setup` routes them
 through the root logger's handlers as soon as each is imported (an import hook, so that ``footprint report``
 still never imports torch), and turns transformers' progress bars off.  A spawned child (``bench/memory.py``)
-calls ``setup(child=True)``: the run log's path comes through the environment (:data:`RUN_LOG_ENV`).
+calls ``setup(child=True)``: errors only on the console, everything in the run log, whose path comes through the
+environment (:data:`RUN_LOG_ENV`).
 """
 from __future__ import annotations
 
@@ -161,8 +162,8 @@ def _route_libraries() -> None:
 # -- the setup --------------------------------------------------------------------------------------------
 def setup(verbose: bool = False, child: bool = False, force: bool = False) -> None:
     """The console handler (once; replaces an earlier one), Python warnings through logging, torch's and
-    transformers' output through both.  ``child``: a spawned helper process, whose console shows our warnings
-    only (the parent says what it is doing) and whose records join the parent's run log.  Where another
+    transformers' output through both.  ``child``: a spawned helper process, whose console shows errors only
+    (the parent says what it is doing, and its warnings) and whose records join the parent's run log.  Where another
     handler already owns the root logger (pytest's), the console is left to it unless ``force``."""
     root = logging.getLogger()
     if _state.console is not None:
@@ -171,7 +172,8 @@ def setup(verbose: bool = False, child: bool = False, force: bool = False) -> No
     if force or not [h for h in root.handlers if h is not _state.file]:
         console = _StderrHandler()
         console.setFormatter(logging.Formatter(CONSOLE_FORMAT, datefmt="%H:%M:%S"))
-        ours = logging.DEBUG if verbose else logging.WARNING if child else logging.INFO
+        # a child loads a variant the parent has loaded already: its warnings would repeat the parent's lines
+        ours = logging.DEBUG if verbose else logging.ERROR if child else logging.INFO
         console.addFilter(ConsoleFilter(ours, logging.WARNING if verbose else logging.ERROR))
         root.addHandler(console)
         _state.console = console

@@ -77,20 +77,23 @@ def test_verbose_shows_library_warnings_and_our_debug(fresh, capsys: pytest.Capt
     assert "DEBUG compress.methods.quantize: a detail" in err and "Detected no triton" in err
 
 
-def test_child_shows_our_warnings_and_joins_the_run_log(fresh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                        capsys: pytest.CaptureFixture) -> None:
+def test_child_shows_errors_and_joins_the_run_log(fresh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture) -> None:
     path = tmp_path / "run.log"
     monkeypatch.setenv(console.RUN_LOG_ENV, str(path))  # set by the parent's run_log, inherited by a spawned child
     fresh.setup(child=True, force=True)
     logging.getLogger("compress.methods.registry").info("applying int8-dynamic")  # the parent says what it does
-    logging.getLogger("compress.methods.quantize").warning("bf16: positional convolutions run in fp32")
+    logging.getLogger("compress.methods.quantize").warning("bf16: positional convolutions run in fp32")  # the
+    # parent, loading the same variant, said it already
+    logging.getLogger("bench.memory").error("the child cannot load the variant")
     _noise()
     err = [line.split(" ", 1)[1] for line in capsys.readouterr().err.splitlines()]
-    assert err == ["WARNING compress.methods.quantize: bf16: positional convolutions run in fp32",
+    assert err == ["ERROR bench.memory: the child cannot load the variant",
                    "ERROR codecarbon: a real error from a library"]
     fresh.reset()
     text = path.read_text()
     assert "INFO compress.methods.registry: applying int8-dynamic" in text and "Failed to load" in text
+    assert "WARNING compress.methods.quantize: bf16: positional" in text
 
 
 def test_quiet_import_stops_torchao_at_the_source(fresh, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
