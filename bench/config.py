@@ -39,7 +39,7 @@ class RunConfig:
     layers: list[int] = field(default_factory=list)
     arch_fraction: float | None = None   # of the dev-clean-shaped workload; default 0.01 on CPU, 1 on CUDA
     paper_loop: bool = False             # also time the paper's batch-1 loop incl. file decoding
-    overhead_pairs: int = 2              # with/without-tracker pairs for the overhead check (0: skip)
+    overhead_pairs: int = 5              # with/without-tracker pairs for the overhead check (0: skip; < 5: not run)
     seed: int = 0
     # variant_peak_mb: "auto" (a child process per variant x device when the loader pickles, else in this
     # process), "child", "inprocess" or "off"

@@ -135,6 +135,9 @@ def peak_over(tr: Any, audio: Sequence[Any], device: str, base_mb: float, prefix
 def _child(loader: Callable[[str, str], Any], spec: str, device: str, audio: Sequence[Any], batch_size: int,
            max_batch_seconds: float, threads: int) -> dict[str, Any]:
     """Runs in the spawned child: only this variant in the process (and on its device)."""
+    from core import console
+
+    console.setup(child=True)  # the parent's console rules; its records join the run log
     import torch
 
     torch.set_num_threads(threads)  # the parent's intra-op threads: activations' scratch depends on them

@@ -13,7 +13,7 @@ variants ran minutes apart on the same machine state), then the median of the pe
 * one-time costs (load, compile, calibration, export seconds) and the break-even audio: hours of speech after
   which the variant's total time, one-time cost included, beats the teacher's (``core.schema.break_even_hours``),
   from the unseen times when the run has them (a deployer's case);
-* the energy tracker's overhead from meta.json.
+* the energy tracker's overhead from meta.json (a median with its interval, or "not measured" and why).
 """
 from __future__ import annotations
 
@@ -228,13 +228,10 @@ def format_report(res: dict[str, Any]) -> str:
         lines.append(f"{r['kind']:<27} {r['device']:<5} {r['a']} vs {r['b']}: "
                      f"{SCENARIO_LABEL[r.get('scenario', 'batched')]} {r['metric']} x{r['median_ratio']:.2f} "
                      f"(per repeat {reps}){wer}")
+    from bench.overhead import describe
+
     for dev, o in res["tracker_overhead"].items():
-        frac = 100 * o.get("fraction", float("nan"))
-        lines.append(f"{'tracker overhead':<27} {dev:<5} {o.get('method')}: {frac:+.2f} % "
-                     f"(min with vs without over {o.get('pairs')} pairs; median-based "
-                     f"{100 * o.get('median_fraction', o.get('fraction', float('nan'))):+.2f} %; window open/close "
-                     f"{100 * o.get('window_ops_fraction', float('nan')):.3f} %; process CPU time "
-                     f"{100 * o.get('cpu_time_fraction', float('nan')):+.2f} %)")
+        lines.append(f"{'tracker overhead':<27} {dev:<5} {describe(o)}")
     lines += _teacher_table(res["ratios"])
     lines += _costs_table(res.get("one_time", []))
     return "\n".join(lines) or "no comparable pairs in this run"

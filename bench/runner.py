@@ -355,7 +355,9 @@ class _Run:
                                 "warmup", variant, dev, asdict(warm), now_iso())
 
     def measure_tracker_overhead(self) -> None:
-        """Per device, once: the same work with and without an energy window (saved, reused on resume)."""
+        """Per device, once: a slice of the same work with and without an energy window, in pairs (saved, reused
+        on resume); too few pairs asked for: recorded as not measured, with why, and nothing run."""
+        from bench.overhead import describe, measured_fraction
         from core.provenance import now_iso
 
         for dev in self.cfg.devices:
@@ -369,13 +371,10 @@ class _Run:
                     if self.store:
                         self.store.put_pass(okey, "overhead", cands[0].job.variant, dev, saved, now_iso())
             if saved:
-                self.overhead[dev] = saved["fraction"]
+                self.overhead[dev] = measured_fraction(saved)  # NaN on the rows unless measured
                 if self.main:
                     self.meta.setdefault("tracker_overhead", {})[dev] = saved
-                    log.info("tracker overhead on %s (%s, %d pairs): wall %+.2f %% (fastest with vs without), "
-                             "%+.2f %% (medians); process CPU time %+.2f %%", dev, saved["method"], saved["pairs"],
-                             100 * saved["fraction"], 100 * saved.get("median_fraction", float("nan")),
-                             100 * saved.get("cpu_time_fraction", float("nan")))
+                    log.info("tracker overhead on %s: %s", dev, describe(saved))
         self.write_meta()
 
     def unseen_repeats(self) -> int:

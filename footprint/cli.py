@@ -37,10 +37,10 @@ def build_parser(groups: Sequence[str] | None = None, prog: str = "footprint") -
 
 
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("codecarbon", "urllib3", "matplotlib", "PIL", "filelock", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """Our records on the console, other libraries' only when they are errors (core/console.py)."""
+    from core import console
+
+    console.setup(verbose)
 
 
 def main(argv: Sequence[str] | None = None, groups: Sequence[str] | None = None,

@@ -159,23 +159,24 @@ def ratio(kind: str, a: str, b: str, metric: str, med: float, per: list, wer: fl
 def test_format_report_lines() -> None:
     res = {"ratios": [ratio("int8/fp32", "m+int8-dynamic", "m", "model-time speed-up", 2.0, [1.25, 2.0, 2.5], 1.0),
                       ratio("batched/paper-loop", "m", "m@paper-loop", "end-to-end", 1.5, [1.5], None)],
-           "tracker_overhead": {"cpu": {"method": "rapl", "fraction": 0.0123, "pairs": 4, "median_fraction": 0.02,
-                                        "window_ops_fraction": 0.5, "cpu_time_fraction": -0.005}}}
+           "tracker_overhead": {"cpu": {"method": "rapl", "pairs": 5, "pair_fractions": [0.25, 0.5, 0.0, 0.125, 1.0],
+                                        "slice_share": 0.1, "window_ops_fraction": 0.5, "cpu_time_fraction": -0.005}}}
     lines = format_report(res).split("\n")
     assert lines[0] == ("int8/fp32                   cpu   m+int8-dynamic vs m: warm model-time speed-up x2.00 "
                         "(per repeat 1.25, 2.00, 2.50), WER +1.00 pt")
     assert lines[1] == "batched/paper-loop          cpu   m vs m@paper-loop: warm end-to-end x1.50 (per repeat 1.50)"
-    assert lines[2] == ("tracker overhead            cpu   rapl: +1.23 % (min with vs without over 4 pairs; "
-                        "median-based +2.00 %; window open/close 50.000 %; process CPU time -0.50 %)")
+    assert lines[2] == ("tracker overhead            cpu   rapl: +25.00 % (median of 5 paired passes over 10 % of the "
+                        "batches; 94 % interval +0.00 .. +100.00 %; window open/close 50.000 %; process CPU time "
+                        "-0.50 %)")
     assert len(lines) == 3
-    # without median_fraction the median-based figure is the fraction; missing fields read n/a-like NaN
-    line = format_report({"ratios": [], "tracker_overhead": {"gpu": {"fraction": 0.1}}})
-    assert line == ("tracker overhead            gpu   None: +10.00 % (min with vs without over None pairs; "
-                    "median-based +10.00 %; window open/close nan %; process CPU time +nan %)")
+    # fewer pairs than a median with an interval needs (a run from before, or --overhead-pairs 1): no percentage
+    line = format_report({"ratios": [], "tracker_overhead": {"gpu": {"method": "nvml", "fraction": 0.1, "pairs": 1}}})
+    assert line == ("tracker overhead            gpu   nvml: not measured (1 pair asked for; at least 5 are needed "
+                    "for a median with an interval (--overhead-pairs))")
     assert format_report({"ratios": [], "tracker_overhead": {}}) == "no comparable pairs in this run"
-    line = format_report({"ratios": [], "tracker_overhead": {"cpu": {"method": "m", "pairs": 2}}})
-    assert line == ("tracker overhead            cpu   m: +nan % (min with vs without over 2 pairs; "
-                    "median-based +nan %; window open/close nan %; process CPU time +nan %)")
+    line = format_report({"ratios": [], "tracker_overhead": {"cpu": {"method": "m", "pairs": 2, "measured": False,
+                                                                      "why": "2 pairs asked for"}}})
+    assert line == "tracker overhead            cpu   m: not measured (2 pairs asked for)"
 
 
 def test_teacher_table() -> None:

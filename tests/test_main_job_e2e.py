@@ -42,6 +42,7 @@ def test_footprint_run_end_to_end(tmp_path: Path, tmp_path_factory: pytest.TempP
     printed = capsys.readouterr().out.strip().splitlines()
     report = out / "report.html"
     assert printed and Path(printed[-1]) == report and report.stat().st_size > 10_000  # the path, last
+    assert "INFO footprint.run: step 1/4" in (out / "run.log").read_text()  # every record, the console's too
 
     df = load_results(out)
     variants = ["teacher", "int8-dynamic", "prune-sensitivity"]  # the paper's recipes, built from --model

@@ -45,7 +45,7 @@ def _cfg(assets, out, **kw) -> RunConfig:  # noqa: ANN001
 def test_rows_columns_energy_and_interleaving(assets, tmp_path, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
     out = tmp_path / "run"
-    summary = run_benchmark(_cfg(assets, out), progress=False)
+    summary = run_benchmark(_cfg(assets, out, overhead_pairs=5), progress=False)
     assert summary.rows_written == 4 and summary.rows_skipped == 0
     df = load_results(out)
     assert list(df.columns[: len(SCHEMA_COLUMNS)]) == list(SCHEMA_COLUMNS)
@@ -76,7 +76,9 @@ def test_rows_columns_energy_and_interleaving(assets, tmp_path, monkeypatch) -> 
     assert meta["config"]["repeats"] == 2 and meta["energy"]["cpu"]["method"] == "replay"
     # interleaved variants must not evict each other's oneDNN kernels (the default cache holds 1024)
     assert meta["onednn_primitive_cache"] == "16384"
-    assert meta["tracker_overhead"]["cpu"]["pairs"] == 1 and "fraction" in meta["tracker_overhead"]["cpu"]
+    o = meta["tracker_overhead"]["cpu"]
+    assert o["pairs"] == 5 and o["measured"] and len(o["pair_fractions"]) == 5 and o["slice_batches"] == 1
+    assert df["tracker_overhead_frac"].tolist() == [o["fraction"]] * 4
     assert meta["energy"]["cpu"]["fallbacks"] == []
     assert "recorded elsewhere" in meta["energy"]["idle_baseline"]["cpu"]["why"]
     hyps = (out / "hyps" / "tiny-a__cpu.tsv").read_text().splitlines()
@@ -84,12 +86,12 @@ def test_rows_columns_energy_and_interleaving(assets, tmp_path, monkeypatch) -> 
     assert (out / "results.csv").read_text().count("\n") == 5
 
     # the same command again: everything is resumed, nothing duplicated
-    again = run_benchmark(_cfg(assets, out), progress=False)
+    again = run_benchmark(_cfg(assets, out, overhead_pairs=5), progress=False)
     assert again.rows_written == 0 and again.rows_skipped == 4
     assert len(load_results(out)) == 4 and len(read_meta(out)["attempts"]) == 2
     # more repeats is another configuration: refused in the same folder
     with pytest.raises(FootprintError, match="meta.json: this folder holds a run with another configuration"):
-        run_benchmark(_cfg(assets, out, repeats=3), progress=False)
+        run_benchmark(_cfg(assets, out, repeats=3, overhead_pairs=5), progress=False)
 
 
 def test_paper_loop_arch_idle_and_injected_loader(assets, tmp_path, monkeypatch) -> None:  # noqa: ANN001

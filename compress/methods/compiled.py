@@ -168,6 +168,11 @@ def compile_available(device: str | None = None) -> bool:
     return bool(has_cxx) or torch.cuda.is_available()
 
 
+def compile_missing() -> str:
+    """Why ``compile`` cannot run here ("" when it can): what the main job says when it leaves a chain out."""
+    return "" if compile_available() else "no C++ compiler for torch.compile (g++ or $CXX)"
+
+
 def compiled_info(model: nn.Module) -> dict[str, object]:
     """``runtime``, ``compile_s`` and ``compile_cache`` of a model this recipe or int8-inductor compiled (empty
     otherwise)."""
@@ -203,14 +208,15 @@ def length_buckets_label(buckets: object) -> str:
 
 
 @register_method("compile-encoder", CompileConfig, runtime_only=True, available=compile_available,
-                 options={"scope": "encoder"},
+                 missing=compile_missing, options={"scope": "encoder"},
                  description="compile the transformer encoder only (float models; chains after front-end-bf16, "
                              "e.g. bf16+front-end-bf16+compile-encoder); compiled when built")
 @register_method("compile-bf16", CompileConfig, runtime_only=True, available=compile_available,
-                 options={"autocast": "bfloat16"},
+                 missing=compile_missing, options={"autocast": "bfloat16"},
                  description="compile, with the conv front end under bf16 autocast (CPUs with AVX512-BF16/AMX, GPUs); "
                              "the transformer as it was (fp32 or int8)")
 @register_method("compile", CompileConfig, runtime_only=True, available=compile_available,
+                 missing=compile_missing,
                  description="torch.compile (Inductor) of the conv front end (scope front-end, chains after int8) "
                              "or of the whole model; weights unchanged, compiled when built; needs a C++ compiler "
                              "on CPU")

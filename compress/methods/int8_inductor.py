@@ -56,14 +56,23 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "pip install 'w2v-footprint[torchao]'"
 
 
-def int8_inductor_available() -> bool:
+def int8_inductor_missing() -> str:
+    """What this machine lacks for int8-inductor ("" when nothing): torchao, a C++ compiler, oneDNN."""
     from compress.methods.compiled import compile_available
+    from core.console import quiet_import
 
     try:
-        import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
-    except Exception:  # noqa: BLE001 - a missing or broken torchao makes the recipe unavailable, not an error
-        return False
-    return compile_available("cpu") and torch.backends.mkldnn.is_available()
+        with quiet_import():  # torchao's import-time log lines (its CUDA .so files, triton): the run log only
+            import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - a missing or broken torchao makes the recipe unavailable, not an error
+        return f"torchao is not installed or does not import ({type(exc).__name__}: {INSTALL_HINT})"
+    if not compile_available("cpu"):
+        return "no C++ compiler for torch.compile (g++ or $CXX)"
+    return "" if torch.backends.mkldnn.is_available() else "this torch build has no oneDNN"
+
+
+def int8_inductor_available() -> bool:
+    return not int8_inductor_missing()
 
 
 @dataclass
@@ -239,7 +248,8 @@ def _check_model(model: Any) -> nn.Module:
 def _register(name: str, description: str, **options: Any) -> Any:
     """The four forms share the handler and what they need; they differ in their options."""
     return register_method(name, Int8InductorConfig, runtime_only=True, available=int8_inductor_available,
-                           devices=("cpu",), extra="torchao", options=options, description=description)
+                           missing=int8_inductor_missing, devices=("cpu",), extra="torchao", options=options,
+                           description=description)
 
 
 @_register("int8-inductor", "the encoder's Linears int8 (per channel, dynamic activations) via torchao PT2E, "

@@ -371,11 +371,10 @@ def apply_autocast(model: nn.Module, config: AutocastConfig) -> nn.Module:
 
 
 def torchao_available() -> bool:
-    try:
-        import torchao  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Installed: looked up, not imported (importing it logs about its CUDA kernels; int8_inductor.py quiets that)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torchao") is not None
 
 
 @register_method("int8-weight-only-torchao", TorchaoInt8WeightOnlyConfig, devices=("cuda",),

@@ -49,6 +49,7 @@ class Method:
     needs_training: bool = False  # a trained student: looked up, not computed; must come first in a chain
     devices: tuple[str, ...] = ("cpu", "cuda")  # where it is meant to run (documentation)
     available: Callable[[], bool] = _always
+    missing: Callable[[], str] | None = None  # what this machine lacks for it, in a few words ("" when nothing)
     reapply_on_load: bool = False  # stored as the float model, re-applied when loaded (torchao)
     quantized_int8: bool = False  # int8 Linears: saved with the tensors storage
     runtime_only: bool = False  # changes how the model runs, not its weights: nothing to save
@@ -90,7 +91,8 @@ def _compile(name: str) -> tuple[re.Pattern[str] | None, int]:
 
 def register_method(name: str, config_cls: type, *, description: str, options: Options | None = None,
                     needs_training: bool = False, devices: tuple[str, ...] = ("cpu", "cuda"),
-                    available: Callable[[], bool] = _always, reapply_on_load: bool = False,
+                    available: Callable[[], bool] = _always, missing: Callable[[], str] | None = None,
+                    reapply_on_load: bool = False,
                     quantized_int8: bool = False, runtime_only: bool = False, last_only: bool = False,
                     extra: str | None = None, command: str | None = None) -> Callable[[Handler], Handler]:
     """Decorator: register ``handler(model, config) -> model`` under ``name``; returns the handler unchanged, so
@@ -104,7 +106,8 @@ def register_method(name: str, config_cls: type, *, description: str, options: O
             raise ValueError(f"recipe {name!r} registered twice: {old.module} and {handler.__module__}")
         regex, specificity = _compile(name)
         _METHODS[name] = Method(name, config_cls, handler, description, needs_training=needs_training,
-                                devices=tuple(devices), available=available, reapply_on_load=reapply_on_load,
+                                devices=tuple(devices), available=available, missing=missing,
+                                reapply_on_load=reapply_on_load,
                                 quantized_int8=quantized_int8, runtime_only=runtime_only, last_only=last_only,
                                 extra=extra, command=command,
                                 options=options if options is not None else {}, regex=regex,
@@ -143,6 +146,25 @@ def resolve_stage(name: str, overrides: dict[str, Any] | None = None) -> tuple[M
             raise FootprintError(f"recipe {name!r}: unknown option {k!r} (options: {', '.join(sorted(fields))})")
         kw[k] = tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
     return method, method.config_cls(**kw)
+
+
+def why_unavailable(method: Method) -> str:
+    """What this machine lacks for ``method``, in a few words: the method's own answer, else its pip extra."""
+    said = method.missing() if method.missing is not None else ""
+    if said:
+        return said
+    if method.extra:
+        return f"the '{method.extra}' extra is not installed (pip install 'w2v-footprint[{method.extra}]')"
+    return f"{_short(method.name)} is not available here"
+
+
+def unavailable_reason(recipe: str) -> str | None:
+    """Why a recipe (a chain) cannot run here, from its first unavailable stage; None when every stage can."""
+    for part in (p.strip() for p in recipe.split("+") if p.strip()):
+        method, _ = _lookup(part)
+        if not method.available():
+            return why_unavailable(method)
+    return None
 
 
 def recipe_names() -> list[str]:

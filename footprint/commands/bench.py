@@ -56,8 +56,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "model_s_full_est extrapolates to the whole")
     p.add_argument("--paper-loop", action="store_true",
                    help="also time the paper's batch-1 loop incl. file decoding (rows <variant>@paper-loop)")
-    p.add_argument("--overhead-pairs", type=int, default=2,
-                   help="with/without-tracker pairs to measure the energy tracker's overhead (0: skip)")
+    p.add_argument("--overhead-pairs", type=int, default=5,
+                   help="with/without-tracker pairs over a tenth of the batches for the energy tracker's overhead "
+                        "(0: skip; fewer than 5: not measured, no median with an interval)")
     p.add_argument("--variant-memory", choices=["auto", "child", "inprocess", "off"], default="auto",
                    help="how variant_peak_mb is measured: a child process per variant x device with only it loaded "
                         "(auto: when the loader pickles), a high-water delta in this process, or not at all")
@@ -163,6 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import os
 
     from bench.runner import run_benchmark
+    from core import console
     from core.errors import FootprintError
     from core.results import load_results
 
@@ -171,7 +173,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(cfg.out)
     created = not out.exists()
     try:
-        summary = run_benchmark(cfg, variant_loader(args, cfg.data), progress=not args.no_progress)
+        with console.run_log(out / "run.log"):  # every record, other libraries' warnings included
+            summary = run_benchmark(cfg, variant_loader(args, cfg.data), progress=not args.no_progress)
     except FootprintError:
         if created and int(os.environ.get("WORLD_SIZE", "1")) == 1:
             _remove_if_empty_run(out)

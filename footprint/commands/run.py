@@ -6,13 +6,18 @@
    native bf16, or a GPU), int8 with a faster front end (bf16 channels-last where bf16 is native, else compiled)
    and bf16 weights with the bf16 channels-last front end (its encoder compiled where a C++ compiler is), and every
    shipped student and structurally pruned model that
-   exists (with its chains, ``*_STUDENT_CHAINS``); missing ones are listed with how to train them;
+   exists (with its chains, ``*_STUDENT_CHAINS``); one line names every chain left out and why (no C++
+   compiler, no native bf16, torchao missing, a student not trained);
 4. ``bench run`` on CPU (and CUDA when visible): accuracy pass, warm-up, interleaved timed repeats, energy;
    plus architecture-only timing of the paper's large model at a few depths (random weights, timing only);
 5. the HTML report, whose path is printed.
 
+The console shows this suite's lines and other libraries' errors; ``RUN_DIR/run.log`` keeps every record of the
+job and its child processes (core/console.py).
+
 Sized for a 2-core machine: the whole synthetic dev-clean (300 utterances, 22.8 min of audio), 2 interleaved
-repeats per scenario (warm, and unseen lengths on a held-out share), one tracker-overhead pair, and the large
+repeats per scenario (warm, and unseen lengths on a held-out share), the tracker's overhead over a short slice
+of batches (``bench.overhead.MIN_PAIRS`` pairs: a median and its interval), and the large
 architecture timed on 0.1 % of a dev-clean-shaped workload; ``--limit N`` benchmarks fewer utterances; the run's
 duration is logged at the end.  A rerun resumes: finished rows are skipped.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from pathlib import Path
 
 log = logging.getLogger("footprint.run")
 
@@ -65,6 +71,7 @@ def register_run(sub: argparse._SubParsersAction) -> None:
 
 
 STUDENTS_DIR_HINT = "compress/embedded/students"
+RUN_LOG = "run.log"  # in RUN_DIR: every record of the job and its child processes (the console shows ours)
 
 
 def available_students() -> tuple[list[str], list[str]]:
@@ -75,55 +82,89 @@ def available_students() -> tuple[list[str], list[str]]:
     return have, [r for r in STUDENT_RECIPES if r not in have]
 
 
-def _runnable(chains: tuple) -> list[str]:
-    """The chains that can run here; of a tuple of alternatives, the first.  What can run is the registry's
-    answer (a method's ``available``: compile needs a C++ compiler, int8-inductor torchao too)."""
-    from compress.methods.registry import parse_recipe
-    from core.errors import FootprintError
+NO_BF16 = "no native bf16 on this CPU (AVX512-BF16/AMX): emulated bf16 is slower than fp32"
+NOT_TRAINED = (f"not trained here (in {STUDENTS_DIR_HINT} or $W2V_FOOTPRINT_STUDENTS): 'footprint compress "
+               "distill' or 'prune-structured', see compress/embedded/students/README.md")
 
-    def ok(chain: str) -> bool:
-        try:
-            parse_recipe(chain)  # refuses a recipe that is not available here
-        except FootprintError:
-            return False
-        return True
+
+def _runnable(chains: tuple, left_out: list[tuple[str, str]] | None = None) -> list[str]:
+    """The chains that can run here; of a tuple of alternatives, the first.  What can run is the registry's
+    answer (a method's ``available``: compile needs a C++ compiler, int8-inductor torchao too); each chain
+    passed over is added to ``left_out`` with the registry's reason (an alternative that ran in its place
+    included: the best chain missing is worth a line)."""
+    from compress.methods.registry import unavailable_reason
+    from core.errors import FootprintError
 
     picked = []
     for entry in chains:
-        options = entry if isinstance(entry, tuple) else (entry,)
-        picked += [c for c in options if ok(c)][:1]
+        for chain in entry if isinstance(entry, tuple) else (entry,):
+            try:
+                why = unavailable_reason(chain)
+            except FootprintError as exc:  # a chain this version does not know
+                why = str(exc)
+            if why is None:
+                picked.append(chain)
+                break
+            if left_out is not None:
+                left_out.append((chain, why))
     return picked
+
+
+def _first(entry: str | tuple) -> str:
+    return entry[0] if isinstance(entry, tuple) else entry
+
+
+def left_out_line(left_out: list[tuple[str, str]]) -> str:
+    """One line: the chains left out, grouped by reason, in the order met."""
+    by: dict[str, list[str]] = {}
+    for chain, why in left_out:
+        if chain not in by.setdefault(why, []):
+            by[why].append(chain)
+    return "left out of this run: " + "; ".join(f"{', '.join(chains)} ({why})" for why, chains in by.items())
 
 
 def main_job_models(model: str, devices: list[str]) -> list[str]:
     """The variants of the main job: the teacher, the paper's recipes, bf16 where it pays, the teacher's chains,
-    and (on the embedded teacher) every shipped student with its chains."""
+    and (on the embedded teacher) every shipped student with its chains; what it leaves out, and why, in one
+    warning line."""
     from compress.methods.quantize import cpu_has_native_bf16
     from core.device import Device
 
     models = [model, *DEFAULT_RECIPES]
+    left_out: list[tuple[str, str]] = []
     # elsewhere bf16 is emulated: slower than fp32, not worth a row
     bf16 = any(Device.parse(d).is_cuda for d in devices) or cpu_has_native_bf16()
     if bf16:
         models.append("bf16-autocast")
-    models += _runnable(BF16_TEACHER_CHAINS if bf16 else FP32_TEACHER_CHAINS)
-    if model != "embedded":
+    else:
+        left_out += [(c, NO_BF16) for c in ("bf16-autocast", *map(_first, BF16_TEACHER_CHAINS))]
+    models += _runnable(BF16_TEACHER_CHAINS if bf16 else FP32_TEACHER_CHAINS, left_out)
+    if model == "embedded":
+        have, missing = available_students()
+        for s in have:
+            models += [s, *_runnable((BF16_STUDENT_CHAINS if bf16 else FP32_STUDENT_CHAINS).get(s, ()), left_out)]
+            if not bf16:
+                left_out += [(_first(c), NO_BF16) for c in BF16_STUDENT_CHAINS.get(s, ())]
+        left_out += [(s, NOT_TRAINED) for s in missing]
+    else:
         log.info("recipes are applied to %s", model)
-        return models
-    have, missing = available_students()
-    for s in have:
-        models += [s, *_runnable((BF16_STUDENT_CHAINS if bf16 else FP32_STUDENT_CHAINS).get(s, ()))]
-    if missing:
-        log.warning("no students %s in %s (or $W2V_FOOTPRINT_STUDENTS): left out of this run; train them "
-                    "with 'footprint compress distill' or 'prune-structured' "
-                    "(compress/embedded/students/README.md)", ", ".join(missing), STUDENTS_DIR_HINT)
+    if left_out:
+        log.warning("%s", left_out_line(left_out))
     return models
 
 
 def main_job(args: argparse.Namespace) -> int:
+    from core import console
+
+    with console.run_log(Path(args.out) / RUN_LOG):  # everything, third-party warnings included
+        return _main_job(args)
+
+
+def _main_job(args: argparse.Namespace) -> int:
     import torch
 
     from core.data import resolve_data
+    from bench.overhead import MIN_PAIRS
     from bench.runner import RunConfig, run_benchmark
     from reports.html import write_report
 
@@ -136,7 +177,7 @@ def main_job(args: argparse.Namespace) -> int:
     cfg = RunConfig(out=args.out, models=models, data=args.data, devices=devices, repeats=args.repeats,
                     threads=args.threads, limit=args.limit or None, country=args.country,
                     carbon_intensity=args.carbon_intensity, arch=[] if args.no_arch else ["large"],
-                    layers=layers, arch_fraction=args.arch_fraction, overhead_pairs=1,
+                    layers=layers, arch_fraction=args.arch_fraction, overhead_pairs=MIN_PAIRS,
                     scenarios=["batched", "unseen"],  # warm (a batch job) and lengths never seen (a server)
                     idle_baseline_s=getattr(args, "idle_baseline_s", None))
     if args.model != "embedded":
