@@ -226,3 +226,29 @@ def test_runner_shaped_results(df: pd.DataFrame) -> None:
     assert arch.column("Ours: CPU", "Time (warm)")[0].value == pytest.approx(want)
     loop = table1(select_scenario(r, "paper-loop"))
     assert loop.rows[0][0].sub == "ours: embedded@paper-loop (12 layers)"
+
+
+def test_table2_arch_by_hand() -> None:
+    """Random-weight rows built here: 24 layers twice (params 300 / 310 M), 10 layers with its depth only in the
+    recipe name, 3 layers (not a paper depth); 10 h of audio each."""
+    def arch(n: int, params: float, e2e_s: float, layers: float | None = None, **kw: object) -> dict:
+        return {"variant": f"arch{n}", "recipe": f"arch-large-L{n}", "weights": "random", "device": "cpu",
+                "transformer_layers": n if layers is None else layers, "params": params, "size_mb": params / 250e3,
+                "e2e_s": e2e_s, "audio_s": 36000.0, "n_utts": 10, **kw}
+    df = pd.DataFrame([arch(24, 300e6, 40.0), arch(24, 310e6, 40.0), arch(10, 120e6, 20.0, layers=float("nan")),
+                       arch(3, 40e6, 8.0)])
+    t = table2_arch(df)
+    by = {r[0].text: r for r in t.rows}
+    assert list(by) == ["24", "12", "10", "8", "6", "3"]
+    p24, o24 = by["24"][1:5], by["24"][5:7]
+    assert [c.text for c in p24] == ["317 M", "1262 MB", "123 s", "1.00x"]
+    assert [(c.text, c.sub) for c in o24] == [("305 M", ""), ("1220 MB", "")]    # medians, no spread
+    assert by["10"][5].text == "120 M" and by["10"][8].value == 2.0               # depth from the name; 40 / 20
+    assert by["3"][1:5] == [Cell("\u2014", "", "paper")] * 4 and by["3"][8].value == 5.0
+    assert by["3"][9] == Cell("n/a", "no GPU in this run", "ours")
+    assert "Ours: 10 utterances shaped like dev-clean, 10.000 h of audio." in t.caption
+    # a CPU row without a time: not measured (the GPU's "no GPU in this run" is for the GPU columns)
+    t = table2_arch(df.assign(e2e_s=lambda d: d["e2e_s"].where(d["variant"] != "arch3")))
+    assert t.rows[-1][7] == Cell("n/a", "not measured", "ours")
+    empty = table2_arch(df.iloc[0:0])
+    assert empty.caption.endswith("No architecture-only rows in this run.") and len(empty.rows) == 5
