@@ -216,6 +216,8 @@ def test_table2_by_hand() -> None:
     assert t.rows[2][col(t, "Ours (CPU)", "Layers")] == Cell("\u2014", "", "ours")
     assert "12-layer teacher" in t.caption
     assert table2(frame()).columns[-1] == ("Ours (GPU)", "WER")
+    none = table2(frame()[lambda f: f["recipe"] == "int8-dynamic"])              # no teacher, no student
+    assert none.notes == ["No trained depth sweep (baseline and distill-L<n> rows) in this run."]
 
 
 def test_table2_arch_by_hand() -> None:
@@ -376,7 +378,8 @@ def test_all_tables_pass_their_options() -> None:
     assert t2a.rows[0][col(t2a, "Ours: CPU", "Time (warm)")].text == "6.00 s"
     assert t3.rows[0][col(t3, "CPU time", "ours")].text == "6.00 s" and TIME_LABELS["model_s"] in t3.caption
     # scenario: the tables see only the unseen rows; Table 1b's raw rows keep every scenario
-    u1, u1b, _, _, u3, u4 = all_tables(with_unseen(), scenario="unseen")
+    u1, u1b, u2, _, u3, u4 = all_tables(with_unseen(), scenario="unseen")
+    assert u2.rows[0][col(u2, "Ours (CPU)", "Time (unseen)")].text == "12.0 s"
     assert u1.rows[0][col(u1, "CPU time", "ours")].text == "12.0 s"
     assert u1b.rows[0][col(u1b, "CPU speed-up (unseen)", "ours")].value == 3.0
     assert u1b.caption.endswith(f"Speed-ups unseen: {deploy.METHOD_ROWS[1][1]}.")
