@@ -142,6 +142,8 @@ def test_one_time_details(df: pd.DataFrame) -> None:
     c = one_time(nan_scen.assign(compile_cache=[NAN] * 4 + ["cold"]), "b", "cpu", "t")
     assert (c["break_even_scenario"], c["break_even_h_model"], c["compile_cache"]) == ("batched", 0.05, "cold")
     assert one_time(df.assign(export_s=50.0), "v", "cpu", None)["one_time_s"] == 75.0    # 25 + 50 > the 30 s load
+    cache = [""] * 4 + [NAN, "cold", "cold"] + [""] * 4                        # v's first row has no cache entry
+    assert one_time(df.assign(compile_cache=cache), "v", "cpu", None)["compile_cache"] == "cold"
     # a variant with unseen rows only, against a teacher with none: warm times, of which it has none
     only_unseen = one_time(df[df["variant"] != "t"].assign(variant=lambda d: d["variant"].replace({"b": "t"})),
                            "s", "cpu", "t")
@@ -149,3 +151,14 @@ def test_one_time_details(df: pd.DataFrame) -> None:
     lines = _costs_table([one_time(df, "p", "cpu", None), {"device": "cpu", "variant": "x", "one_time_s": NAN}])
     assert lines[1] == f"  {'cpu':<5} {'p':<46} 48.0 s (load 1.0 s, compile 40.0 s, calibration 8.0 s)"
     assert lines[2] == f"  {'cpu':<5} {'x':<46} nan s (n/a)"
+
+
+def test_teacher_table_takes_the_warm_model_ratio_first() -> None:
+    """The WER beside a variant comes from its warm model-time ratio, even when unseen rows come first."""
+    from bench.ratios import _teacher_table
+
+    def r(scenario: str, metric: str, wer: float) -> dict:
+        return {"kind": "vs-teacher", "device": "cpu", "a": "v", "b": "t", "metric": metric, "median_ratio": 2.0,
+                "per_repeat": [2.0], "wer_diff_points": wer, "scenario": scenario}
+    lines = _teacher_table([r("unseen", "rtfx (model only)", 5.0), r("batched", "rtfx (model only)", 1.0)])
+    assert lines[1] == f"  {'cpu':<5} {'v':<46} vs t: warm model x2.00 (2.00); unseen model x2.00 (2.00); WER +1.00 pt"
