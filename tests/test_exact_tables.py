@@ -218,6 +218,7 @@ def test_table2_by_hand() -> None:
     assert table2(frame()).columns[-1] == ("Ours (GPU)", "WER")
     none = table2(frame()[lambda f: f["recipe"] == "int8-dynamic"])              # no teacher, no student
     assert none.notes == ["No trained depth sweep (baseline and distill-L<n> rows) in this run."]
+    assert "ours: ?-layer teacher)" in none.caption
 
 
 def test_table2_arch_by_hand() -> None:
@@ -380,6 +381,7 @@ def test_all_tables_pass_their_options() -> None:
     # scenario: the tables see only the unseen rows; Table 1b's raw rows keep every scenario
     u1, u1b, u2, _, u3, u4 = all_tables(with_unseen(), scenario="unseen")
     assert u2.rows[0][col(u2, "Ours (CPU)", "Time (unseen)")].text == "12.0 s"
+    assert deploy.times_note("unseen") in u2.caption
     assert u1.rows[0][col(u1, "CPU time", "ours")].text == "12.0 s"
     assert u1b.rows[0][col(u1b, "CPU speed-up (unseen)", "ours")].value == 3.0
     assert u1b.caption.endswith(f"Speed-ups unseen: {deploy.METHOD_ROWS[1][1]}.")
@@ -461,6 +463,11 @@ def test_table_energy_labels_methods_and_device_order() -> None:
     named = frame().replace({"device": {"cpu": "host"}})
     rows = [(r[1].text, r[2].text) for r in table_energy(named).rows if r[0].text == "ours"]
     assert rows[:2] == [("teacher", "CPU (host)"), ("teacher", "GPU (cuda:0)")]
+    t4 = table_energy(frame())
+    per_h = "Per hour of audio"
+    assert t4.title == "Table 4" and set(t4.columns) >= {("", "Source"), ("", "Model"), ("", "Device"),
+                                                         (per_h, "Energy"), (per_h, "CO\u2082"), ("", "Mean power"),
+                                                         ("", "Energy figure"), ("", "Method")}
 
 
 def test_headings() -> None:

@@ -234,14 +234,15 @@ def test_table2_arch_by_hand() -> None:
     def arch(n: int, params: float, e2e_s: float, layers: float | None = None, **kw: object) -> dict:
         return {"variant": f"arch{n}", "recipe": f"arch-large-L{n}", "weights": "random", "device": "cpu",
                 "transformer_layers": n if layers is None else layers, "params": params, "size_mb": params / 250e3,
-                "e2e_s": e2e_s, "audio_s": 36000.0, "n_utts": 10, **kw}
+                "e2e_s": e2e_s, "audio_s": 36000.0, "n_utts": 10} | kw
     df = pd.DataFrame([arch(24, 300e6, 40.0), arch(24, 310e6, 40.0), arch(10, 120e6, 20.0, layers=float("nan")),
-                       arch(3, 40e6, 8.0)])
+                       arch(3, 40e6, 8.0), arch(24, 305e6, 40.0, recipe="arch-large"),     # its depth in the column
+                       arch(2, 1e6, 1.0, recipe=None)])                                      # no recipe: left out
     t = table2_arch(df)
     by = {r[0].text: r for r in t.rows}
     assert list(by) == ["24", "12", "10", "8", "6", "3"]
     p24, o24 = by["24"][1:5], by["24"][5:7]
-    assert [c.text for c in p24] == ["317 M", "1262 MB", "123 s", "1.00x"]
+    assert [c.text for c in p24] == ["317 M", "1262 MB", "123 s", "1.00x"] and p24[0].value == 317e6
     assert [(c.text, c.sub) for c in o24] == [("305 M", ""), ("1220 MB", "")]    # medians, no spread
     assert by["10"][5].text == "120 M" and by["10"][8].value == 2.0               # depth from the name; 40 / 20
     assert by["3"][1:5] == [Cell("\u2014", "", "paper")] * 4 and by["3"][8].value == 5.0
