@@ -253,3 +253,21 @@ def test_table2_arch_by_hand() -> None:
     assert t.rows[-1][7] == Cell("n/a", "not measured", "ours")
     empty = table2_arch(df.iloc[0:0])
     assert empty.caption.endswith("No architecture-only rows in this run.") and len(empty.rows) == 5
+
+
+def test_table2_cells_by_hand() -> None:
+    """A 12-layer teacher (1 s on the GPU, 8 s on the CPU) and a 2-layer student (0.5 s, 4 s): 1/6 of the layers,
+    a depth the paper has no row for; the paper's 1/2 row (12 of 24 layers) has no student of ours."""
+    def r(v: str, recipe: str, layers: int, device: str, e2e_s: float) -> dict:
+        return {"variant": v, "recipe": recipe, "weights": "trained", "device": device, "transformer_layers": layers,
+                "conv_layers": 7, "params": 1e6, "size_mb": 4.0, "e2e_s": e2e_s, "wer": 0.1, "audio_s": 36.0,
+                "n_utts": 10, "dataset": "synthetic"}
+    df = pd.DataFrame([r("teacher", "baseline", 12, "cuda:0", 1.0), r("teacher", "baseline", 12, "cpu", 8.0),
+                       r("distill-L2", "distill-L2", 2, "cuda:0", 0.5), r("distill-L2", "distill-L2", 2, "cpu", 4.0)])
+    t = table2(df)
+    by = {row[0].text: row for row in t.rows}
+    assert by["1/2"][1:4] == [Cell("12", "", "paper", 12), Cell("166 M", "", "paper", 166e6),
+                              Cell("665 MB", "", "paper", 665)]
+    assert by["1/6"][1:7] == [Cell("\u2014", "", "paper")] * 6
+    # on the GPU: the teacher 1 s / 1 s, the student 1 s / 0.5 s
+    assert [by[f][11].value for f in ("all", "1/6")] == [1.0, 2.0] and by["1/6"][10].value == 0.5
