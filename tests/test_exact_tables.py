@@ -383,6 +383,7 @@ def test_all_tables_pass_their_options() -> None:
     assert u2.rows[0][col(u2, "Ours (CPU)", "Time (unseen)")].text == "12.0 s"
     assert deploy.times_note("unseen") in u2.caption
     assert u1.rows[0][col(u1, "CPU time", "ours")].text == "12.0 s"
+    assert f"{deploy.times_note('unseen')[:-1]}; our energies" in u1.caption
     assert u1b.rows[0][col(u1b, "CPU speed-up (unseen)", "ours")].value == 3.0
     assert u1b.caption.endswith(f"Speed-ups unseen: {deploy.METHOD_ROWS[1][1]}.")
     assert u3.rows[-1][0].text == "4 / 7 (ratio; ours unseen)" and deploy.times_note("unseen") in u3.caption

@@ -271,3 +271,22 @@ def test_table2_cells_by_hand() -> None:
     assert by["1/6"][1:7] == [Cell("\u2014", "", "paper")] * 6
     # on the GPU: the teacher 1 s / 1 s, the student 1 s / 0.5 s
     assert [by[f][11].value for f in ("all", "1/6")] == [1.0, 2.0] and by["1/6"][10].value == 0.5
+
+
+def test_table1_cells_by_hand() -> None:
+    """The teacher's three repeats differ in parameters and WER (those cells show no spread); an extra
+    compression without a layer count has the paper's cells as dashes."""
+    def r(v: str, recipe: str, params: float, wer: float, layers: float = 12) -> dict:
+        return {"variant": v, "recipe": recipe, "weights": "trained", "device": "cpu", "transformer_layers": layers,
+                "params": params, "size_mb": 4.0, "size_on_disk_mb": 4.0, "e2e_s": 8.0, "wer": wer, "audio_s": 36.0,
+                "n_utts": 10,
+                "dataset": "synthetic", "energy_kwh": 0.001, "co2_kg": 0.001}
+    df = pd.DataFrame([r("teacher", "baseline", 1e6, 0.10), r("teacher", "baseline", 2e6, 0.20),
+                       r("teacher", "baseline", 3e6, 0.30), r("p", "prune-0.3", 1e6, 0.1, layers=float("nan"))])
+    t = table1(df)
+    first, extra = t.rows[0], t.rows[-1]
+    assert first[1] == Cell("317 M", "", "paper", 317e6)
+    assert first[2] == Cell("2 M", "", "ours", 2e6)
+    assert (first[10].text, first[10].sub) == ("20.00 %", "")
+    assert extra[0] == Cell("(not in the paper)", "ours: p")
+    assert [extra[i] for i in (1, 3, 5, 7, 9, 11, 13)] == [Cell("\u2014", "", "paper")] * 7
