@@ -279,8 +279,7 @@ def test_table1_cells_by_hand() -> None:
     def r(v: str, recipe: str, params: float, wer: float, layers: float = 12) -> dict:
         return {"variant": v, "recipe": recipe, "weights": "trained", "device": "cpu", "transformer_layers": layers,
                 "params": params, "size_mb": 4.0, "size_on_disk_mb": 4.0, "e2e_s": 8.0, "wer": wer, "audio_s": 36.0,
-                "n_utts": 10,
-                "dataset": "synthetic", "energy_kwh": 0.001, "co2_kg": 0.001}
+                "n_utts": 10, "dataset": "synthetic", "energy_kwh": 0.001, "co2_kg": 0.001}
     df = pd.DataFrame([r("teacher", "baseline", 1e6, 0.10), r("teacher", "baseline", 2e6, 0.20),
                        r("teacher", "baseline", 3e6, 0.30), r("p", "prune-0.3", 1e6, 0.1, layers=float("nan"))])
     t = table1(df)
