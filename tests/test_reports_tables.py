@@ -289,3 +289,15 @@ def test_table1_cells_by_hand() -> None:
     assert (first[10].text, first[10].sub) == ("20.00 %", "")
     assert extra[0] == Cell("(not in the paper)", "ours: p")
     assert [extra[i] for i in (1, 3, 5, 7, 9, 11, 13)] == [Cell("\u2014", "", "paper")] * 7
+
+
+def test_table1_notes(df: pd.DataFrame) -> None:
+    """What the energy total covers (the rows of the energy's device only), and the distilled-row note only when
+    there is no distill-L4."""
+    notes = " ".join(table1(df).notes)
+    assert "No distill-L4" not in notes
+    gpu = df[df["device"] != "cpu"].assign(energy_components_measured='{"gpu0": true}')
+    cpu = df[df["device"] == "cpu"].assign(energy_components_measured='{"cpu": false}')
+    assert "Ours (GPU): the total of gpu0 (measured);" in " ".join(table1(pd.concat([cpu, gpu])).notes)
+    assert "Ours (CPU): see the method section;" in " ".join(table1(cpu.drop(columns=[
+        "energy_components_measured"])).notes)
