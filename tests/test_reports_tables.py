@@ -258,12 +258,13 @@ def test_table2_arch_by_hand() -> None:
 def test_table2_cells_by_hand() -> None:
     """A 12-layer teacher (1 s on the GPU, 8 s on the CPU) and a 2-layer student (0.5 s, 4 s): 1/6 of the layers,
     a depth the paper has no row for; the paper's 1/2 row (12 of 24 layers) has no student of ours."""
-    def r(v: str, recipe: str, layers: int, device: str, e2e_s: float) -> dict:
+    def r(v: str, recipe: str, layers: int, device: str, e2e_s: float, **kw: float) -> dict:
         return {"variant": v, "recipe": recipe, "weights": "trained", "device": device, "transformer_layers": layers,
                 "conv_layers": 7, "params": 1e6, "size_mb": 4.0, "e2e_s": e2e_s, "wer": 0.1, "audio_s": 36.0,
-                "n_utts": 10, "dataset": "synthetic"}
+                "n_utts": 10, "dataset": "synthetic"} | kw
     df = pd.DataFrame([r("teacher", "baseline", 12, "cuda:0", 1.0), r("teacher", "baseline", 12, "cpu", 8.0),
-                       r("distill-L2", "distill-L2", 2, "cuda:0", 0.5), r("distill-L2", "distill-L2", 2, "cpu", 4.0)])
+                       r("distill-L2", "distill-L2", 2, "cuda:0", 0.5),
+                       r("distill-L2", "distill-L2", 2, "cpu", 4.0, params=3e6, size_mb=8.0, wer=0.3)])
     t = table2(df)
     by = {row[0].text: row for row in t.rows}
     assert by["1/2"][1:4] == [Cell("12", "", "paper", 12), Cell("166 M", "", "paper", 166e6),
@@ -271,6 +272,8 @@ def test_table2_cells_by_hand() -> None:
     assert by["1/6"][1:7] == [Cell("\u2014", "", "paper")] * 6
     # on the GPU: the teacher 1 s / 1 s, the student 1 s / 0.5 s
     assert [by[f][11].value for f in ("all", "1/6")] == [1.0, 2.0] and by["1/6"][10].value == 0.5
+    # the student's two rows differ in parameters, size and WER: medians, no spread
+    assert [(c.text, c.sub) for c in by["1/6"][8:10] + by["1/6"][12:]] == [("2 M", ""), ("6 MB", ""), ("20.00 %", "")]
 
 
 def test_table1_cells_by_hand() -> None:
