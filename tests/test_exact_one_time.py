@@ -95,3 +95,70 @@ def test_costs_table_lines(df: pd.DataFrame) -> None:
                         "break-even (unseen) model never (not faster), e2e 0 h")
     assert lines[4] == f"  {'cpu':<5} {'v':<46} 30.0 s (load 30.0 s, compile 25.0 s, export 2.0 s; cache warm)"
     assert len(lines) == 5 and _costs_table([]) == []
+
+
+def test_compute_pairs_unseen_rows_and_lists_one_time_costs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """compute(): warm (batched) and unseen vs-teacher ratios side by side, and a one-time cost per variant (not
+    per scenario row, arch row or v@paper-loop row) with its break-even, shown by format_report."""
+    from bench.ratios import compute, format_report
+    import core.results
+
+    def r(v: str, scenario: str, model_s: float, e2e_s: float, audio_s: float, load_s: float) -> dict:
+        return dict(_row(v, scenario, model_s, e2e_s, audio_s, load_s), repeat=0, wer=0.1)
+    rows = [r("teacher", "batched", 10.0, 11.0, 100.0, 3.0), r("teacher", "unseen", 2.0, 2.2, 20.0, 3.0),
+            r("v", "batched", 4.0, 5.0, 100.0, 30.0), r("v", "unseen", 0.8, 1.2, 20.0, 30.0),
+            r("v@paper-loop", "batched", 8.0, 9.0, 100.0, 30.0), r("arch-large-L2", "batched", 1.0, 1.0, 1.0, 1.0)]
+    for with_scenario in (True, False):
+        df = pd.DataFrame(rows if with_scenario else [x for x in rows if x["scenario"] == "batched"])
+        monkeypatch.setattr(core.results, "load_results", lambda d, df=df: df if with_scenario else
+                            df.drop(columns=["scenario"]))
+        monkeypatch.setattr(core.results, "read_meta", lambda d: {})
+        res = compute("RUN")
+        vs = {(x["scenario"], x["metric"]): x for x in res["ratios"] if x["kind"] == "vs-teacher" and x["a"] == "v"}
+        # warm: model 10/4 = 2.5, e2e 11/5 = 2.2; unseen (per second of 20 s): model 2/0.8 = 2.5, e2e 2.2/1.2
+        want = {("batched", "rtfx (model only)"): 2.5, ("batched", "end-to-end"): 2.2}
+        if with_scenario:
+            want |= {("unseen", "rtfx (model only)"): 2.5, ("unseen", "end-to-end"): 2.2 / 1.2}
+        assert {k: x["median_ratio"] for k, x in vs.items()} == pytest.approx(want)
+        assert all(x["b"] == "teacher" for x in vs.values())
+        costs = {c["variant"]: c for c in res["one_time"]}
+        assert sorted(costs) == ["teacher", "v"]
+        t, v = costs["teacher"], costs["v"]
+        assert (t["one_time_s"], t["is_teacher"], t["break_even_h_model"]) == (3.0, True, 0.0)
+        assert v["one_time_s"] == 30.0 and v["compile_cache"] == ""
+        # unseen: (30 - 3) / ((0.1 - 0.04) x 3600) = 0.125 h; warm: 27 / ((0.1 - 0.04) x 3600) as well, e2e
+        # unseen 27 / ((0.11 - 0.06) x 3600) = 0.15 h, warm 27 / ((0.11 - 0.05) x 3600) = 0.125 h
+        assert v["break_even_scenario"] == ("unseen" if with_scenario else "batched")
+        assert (v["break_even_h_model"], v["break_even_h_e2e"]) == pytest.approx(
+            (0.125, 0.15 if with_scenario else 0.125))
+        report = format_report(res)
+        assert f"  {'cpu':<5} {'v':<46} 30.0 s (load 30.0 s); break-even" in report
+        assert ("unseen model x2.50" in report) == with_scenario
+
+
+def test_one_time_details(df: pd.DataFrame) -> None:
+    # rows without a scenario count as batched; a NaN cache entry is skipped; export counts in the parts' sum
+    nan_scen = df[df["variant"].isin(["t", "b"])].assign(scenario=lambda d: d["scenario"].where(d["variant"] == "t"))
+    c = one_time(nan_scen.assign(compile_cache=[NAN] * 4 + ["cold"]), "b", "cpu", "t")
+    assert (c["break_even_scenario"], c["break_even_h_model"], c["compile_cache"]) == ("batched", 0.05, "cold")
+    assert one_time(df.assign(export_s=50.0), "v", "cpu", None)["one_time_s"] == 75.0    # 25 + 50 > the 30 s load
+    cache = [""] * 4 + [NAN, "cold", "cold"] + [""] * 4                        # v's first row has no cache entry
+    assert one_time(df.assign(compile_cache=cache), "v", "cpu", None)["compile_cache"] == "cold"
+    # a variant with unseen rows only, against a teacher with none: warm times, of which it has none
+    only_unseen = one_time(df[df["variant"] != "t"].assign(variant=lambda d: d["variant"].replace({"b": "t"})),
+                           "s", "cpu", "t")
+    assert only_unseen["break_even_scenario"] == "batched" and math.isnan(only_unseen["break_even_h_model"])
+    lines = _costs_table([one_time(df, "p", "cpu", None), {"device": "cpu", "variant": "x", "one_time_s": NAN}])
+    assert lines[1] == f"  {'cpu':<5} {'p':<46} 48.0 s (load 1.0 s, compile 40.0 s, calibration 8.0 s)"
+    assert lines[2] == f"  {'cpu':<5} {'x':<46} nan s (n/a)"
+
+
+def test_teacher_table_takes_the_warm_model_ratio_first() -> None:
+    """The WER beside a variant comes from its warm model-time ratio, even when unseen rows come first."""
+    from bench.ratios import _teacher_table
+
+    def r(scenario: str, metric: str, wer: float) -> dict:
+        return {"kind": "vs-teacher", "device": "cpu", "a": "v", "b": "t", "metric": metric, "median_ratio": 2.0,
+                "per_repeat": [2.0], "wer_diff_points": wer, "scenario": scenario}
+    lines = _teacher_table([r("unseen", "rtfx (model only)", 5.0), r("batched", "rtfx (model only)", 1.0)])
+    assert lines[1] == f"  {'cpu':<5} {'v':<46} vs t: warm model x2.00 (2.00); unseen model x2.00 (2.00); WER +1.00 pt"

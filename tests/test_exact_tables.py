@@ -9,9 +9,10 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from reports import deploy
 from reports.render import Cell
-from reports.stats import Stat
-from reports.tables import (_frac_label, _memory_cell, _size_cell, budgets_note, conv_pair, depth_sweep,
+from reports.stats import TIME_LABELS, Stat
+from reports.tables import (_frac_label, _memory_cell, _size_cell, all_tables, budgets_note, conv_pair, depth_sweep,
                             distilled_recipe, energy_includes, energy_kind, ours, ratio_cell, ref, table1,
                             table1_ratios, table2, table2_arch, table3, table_energy, write_tables)
 
@@ -168,7 +169,8 @@ def test_table1_by_hand() -> None:
     assert first[col(t, "GPU time", "ours")].value == 1.0 and first[col(t, "GPU time", "paper")].text == "123 s"
     assert first[col(t, "WER", "paper")].text == "2.63 %" and first[col(t, "WER", "ours")].text == "10.00 %"
     # energy on the GPU: 0.0032 kg = 3.2 g and 0.0087 kWh = 8.7 Wh in the paper; ours 0.002 kg, 0.001 kWh
-    assert first[col(t, "CO\u2082 (GPU)", "paper")].text == "3.2 g"
+    g = first[col(t, "CO\u2082 (GPU)", "paper")]
+    assert (g.text, g.value) == ("3.2 g", pytest.approx(3.2))
     assert first[col(t, "Energy (GPU)", "paper")].text == "8.7 Wh"
     assert first[col(t, "CO\u2082 (GPU)", "ours")].value == pytest.approx(2.0)
     assert first[col(t, "Energy (GPU)", "ours")].value == pytest.approx(1.0)
@@ -215,6 +217,9 @@ def test_table2_by_hand() -> None:
     assert t.rows[2][col(t, "Ours (CPU)", "Layers")] == Cell("\u2014", "", "ours")
     assert "12-layer teacher" in t.caption
     assert table2(frame()).columns[-1] == ("Ours (GPU)", "WER")
+    none = table2(frame()[lambda f: f["recipe"] == "int8-dynamic"])              # no teacher, no student
+    assert none.notes == ["No trained depth sweep (baseline and distill-L<n> rows) in this run."]
+    assert "ours: ?-layer teacher)" in none.caption
 
 
 def test_table2_arch_by_hand() -> None:
@@ -347,3 +352,147 @@ def test_every_cell_says_whose_figure_it_is() -> None:
     t = table1_ratios(both)
     # on the GPU the student takes 0.5 s against the teacher's 1 s
     assert t.rows[0][col(t, "GPU speed-up (warm)", "ours")].value == 2.0
+
+
+# --- options passed through, the unseen scenario, rows the paper does not have ---------------------------------
+def with_unseen() -> pd.DataFrame:
+    """frame() as warm rows (teacher load 100 s, distill-L4 500 s) plus unseen rows over the same 36 s of audio:
+    teacher 12 s, distill-L4 4 s: x3.00; break-even (500 - 100) s / ((12 - 4) / 36 x 3600 s/h) = 0.5 h."""
+    warm = frame().assign(scenario="batched", load_s=lambda d: d["variant"].map({"teacher": 100.0,
+                                                                                 "distill-L4": 500.0}))
+    unseen = [row("teacher", "baseline", e2e_s=12.0, scenario="unseen"),
+              row("distill-L4", "distill-L4", layers=4, e2e_s=4.0, wer=0.12, scenario="unseen")]
+    return pd.concat([warm, pd.DataFrame(unseen)], ignore_index=True)
+
+
+def test_all_tables_pass_their_options() -> None:
+    logs = [SimpleNamespace(name=n, budget="2 epochs", trained_for=(2, "epochs")) for n in ("distill-L6", "distill-L4")]
+    t1, t1b, t2, t2a, t3, t4 = all_tables(frame(), time_col="model_s", distilled="distill-L6", train_logs=logs)
+    assert [t.id for t in (t1, t1b, t2, t2a, t3, t4)] == ["table1", "table1b", "table2", "table2-arch", "table3",
+                                                          "table4"]
+    # model_s is 6 s in every row (e2e: teacher 8 s, distill-L6 4 s, distill-L4 2 s, arch24 40 s)
+    assert t1.rows[0][col(t1, "CPU time", "ours")].text == "6.00 s" and TIME_LABELS["model_s"] in t1.caption
+    assert t1.rows[1][0].sub == t1b.rows[0][0].sub == "ours: distill-L6 (6 layers)"
+    assert t1b.rows[0][col(t1b, "CPU speed-up (warm)", "ours")].value == 1.0
+    assert t1b.columns[-3:] == deploy.COLUMNS                                   # the raw rows reached Table 1b
+    assert t2.rows[0][col(t2, "Ours (GPU)", "Time (warm)")].text == "6.00 s"  # teacher on the GPU: e2e 1 s
+    assert t2.notes[-1] == "Distillation budgets: distill-L6 2 epochs; distill-L4 2 epochs."
+    assert t2a.rows[0][col(t2a, "Ours: CPU", "Time (warm)")].text == "6.00 s"
+    assert t3.rows[0][col(t3, "CPU time", "ours")].text == "6.00 s" and TIME_LABELS["model_s"] in t3.caption
+    # scenario: the tables see only the unseen rows; Table 1b's raw rows keep every scenario
+    u1, u1b, u2, _, u3, u4 = all_tables(with_unseen(), scenario="unseen")
+    assert u2.rows[0][col(u2, "Ours (CPU)", "Time (unseen)")].text == "12.0 s"
+    assert deploy.times_note("unseen") in u2.caption
+    assert u1.rows[0][col(u1, "CPU time", "ours")].text == "12.0 s"
+    assert f"{deploy.times_note('unseen')[:-1]}; our energies" in u1.caption
+    assert u1b.rows[0][col(u1b, "CPU speed-up (unseen)", "ours")].value == 3.0
+    assert u1b.caption.endswith(f"Speed-ups unseen: {deploy.METHOD_ROWS[1][1]}.")
+    assert u3.rows[-1][0].text == "4 / 7 (ratio; ours unseen)" and deploy.times_note("unseen") in u3.caption
+    assert u4.caption.endswith("Ours: energies over unseen timed repeats.")
+
+
+def test_table1b_deploy_cells_distilled_and_gpu_energy() -> None:
+    df = with_unseen()
+    t = table1_ratios(df, raw=df)
+    d = t.rows[0]
+    assert d[col(t, "CPU speed-up (warm)", "ours")].value == 4.0                 # warm rows: 8 s / 2 s
+    speed, cost, be = d[-3:]
+    assert (speed.text, speed.sub, speed.source, speed.value) == ("x3.00", "", "ours", pytest.approx(3.0))
+    assert cost == Cell("500.0 s", "", "ours", 500.0)
+    assert (be.text, be.sub, be.value) == ("0.5 h", "unseen times", pytest.approx(0.5))
+    assert t.caption.endswith(f"Speed-ups warm: {deploy.METHOD_ROWS[0][1]}.")
+    # the distilled row: as asked, else the shallowest plain student when there is no distill-L4
+    assert table1_ratios(frame(), distilled="distill-L6").rows[0][0].sub == "ours: distill-L6 (6 layers)"
+    no_l4 = frame()[lambda f: f["recipe"] != "distill-L4"]
+    assert table1_ratios(no_l4).rows[0][0].sub == "ours: distill-L6 (6 layers)"
+    # energy per hour on the GPU: teacher 0.1 kWh/h, the student's GPU row 0.05 -> 2x (its CPU row: 0.1 -> 1x)
+    gpu = pd.DataFrame([row("distill-L4", "distill-L4", device="cuda:0", layers=4, e2e_s=0.5, kwh_per_audio_hour=0.05)])
+    t = table1_ratios(pd.concat([frame(), gpu], ignore_index=True))
+    assert t.rows[0][col(t, "Energy saved (GPU)", "ours")].value == pytest.approx(2.0)
+
+
+def test_table1b_rows_without_paper_or_figures() -> None:
+    extra = pd.DataFrame([row("p", "prune-0.3", layers=nan, wer=nan)])
+    df = pd.concat([frame(), extra], ignore_index=True)
+    t = table1_ratios(df[df["recipe"] != "int8-dynamic"])
+    d, q, p = t.rows
+    w = d[col(t, "WER change", "paper")]                                        # 9.51 - 2.63 points
+    assert (w.text, w.sub, w.source, w.value) == ("+6.88 pt", "", "paper", pytest.approx(6.88))
+    w = d[col(t, "WER change", "ours")]                                         # (0.12 - 0.10) x 100
+    assert (w.text, w.sub, w.source, w.value) == ("+2.00 pt", "", "ours", pytest.approx(2.0))
+    assert q[0] == Cell("Quantized (int8 dynamic)", "ours: int8-dynamic: not in this run")
+    assert q[col(t, "GPU speed-up (warm)", "paper")] == Cell("n/a", "", "paper")  # the paper has no int8 GPU time
+    assert q[col(t, "Energy saved (GPU)", "paper")] == Cell("n/a", "", "paper")
+    assert p[0] == Cell("(not in the paper)", "ours: p")                      # no layer count: the name alone
+    groups = ("Smaller by", "CPU speed-up (warm)", "GPU speed-up (warm)", "WER change", "Energy saved (GPU)")
+    assert [p[col(t, g, "paper")] for g in groups] == [Cell("\u2014", "", "paper")] * 5
+    assert p[col(t, "WER change", "ours")] == Cell("n/a", "not measured", "ours")
+    assert p[col(t, "Smaller by", "ours")].value == 1.0                         # 400 MB / 400 MB
+
+
+def test_table3_devices_labels_and_the_ratio_row() -> None:
+    cpu = frame()[lambda f: f["device"] == "cpu"]
+    assert table3(cpu).rows[0][col(table3(cpu), "GPU time", "ours")] == Cell("n/a", "no GPU in this run", "ours")
+    t = table3(frame())                                     # a GPU in the run, none for these two variants
+    assert t.rows[0][col(t, "GPU time", "ours")] == Cell("n/a", "not measured", "ours")
+    assert t.rows[2][5:] == [Cell("", "", "ours"), Cell("", "", "ours"), Cell("")]
+    # GPU times 0.5 s (distill-L4) and 0.6 s (max-pool): 0.6 / 0.5 = 1.2; the max-pool student's two repeats
+    # differ in WER and parameters, and those cells still show no spread
+    gpu = pd.DataFrame([row("distill-L4", "distill-L4", device="cuda:0", layers=4, e2e_s=0.5),
+                        row("mp", "maxpool-conv4", device="cuda:0", layers=4, conv_layers=4, e2e_s=0.6, wer=0.16,
+                            params=1_200_000)])
+    t = table3(pd.concat([frame(), gpu], ignore_index=True))
+    r = t.rows[2][col(t, "GPU time", "ours")]
+    assert (r.text, r.source, r.value) == ("1.20x", "ours", pytest.approx(1.2))
+    mp = t.rows[1]
+    assert (mp[col(t, "WER", "ours")].text, mp[col(t, "WER", "ours")].sub) == ("15.50 %", "")
+    assert (mp[col(t, "Params", "ours")].text, mp[col(t, "Params", "ours")].sub) == ("1.1 M", "")
+    assert t.rows[1][col(t, "GPU time", "ours")].value == 0.6
+    # no max-pool student: "not in this run"; one without a layer count: its name alone
+    assert table3(frame()[lambda f: f["variant"] != "mp"]).rows[1][-1] == Cell("not in this run")
+    assert table3(frame().assign(transformer_layers=lambda f: f["transformer_layers"].where(
+        f["variant"] != "mp"))).rows[1][-1] == Cell("mp")
+
+
+def test_table_energy_labels_methods_and_device_order() -> None:
+    # the teacher's CPU repeats: one estimated, two measured -> "mixed"; two methods, listed in order
+    df = frame().assign(energy_measured=[True, False, True] + [True] * 8,
+                        energy_method=["rapl", "codecarbon", "rapl"] + ["rapl"] * 8)
+    first = [r for r in table_energy(df).rows if r[0].text == "ours"][0]
+    assert [c.text for c in first[:3]] + [c.text for c in first[6:]] == [
+        "ours", "teacher", "CPU (cpu)", "mixed", "codecarbon, rapl; total of package-0 (measured)"]
+    # the CPU row before the GPU row of a variant, whatever the devices are called
+    named = frame().replace({"device": {"cpu": "host"}})
+    rows = [(r[1].text, r[2].text) for r in table_energy(named).rows if r[0].text == "ours"]
+    assert rows[:2] == [("teacher", "CPU (host)"), ("teacher", "GPU (cuda:0)")]
+    t4 = table_energy(frame())
+    per_h = "Per hour of audio"
+    assert t4.title == "Table 4" and set(t4.columns) >= {("", "Source"), ("", "Model"), ("", "Device"),
+                                                         (per_h, "Energy"), (per_h, "CO\u2082"), ("", "Mean power"),
+                                                         ("", "Energy figure"), ("", "Method")}
+
+
+def test_headings() -> None:
+    """The headings a reader sees and Table.column looks cells up by (the shading follows "paper" / "ours")."""
+    t1, t1b, t2, t2a, t3 = (f(frame()) for f in (table1, table1_ratios, table2, table2_arch, table3))
+    assert [t.title for t in (t1, t1b, t2, t2a, t3)] == ["Table 1", "Table 1b", "Table 2",
+                                                         "Table 2 (architecture only)", "Table 3"]
+
+    def pairs(*groups: str) -> list[tuple[str, str]]:
+        return [(g, w) for g in groups for w in ("paper", "ours")]
+    assert t1.columns == [("", "Model (paper / ours)"), *pairs("Params", "Size", "CPU time", "GPU time", "WER",
+                                                                "CO\u2082 (GPU)", "Energy (GPU)"),
+                          ("Variant peak memory", "ours")]
+    assert t1b.columns == [("", "Model (paper / ours)"), *pairs("Smaller by", "CPU speed-up (warm)",
+                                                                "GPU speed-up (warm)", "WER change",
+                                                                "Energy saved (GPU)")]
+    assert t2.columns == [("", "Layers kept"), *[("Paper (GPU)", c) for c in ("Layers", "Params", "Size", "Time",
+                                                                             "Speed-up", "WER")],
+                          *[("Ours (GPU)", c) for c in ("Layers", "Params", "Size", "Time (warm)",
+                                                        "Speed-up (warm)", "WER")]]
+    p, o = "Paper (GPU, trained)", "Ours (large, random weights)"
+    assert t2a.columns == [("", "Layers"), (p, "Params"), (p, "Size"), (p, "Time"), (p, "Speed-up"), (o, "Params"),
+                           (o, "Size"), *[(f"Ours: {k}", f"{c} (warm)") for k in ("CPU", "GPU")
+                                          for c in ("Time", "Speed-up")]]
+    assert t3.columns == [("", "Conv layers"), *pairs("GPU time", "CPU time"), ("WER", "ours"), ("Params", "ours"),
+                          ("", "Ours")]

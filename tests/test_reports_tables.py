@@ -226,3 +226,81 @@ def test_runner_shaped_results(df: pd.DataFrame) -> None:
     assert arch.column("Ours: CPU", "Time (warm)")[0].value == pytest.approx(want)
     loop = table1(select_scenario(r, "paper-loop"))
     assert loop.rows[0][0].sub == "ours: embedded@paper-loop (12 layers)"
+
+
+def test_table2_arch_by_hand() -> None:
+    """Random-weight rows built here: 24 layers twice (params 300 / 310 M), 10 layers with its depth only in the
+    recipe name, 3 layers (not a paper depth); 10 h of audio each."""
+    def arch(n: int, params: float, e2e_s: float, layers: float | None = None, **kw: object) -> dict:
+        return {"variant": f"arch{n}", "recipe": f"arch-large-L{n}", "weights": "random", "device": "cpu",
+                "transformer_layers": n if layers is None else layers, "params": params, "size_mb": params / 250e3,
+                "e2e_s": e2e_s, "audio_s": 36000.0, "n_utts": 10} | kw
+    df = pd.DataFrame([arch(24, 300e6, 40.0), arch(24, 310e6, 40.0), arch(10, 120e6, 20.0, layers=float("nan")),
+                       arch(3, 40e6, 8.0), arch(24, 305e6, 40.0, recipe="arch-large"),     # its depth in the column
+                       arch(2, 1e6, 1.0, recipe=None)])                                      # no recipe: left out
+    t = table2_arch(df)
+    by = {r[0].text: r for r in t.rows}
+    assert list(by) == ["24", "12", "10", "8", "6", "3"]
+    p24, o24 = by["24"][1:5], by["24"][5:7]
+    assert [c.text for c in p24] == ["317 M", "1262 MB", "123 s", "1.00x"] and p24[0].value == 317e6
+    assert [(c.text, c.sub) for c in o24] == [("305 M", ""), ("1220 MB", "")]    # medians, no spread
+    assert by["10"][5].text == "120 M" and by["10"][8].value == 2.0               # depth from the name; 40 / 20
+    assert by["3"][1:5] == [Cell("\u2014", "", "paper")] * 4 and by["3"][8].value == 5.0
+    assert by["3"][9] == Cell("n/a", "no GPU in this run", "ours")
+    assert "Ours: 10 utterances shaped like dev-clean, 10.000 h of audio." in t.caption
+    # a CPU row without a time: not measured (the GPU's "no GPU in this run" is for the GPU columns)
+    t = table2_arch(df.assign(e2e_s=lambda d: d["e2e_s"].where(d["variant"] != "arch3")))
+    assert t.rows[-1][7] == Cell("n/a", "not measured", "ours")
+    empty = table2_arch(df.iloc[0:0])
+    assert empty.caption.endswith("No architecture-only rows in this run.") and len(empty.rows) == 5
+
+
+def test_table2_cells_by_hand() -> None:
+    """A 12-layer teacher (1 s on the GPU, 8 s on the CPU) and a 2-layer student (0.5 s, 4 s): 1/6 of the layers,
+    a depth the paper has no row for; the paper's 1/2 row (12 of 24 layers) has no student of ours."""
+    def r(v: str, recipe: str, layers: int, device: str, e2e_s: float, **kw: float) -> dict:
+        return {"variant": v, "recipe": recipe, "weights": "trained", "device": device, "transformer_layers": layers,
+                "conv_layers": 7, "params": 1e6, "size_mb": 4.0, "e2e_s": e2e_s, "wer": 0.1, "audio_s": 36.0,
+                "n_utts": 10, "dataset": "synthetic"} | kw
+    df = pd.DataFrame([r("teacher", "baseline", 12, "cuda:0", 1.0), r("teacher", "baseline", 12, "cpu", 8.0),
+                       r("distill-L2", "distill-L2", 2, "cuda:0", 0.5),
+                       r("distill-L2", "distill-L2", 2, "cpu", 4.0, params=3e6, size_mb=8.0, wer=0.3)])
+    t = table2(df)
+    by = {row[0].text: row for row in t.rows}
+    assert by["1/2"][1:4] == [Cell("12", "", "paper", 12), Cell("166 M", "", "paper", 166e6),
+                              Cell("665 MB", "", "paper", 665)]
+    assert by["1/6"][1:7] == [Cell("\u2014", "", "paper")] * 6
+    # on the GPU: the teacher 1 s / 1 s, the student 1 s / 0.5 s
+    assert [by[f][11].value for f in ("all", "1/6")] == [1.0, 2.0] and by["1/6"][10].value == 0.5
+    # the student's two rows differ in parameters, size and WER: medians, no spread
+    assert [(c.text, c.sub) for c in by["1/6"][8:10] + by["1/6"][12:]] == [("2 M", ""), ("6 MB", ""), ("20.00 %", "")]
+
+
+def test_table1_cells_by_hand() -> None:
+    """The teacher's three repeats differ in parameters and WER (those cells show no spread); an extra
+    compression without a layer count has the paper's cells as dashes."""
+    def r(v: str, recipe: str, params: float, wer: float, layers: float = 12) -> dict:
+        return {"variant": v, "recipe": recipe, "weights": "trained", "device": "cpu", "transformer_layers": layers,
+                "params": params, "size_mb": 4.0, "size_on_disk_mb": 4.0, "e2e_s": 8.0, "wer": wer, "audio_s": 36.0,
+                "n_utts": 10, "dataset": "synthetic", "energy_kwh": 0.001, "co2_kg": 0.001}
+    df = pd.DataFrame([r("teacher", "baseline", 1e6, 0.10), r("teacher", "baseline", 2e6, 0.20),
+                       r("teacher", "baseline", 3e6, 0.30), r("p", "prune-0.3", 1e6, 0.1, layers=float("nan"))])
+    t = table1(df)
+    first, extra = t.rows[0], t.rows[-1]
+    assert first[1] == Cell("317 M", "", "paper", 317e6)
+    assert first[2] == Cell("2 M", "", "ours", 2e6)
+    assert (first[10].text, first[10].sub) == ("20.00 %", "")
+    assert extra[0] == Cell("(not in the paper)", "ours: p")
+    assert [extra[i] for i in (1, 3, 5, 7, 9, 11, 13)] == [Cell("\u2014", "", "paper")] * 7
+
+
+def test_table1_notes(df: pd.DataFrame) -> None:
+    """What the energy total covers (the rows of the energy's device only), and the distilled-row note only when
+    there is no distill-L4."""
+    notes = " ".join(table1(df).notes)
+    assert "No distill-L4" not in notes
+    gpu = df[df["device"] != "cpu"].assign(energy_components_measured='{"gpu0": true}')
+    cpu = df[df["device"] == "cpu"].assign(energy_components_measured='{"cpu": false}')
+    assert "Ours (GPU): the total of gpu0 (measured);" in " ".join(table1(pd.concat([cpu, gpu])).notes)
+    assert "Ours (CPU): see the method section;" in " ".join(table1(cpu.drop(columns=[
+        "energy_components_measured"])).notes)
