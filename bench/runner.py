@@ -96,6 +96,8 @@ def run_benchmark(cfg: RunConfig, loader: Loader, progress: bool = True,
         run.accuracy_and_warmup()
         with ph("tracker overhead"):
             run.measure_tracker_overhead()
+        for dev in cfg.devices:
+            run.advance("tracker overhead", "", dev)
         written += run.timed_repeats()
         return run.finish(written)
 
@@ -107,7 +109,6 @@ class _Run:
         self.cfg, self.loader, self.ctx, self.jobs = cfg, loader, ctx, jobs
         self.main = ctx.is_main
         self.run_dir = Path(cfg.out)
-        self.pbar_opts = dict(disable=not (progress and self.main), dynamic_ncols=True)
         self.store: Any = None
         self.meta: dict[str, Any] = {}
         self.done: set[str] = set()

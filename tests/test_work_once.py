@@ -192,7 +192,8 @@ def test_one_bar_whose_units_add_up_and_a_line_per_variant(assets, tmp_path, mon
     real_open = progress.JobProgress.open
     monkeypatch.setattr(progress.JobProgress, "open", lambda self: bars.append(self) or real_open(self))
     with caplog.at_level(logging.INFO):
-        run_benchmark(_cfg(assets, tmp_path / "run", scenarios=["batched", "unseen"]), load_variant, progress=True)
+        run_benchmark(_cfg(assets, tmp_path / "run", scenarios=["batched", "unseen"], overhead_pairs=1),
+                      load_variant, progress=True)
     assert len(bars) == 1
     bar = bars[0]
     assert sum(u for u, _ in steps) == pytest.approx(bar.total)  # every planned step advanced, nothing extra
@@ -200,6 +201,7 @@ def test_one_bar_whose_units_add_up_and_a_line_per_variant(assets, tmp_path, mon
     for step in ("build", "memory", "unseen warm-up", "unseen #0", "unseen #1", "accuracy", "warm-up", "repeat #0",
                  "repeat #1"):
         assert f"tiny-b {step}" in labels, step
+    assert "tracker overhead" in labels
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("tiny-")]
     assert any(x.startswith("tiny-b on cpu: WER ") and "warm" in x and "unseen vs tiny-a" in x for x in lines), lines
     assert any(x.startswith("tiny-a on cpu: WER ") and " vs " not in x for x in lines), lines  # the reference itself
