@@ -19,12 +19,14 @@ the run's, not the variant's.  Here each variant x device is measured once, alon
                              weight bytes (``-floored-at-weights``) where the delta is below them.
 
 Why the child stays the default although it builds each variant a second time: in-process deltas are not the
-variant alone.  Measured on the main job's 14 variants (embedded dev-clean, 2 threads, heaviest batch 8 x 10.8 s),
-in-process in the runner's order against the children: the first variant +26 % (it pays the runtime's first-use
-pages, kernels and thread pools, and its load's transients), every later one 20-60 % lower (those are resident
-already: distill-L2 290 vs 417 MB, bf16+front-end-bf16+compile-encoder 157 vs 398 MB).  A figure that depends on
-the order of the variants is not the variant's.  What the child costs is paid once: the run folder keeps it for a
-resume, and :mod:`bench.memory_cache` for a later run of the same variant, data shape and software.
+variant alone.  Measured on 12 of the main job's variants (embedded dev-clean, 2 threads, heaviest batch
+8 x 10.8 s), in-process in the runner's order against the children of a run of the same code: the first variant
++26 % (it pays the runtime's first-use pages, kernels and thread pools, and its load's transients), every later
+one 22-68 % lower (those are resident already: distill-L2 290 vs 417 MB, bf16+front-end-bf16+compile-encoder 157
+vs 398 MB).  A figure that depends on the order of the variants is not the variant's.  What the child costs is
+paid once: the run folder keeps it for a resume, and the memory cache (:mod:`bench.accuracy_cache`,
+``kind="memory"``, children's figures only) for a later run of the same variant content, data, device and
+software, which then builds each variant once.
 
 The heaviest batch is the batch plan's largest (longest padded audio x batch size), the one that sets the peak.
 """
