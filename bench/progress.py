@@ -40,7 +40,7 @@ class JobProgress:
         from tqdm import tqdm
 
         self.bar = tqdm(total=round(self.total, 1), desc=self.desc, unit="s-audio", dynamic_ncols=True,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}] {postfix}")
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
 
     def step(self, units: float, label: str = "") -> None:
         if self.bar is None:
