@@ -50,10 +50,7 @@ log = logging.getLogger(__name__)
 ROW_PAUSE_ENV = "FOOTPRINT_ROW_PAUSE_S"  # test hook: sleep after each committed row (kill-and-resume test)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# the run
-# ---------------------------------------------------------------------------------------------------------
-# ---------------------------------------------------------------------------------------------------------
+# -- the run ------------------------------------------------------------------------------------------------
 def run_benchmark(cfg: RunConfig, loader: Loader, progress: bool = True,
                   argv: Sequence[str] | None = None) -> RunSummary:
     """Run (or resume) the benchmark described by ``cfg`` into ``cfg.out``; see the module docstring.
@@ -493,12 +490,9 @@ class _Run:
         return RunSummary(self.run_dir, self.run_id, written, self.rows_skipped, self.meta)
 
 
-
 def _rotate(xs: list, k: int) -> list:
     """Rotate the variant order each repeat: no variant always runs first (after a cool machine) or last."""
     if not xs:
         return xs
     k %= len(xs)
     return xs[k:] + xs[:k]
-
-
