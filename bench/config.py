@@ -48,6 +48,7 @@ class RunConfig:
     # ``bench run`` asks for both, the library default stays the warm one
     scenarios: list[str] = field(default_factory=lambda: ["batched"])
     unseen_share: float = DEFAULT_SHARE  # of the utterances held out for ``unseen``, split over the repeats
+    fresh: bool = False                  # ignore the accuracy cache (bench/accuracy_cache.py); results unchanged
 
     def jobs(self) -> list["Job"]:
         jobs: list[Job] = []
@@ -79,6 +80,7 @@ class RunConfig:
     def hash_payload(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("out")
+        d.pop("fresh")  # where a WER comes from, not what the run measures: a resume may change it
         if d.get("variant_memory") == "auto":
             d.pop("variant_memory")  # the default keeps the hashes (and resumes) of runs from before it existed
         return d
@@ -127,6 +129,10 @@ class Loaded:
     acc: dict[str, Any] = field(default_factory=dict)
     base_mb: float = float("nan")  # memory resident just before the load (in-process variant_peak_mb baseline)
     memory: dict[str, Any] = field(default_factory=dict)  # variant_peak_mb, variant_peak_method (bench.memory)
+    variant: Any = None           # the loaded core.variant.Variant (its record and info: the accuracy cache's key)
+    accuracy_source: str = ""     # measured | cache (bench/accuracy_cache.py) | "" (no accuracy pass)
+    full_pass: bool = False       # this process ran its whole batch plan (accuracy or warm pass): warm already
+    content_hash: str = ""        # bench.accuracy_cache.variant_hash, computed once (the caches' keys)
     unseen: Any = None            # bench.unseen.Split of ``wl`` (None: no ``unseen`` repeats for this job)
 
 

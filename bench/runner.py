@@ -34,11 +34,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bench import making, memory, meta, onednn, scenarios, unseen
+from bench.accuracy import accuracy_pass
 from bench.config import Job, Loaded, Loader, RunConfig, RunSummary, config_hash, _spec_name  # noqa: F401
 from bench.overhead import measure_overhead
+from bench.phases import PhaseClock
+from bench.progress import JobProgress, plan_units, summary_line
 from bench.rows import build_row, unseen_fields
 from bench.scenarios import PAPER_LOOP_SUFFIX, PassResult, Scenario, run_pass  # noqa: F401 (re-exported)
-from bench.trackers import PeakRSS, energy_window, track_repeat
+from bench.trackers import PeakRSS, track_repeat
 from core.device import Device, check_devices
 from core.errors import FootprintError
 
@@ -47,10 +50,7 @@ log = logging.getLogger(__name__)
 ROW_PAUSE_ENV = "FOOTPRINT_ROW_PAUSE_S"  # test hook: sleep after each committed row (kill-and-resume test)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# the run
-# ---------------------------------------------------------------------------------------------------------
-# ---------------------------------------------------------------------------------------------------------
+# -- the run ------------------------------------------------------------------------------------------------
 def run_benchmark(cfg: RunConfig, loader: Loader, progress: bool = True,
                   argv: Sequence[str] | None = None) -> RunSummary:
     """Run (or resume) the benchmark described by ``cfg`` into ``cfg.out``; see the module docstring.
@@ -81,14 +81,21 @@ def run_benchmark(cfg: RunConfig, loader: Loader, progress: bool = True,
         cleanup.callback(ctx.close)
         run = _Run(cfg, loader, ctx, jobs, progress)
         run.onednn_cache = onednn_cache
-        run.prepare_workloads()
-        run.open_folder(argv, cleanup)
-        run.open_meters(cleanup)
+        ph = run.phases
+        with ph("setup"):
+            run.prepare_workloads()
+            run.open_folder(argv, cleanup)
+        with ph("energy meters"):
+            run.open_meters(cleanup)
         run.loader = making.metered_loader(run)  # each build metered: the rows' making_* (bench/making.py)
+        run.plan_progress(cleanup)
         run.load_variants()
         written = run.unseen_repeats()  # before any pass over the whole workload runs the held-out lengths
         run.accuracy_and_warmup()
-        run.measure_tracker_overhead()
+        with ph("tracker overhead"):
+            run.measure_tracker_overhead()
+        for dev in cfg.devices:
+            run.advance("tracker overhead", "", dev)
         written += run.timed_repeats()
         return run.finish(written)
 
@@ -100,7 +107,6 @@ class _Run:
         self.cfg, self.loader, self.ctx, self.jobs = cfg, loader, ctx, jobs
         self.main = ctx.is_main
         self.run_dir = Path(cfg.out)
-        self.pbar_opts = dict(disable=not (progress and self.main), dynamic_ncols=True)
         self.store: Any = None
         self.meta: dict[str, Any] = {}
         self.done: set[str] = set()
@@ -114,6 +120,10 @@ class _Run:
         self.rows_skipped = 0
         self.onednn_cache = ""
         self.shapes = unseen.ShapeLog()  # padded shapes each loaded variant x device has run in this process
+        self.phases = PhaseClock()  # seconds per phase: meta.json phases_s and the last log line
+        self.progress = JobProgress(progress and self.main)
+        self.units: dict[tuple[str, str, str], float] = {}  # (step, variant, device) -> its planned progress units
+        self.model_s: dict[tuple[str, str, str], dict[int, float]] = {}  # (variant, device, pass) -> rep -> model_s
 
     # -- keys ----------------------------------------------------------------------------------------------
     def key(self, job: Job, dev: str, rep: int, pass_: str = "perf") -> str:
@@ -246,6 +256,40 @@ class _Run:
                 self.store.put_pass(ikey, "idle", "", dev, saved, now_iso())
         return saved
 
+    # -- progress and phases -----------------------------------------------------------------------------------
+    def plan_progress(self, cleanup: contextlib.ExitStack) -> None:
+        """Every step still to do in progress units (bench/progress.py), then the one bar for all of them."""
+        self.units = plan_units(self)
+        self.progress.plan(sum(self.units.values()))
+        self.progress.open()
+        cleanup.callback(self.progress.close)
+        cleanup.enter_context(self.progress.logging_above())
+
+    def advance(self, step: str, variant: str, dev: str) -> None:
+        """That step is done (or will not happen): the bar moves by its planned units."""
+        units = self.units.pop((step, variant, dev), None)
+        if units is not None:
+            self.progress.step(units, f"{variant} {step}".strip())
+
+    def drop(self, variant: str, dev: str, prefix: str = "") -> None:
+        """Steps that will not run (a variant that cannot load, no unseen split): out of the plan."""
+        for k in [k for k in self.units if k[1] == variant and k[2] == dev and k[0].startswith(prefix)]:
+            self.progress.plan(-self.units.pop(k))
+
+    def phase(self, job: Job, name: str) -> Any:
+        """The phase clock for one job's step; random-weight architecture jobs are counted apart."""
+        return self.phases(name if job.scenario.uses_data else f"arch {name}")
+
+    def accuracy_to_do(self, job: Job, dev: str) -> bool:
+        return self.store is not None and job.scenario.uses_data \
+            and self.store.get_pass(self.key(job, dev, -1, "accuracy")) is None
+
+    def measures_memory(self, job: Job) -> bool:
+        # Random-weight architecture rows show params, size and time (reports: Table 2, architecture only), never
+        # memory: measuring it would be work the report does not use (a child per depth of the large model).
+        return self.cfg.variant_memory != "off" and job.weights != "random"
+
+    # -- steps (continued) ---------------------------------------------------------------------------------------
     def load_variants(self) -> None:
         """Load each job still to do on each device, and measure its memory (before any pass: less garbage)."""
         for dev in self.cfg.devices:
@@ -255,19 +299,33 @@ class _Run:
                 todo = self.pending(job, dev) or self.pending(job, dev, "unseen")
                 if not todo and acc_done:
                     continue
-                entry = self._load(job, dev)
+                with self.phase(job, "build"):
+                    entry = self._load(job, dev)
+                self.advance("build", job.variant, dev)
                 if entry is None:
+                    self.drop(job.variant, dev)
                     continue
                 self.loaded[(job.variant, dev)] = entry
-                if todo:
-                    entry.memory = memory.for_run(self, entry, dev)
+                if todo and self.measures_memory(job):
+                    with self.phase(job, "memory"):
+                        entry.memory = memory.for_run(self, entry, dev)
+                elif todo:
+                    entry.memory = {"variant_peak_mb": float("nan"), "variant_peak_method": (
+                        "not measured (--variant-memory off)" if self.cfg.variant_memory == "off" else
+                        "not measured (random weights: timing only)")}
+                self.advance("memory", job.variant, dev)
 
     def accuracy_and_warmup(self) -> None:
         """Each loaded variant's accuracy pass over the whole workload (once) and its warm-up batches."""
         for (_, dev), entry in self.loaded.items():
-            entry.acc = self._accuracy(entry, dev) or {}
-            if self.pending(entry.job, dev) and self.cfg.warmup > 0:
-                self._warmup(entry, dev, entry.wl)
+            with self.phase(entry.job, "accuracy"):
+                entry.acc = accuracy_pass(self, entry, dev) or {}
+            self.advance("accuracy", entry.job.variant, dev)
+            # after a pass over the whole plan, warm-up batches (some of its batches) would run nothing new
+            if self.pending(entry.job, dev) and self.cfg.warmup > 0 and not entry.full_pass:
+                with self.phase(entry.job, "warm-up"):
+                    self._warmup(entry, dev, entry.wl)
+            self.advance("warm-up", entry.job.variant, dev)
 
     def _load(self, job: Job, dev: str) -> Loaded | None:
         """The variant on this device as a Transcriber, or None (logged, recorded in meta) if it cannot load."""
@@ -275,7 +333,7 @@ class _Run:
 
         local_dev = self.local_device(dev)
         try:
-            base_mb = memory.baseline(local_dev) if self.cfg.variant_memory != "off" else float("nan")
+            base_mb = memory.baseline(local_dev, trim=True) if self.cfg.variant_memory != "off" else float("nan")
             t0 = time.perf_counter()
             v = self.loader(job.spec, local_dev)
             tr = memory.make_transcriber(v, local_dev, job.batch_size, self.cfg.max_batch_seconds)
@@ -297,9 +355,11 @@ class _Run:
         wl = wl_full.shard(self.ctx.rank, self.ctx.world_size)
         entry = Loaded(job=job, tr=tr, wl=wl, wl_full=wl_full, info=info, recipe=getattr(v, "recipe", job.spec),
                        model_path=getattr(v, "path", None) or (str(spec_dir.resolve()) if spec_dir.is_dir() else ""),
-                       load_s=load_s, base_mb=base_mb)
+                       load_s=load_s, base_mb=base_mb, variant=v)
         if self.pending(job, dev, "unseen"):
             entry.unseen = unseen.split(wl.durations, self.cfg.repeats, self.cfg.unseen_share, self.cfg.seed)
+            if entry.unseen is None:
+                self.drop(job.variant, dev, "unseen")
             if entry.unseen is None and self.main:
                 log.warning("%s on %s: too few distinct lengths for %d unseen repeats; none timed", job.variant, dev,
                             self.cfg.repeats)
@@ -310,36 +370,6 @@ class _Run:
                 self.audio_caches[id(wl_full)] = [wl.loader(i) for i in range(len(wl))]
             entry.audio_cache = self.audio_caches[id(wl_full)]
         return entry
-
-    def _accuracy(self, entry: Loaded, dev: str) -> dict[str, Any] | None:
-        """WER/CER over the whole workload, once per variant x device (not for random weights)."""
-        from bench.trackers import Readings
-        from core.provenance import now_iso
-        from core.scoring import score
-
-        job, tr, wl = entry.job, entry.tr, entry.wl
-        acc_key = self.key(job, dev, -1, "accuracy")
-        acc = self.ctx.broadcast(self.store.get_pass(acc_key) if self.store else None)
-        if wl.references is None or acc is not None:
-            return acc
-        log.info("accuracy pass: %s on %s, %d utterances", job.variant, dev, len(entry.wl_full))
-        readings = Readings()
-        with energy_window(self.meters[dev], f"accuracy|{job.variant}|{dev}", readings):
-            res, _ = self.pass_(entry, wl, keep_hyps=True)
-        parts = self.ctx.gather((wl.utt_ids, wl.references, res.hyps, res.wall_s, readings.energy))
-        if self.main:
-            ids = [i for p in parts for i in p[0]]
-            refs = [r for p in parts for r in p[1]]
-            hyps = [h for p in parts for h in p[2]]
-            sc = score(refs, hyps)
-            joules = [p[4].joules for p in parts if p[4].joules_by_component]
-            acc = {"wer": sc.wer, "cer": sc.cer, "n_utts": sc.n_utts, "ref_words": sc.ref_words,
-                   "wall_s": max(p[3] for p in parts), "batch_size": tr.batch_size,
-                   "energy_j": sum(joules) if joules else None, "energy_method": readings.energy.method}
-            self.store.put_pass(acc_key, "accuracy", job.variant, dev, acc, now_iso())
-            meta.save_hyps(self.run_dir, job.variant, dev, ids, refs, hyps)
-            log.info("%s on %s: WER %.2f %%, CER %.2f %%", job.variant, dev, 100 * sc.wer, 100 * sc.cer)
-        return self.ctx.broadcast(acc)
 
     def _warmup(self, entry: Loaded, dev: str, wl: Any, scenario: str = "batched") -> None:
         from core.provenance import now_iso
@@ -383,13 +413,13 @@ class _Run:
         entries = [e for e in self.loaded.values() if e.unseen is not None]
         for (_, dev), e in self.loaded.items():
             if e.unseen is not None and self.cfg.warmup > 0:
-                self._warmup(e, dev, e.wl.subset(e.unseen.rest), "unseen")
+                with self.phase(e.job, "unseen warm-up"):
+                    self._warmup(e, dev, e.wl.subset(e.unseen.rest), "unseen")
+                self.advance("unseen warm-up", e.job.variant, dev)
         return self.timed_repeats("unseen", entries)
 
     def timed_repeats(self, pass_: str = "perf", entries: list[Loaded] | None = None) -> int:
         """The timed repeats, variants interleaved and rotated; each row committed as it completes."""
-        from tqdm import tqdm
-
         ids = {id(e) for e in (self.loaded.values() if entries is None else entries)}
         todo = [(rep, dev, e) for rep in range(self.cfg.repeats) for dev in self.cfg.devices
                 for e in _rotate([e for (_, d), e in self.loaded.items() if d == dev and id(e) in ids], rep)
@@ -397,14 +427,17 @@ class _Run:
         written = 0
         pause = float(os.environ.get(ROW_PAUSE_ENV, "0") or 0)
         rss = PeakRSS()
-        bar = tqdm(total=len(todo), desc="unseen" if pass_ == "unseen" else "repeats", unit="row", **self.pbar_opts)
+        step = "unseen" if pass_ == "unseen" else "repeat"
+        last = {(e.job.variant, dev): rep for rep, dev, e in todo}  # the variant's rows are done after this one
         for rep, dev, e in todo:
-            bar.set_postfix_str(f"{e.job.variant} {dev} #{rep}")
-            written += self._timed_repeat(e, dev, rep, rss, pass_)
-            bar.update(1)
+            self.progress.label(f"{e.job.variant} {step} #{rep}")
+            with self.phase(e.job, "unseen repeats" if pass_ == "unseen" else "timed repeats"):
+                written += self._timed_repeat(e, dev, rep, rss, pass_)
+            self.advance(f"{step} #{rep}", e.job.variant, dev)
+            if pass_ == "perf" and last[(e.job.variant, dev)] == rep and self.main:
+                log.info("%s", summary_line(self, e, dev))
             if pause:
                 time.sleep(pause)
-        bar.close()
         return written
 
     def _timed_repeat(self, e: Loaded, dev: str, rep: int, rss: PeakRSS, pass_: str = "perf") -> int:
@@ -425,6 +458,8 @@ class _Run:
             return 0
         row = build_row(e, dev, rep, parts, run=self)
         row.row_key = self.key(e.job, dev, rep, pass_)
+        row.accuracy_source = "measured" if pass_ == "unseen" else e.accuracy_source  # unseen: this repeat's hyps
+        self.model_s.setdefault((e.job.variant, dev, pass_), {})[rep] = row.model_s
         if pass_ == "unseen":
             unseen_fields(row, parts)
             if row.shapes_reused:
@@ -442,7 +477,10 @@ class _Run:
             for d, m in self.meters.items():
                 self.meta["energy"][d]["detail"] = m.describe()
             self.meta["finished"] = provenance.now_iso()
-            self.meta["totals"] = meta.totals(self.store, self.run_id)
+            with self.phases("finish"):
+                self.meta["totals"] = meta.totals(self.store, self.run_id)
+            self.meta["phases_s"] = self.phases.as_dict()
+            log.info("run phases (this attempt): %s", self.phases.line())
             self.write_meta()
             self.store.export_csv()
             skipped = self.meta["skipped"]
@@ -452,12 +490,9 @@ class _Run:
         return RunSummary(self.run_dir, self.run_id, written, self.rows_skipped, self.meta)
 
 
-
 def _rotate(xs: list, k: int) -> list:
     """Rotate the variant order each repeat: no variant always runs first (after a cool machine) or last."""
     if not xs:
         return xs
     k %= len(xs)
     return xs[k:] + xs[:k]
-
-

@@ -89,6 +89,7 @@ class Row:
     energy_components_j: dict[str, float] | None = _extra(default=None)  # JSON: joules per component
     tracker_overhead_frac: float = _extra(default=float("nan"))  # (with tracker - without) / without
     accuracy_batch_size: int | None = _extra(default=None)
+    accuracy_source: str = _extra(default="")  # measured | cache: wer/cer from bench/accuracy_cache.py, not this run
     git_dirty: bool | None = _extra(default=None)
     # float32 | float16 | bfloat16 | bfloat16-autocast | bfloat16-front-end
     compute_dtype: str | None = _extra(default=None)

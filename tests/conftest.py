@@ -11,6 +11,14 @@ import pytest
 REQUIRE_ENV = "FOOTPRINT_CI_REQUIRE"
 
 
+@pytest.fixture(autouse=True)
+def _own_accuracy_cache(tmp_path_factory, monkeypatch):  # noqa: ANN001, ANN202
+    """Every test its own accuracy and memory caches (bench/accuracy_cache.py): never the user's, never another
+    test's hits."""
+    monkeypatch.setenv("W2V_FOOTPRINT_ACCURACY_CACHE", str(tmp_path_factory.mktemp("accuracy-cache")))
+    monkeypatch.setenv("W2V_FOOTPRINT_MEMORY_CACHE", str(tmp_path_factory.mktemp("memory-cache")))
+
+
 def _required() -> list[str]:
     return [w.strip().lower() for w in os.environ.get(REQUIRE_ENV, "").split(",") if w.strip()]
 

@@ -61,7 +61,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "(0: skip; fewer than 5: not measured, no median with an interval)")
     p.add_argument("--variant-memory", choices=["auto", "child", "inprocess", "off"], default="auto",
                    help="how variant_peak_mb is measured: a child process per variant x device with only it loaded "
-                        "(auto: when the loader pickles), a high-water delta in this process, or not at all")
+                        "(auto: when the loader pickles; kept across runs in the memory cache), a high-water delta in "
+                        "this process, or not at all (random-weight architecture rows: never, no table shows it)")
     p.add_argument("--scenarios", type=_csv, default=["batched", "unseen"],
                    help="timing scenarios for trained models: batched (warm: lengths already run, a batch job) and/or "
                         "unseen (each repeat over held-out lengths this process never ran, a server) "
@@ -70,7 +71,15 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="share of the utterances held out for unseen, split over the repeats (default 0.5)")
     p.add_argument("--max-batch-seconds", type=float, default=240.0, help="padded audio per batch (default 240)")
     add_calibration_argument(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_fresh_argument(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_fresh_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fresh", action="store_true",
+                   help="compute every WER again instead of reusing the accuracy cache (a variant's WER on the same "
+                        "data, code and software from an earlier run; $W2V_FOOTPRINT_ACCURACY_CACHE, default "
+                        "~/.cache/w2v-footprint/accuracy)")
 
 
 def add_calibration_argument(p: argparse.ArgumentParser) -> None:
@@ -102,7 +111,7 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201
                      arch_fraction=args.arch_fraction, paper_loop=args.paper_loop, overhead_pairs=args.overhead_pairs,
                      variant_memory=getattr(args, "variant_memory", "auto"),
                      scenarios=getattr(args, "scenarios", ["batched", "unseen"]),
-                     unseen_share=getattr(args, "unseen_share", 0.5))
+                     unseen_share=getattr(args, "unseen_share", 0.5), fresh=getattr(args, "fresh", False))
 
 
 def check_inputs(cfg) -> None:  # noqa: ANN001

@@ -51,9 +51,10 @@ def register_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="the main job: corpus -> variants -> benchmark -> HTML report")
     p.add_argument("--model", default="embedded", help="teacher: 'embedded' or a Hugging Face model directory")
     p.add_argument("--data", default="embedded:dev-clean", help="'embedded:dev-clean' or a LibriSpeech subset dir")
-    from footprint.commands.bench import add_calibration_argument
+    from footprint.commands.bench import add_calibration_argument, add_fresh_argument
 
     add_calibration_argument(p)
+    add_fresh_argument(p)
     p.add_argument("--out", default="runs/main", help="RUN_DIR (results, report)")
     p.add_argument("--device", default=None, help="cpu, cuda or cpu,cuda (default: cpu, plus cuda if visible)")
     p.add_argument("--limit", type=int, default=0, help="benchmark only the first N utterances (default 0 = all)")
@@ -153,6 +154,18 @@ def main_job_models(model: str, devices: list[str]) -> list[str]:
     return models
 
 
+def _record_job_phases(out: str, before_s: float, report_s: float, total_s: float) -> None:
+    """The main job's own phases beside the runner's (meta.json ``phases_s``): data and variant list, report."""
+    from core.results import read_meta, write_meta
+
+    meta = read_meta(out)
+    if meta:
+        meta["job_phases_s"] = {"data and variants": round(before_s, 1), "report": round(report_s, 1),
+                                "total": round(total_s, 1)}
+        write_meta(out, meta)
+    log.info("main job phases: before the runner %.0f s, report %.0f s", before_s, report_s)
+
+
 def main_job(args: argparse.Namespace) -> int:
     from core import console
 
@@ -179,7 +192,7 @@ def _main_job(args: argparse.Namespace) -> int:
                     carbon_intensity=args.carbon_intensity, arch=[] if args.no_arch else ["large"],
                     layers=layers, arch_fraction=args.arch_fraction, overhead_pairs=MIN_PAIRS,
                     scenarios=["batched", "unseen"],  # warm (a batch job) and lengths never seen (a server)
-                    idle_baseline_s=getattr(args, "idle_baseline_s", None))
+                    idle_baseline_s=getattr(args, "idle_baseline_s", None), fresh=getattr(args, "fresh", False))
     if args.model != "embedded":
         import os
 
@@ -189,9 +202,12 @@ def _main_job(args: argparse.Namespace) -> int:
     log.info("step 2-3/4: benchmark %s on %s", ", ".join(models), ",".join(devices))
     from footprint.commands.bench import variant_loader
 
+    t_bench = time.perf_counter()
     run_benchmark(cfg, variant_loader(args, args.data))
     log.info("step 4/4: report")
+    t_report = time.perf_counter()
     out = write_report(args.out, f"{args.out}/report.html")
+    _record_job_phases(args.out, t_bench - t0, time.perf_counter() - t_report, time.perf_counter() - t0)
     log.info("main job done in %.0f s", time.perf_counter() - t0)
     print(out)
     return 0
