@@ -89,7 +89,7 @@ def _showwarning(message: Any, category: type[Warning], filename: str, lineno: i
     logging.getLogger(name).warning("%s", text)
 
 
-# -- torch and transformers: their own handlers, routed through ours once imported ---------------------------
+# -- torch, transformers and codecarbon: their own handlers, routed through ours once imported ---------------------------
 def _route_torch() -> None:
     if os.environ.get("TORCH_LOGS"):  # the user asked torch for its logs: leave them as torch prints them
         return
@@ -114,7 +114,17 @@ def _route_transformers() -> None:
     tlog.disable_progress_bar()  # "Loading weights" per model, in the parent and in every memory child
 
 
-_AFTER_IMPORT: dict[str, Callable[[], None]] = {"torch": _route_torch, "transformers": _route_transformers}
+def _route_codecarbon() -> None:
+    # codecarbon gives its logger a stderr handler of its own and stops propagation: its errors would bypass
+    # the console format and the run log
+    lg = logging.getLogger("codecarbon")
+    for h in [h for h in lg.handlers if type(h) is logging.StreamHandler]:
+        lg.removeHandler(h)
+    lg.propagate = True
+
+
+_AFTER_IMPORT: dict[str, Callable[[], None]] = {"torch": _route_torch, "transformers": _route_transformers,
+                                                "codecarbon": _route_codecarbon}
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):

@@ -39,6 +39,7 @@ def _noise() -> None:
 
 
 def test_ours_on_the_console_theirs_in_the_run_log(fresh, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import codecarbon  # noqa: F401 - imported first: its own stderr handler must be routed through ours too
     import torch  # noqa: F401 - imported: setup routes torch's own handler through the root logger
 
     fresh.setup(force=True)
