@@ -30,11 +30,16 @@ Limits, measured: exported with the padding mask (models with a layer-norm front
 the encoder fails on a batch of one (torch 2.13: an index out of bounds inside the graph's masking code), so there
 a batch of one runs as two copies of itself and the first is kept; without a mask (group-norm front ends, like the
 paper's large model, which the runner feeds one utterance at a time) a batch of one runs as it is.
-Compilation happens here, at build time, on two dummy lengths (``compile_s`` in the variant's info, outside any
-timed repeat; ``export_s`` and ``calibration_s`` its parts before Inductor), through the suite's persistent compile
-cache (``compiled.use_compile_cache``: ``compile_cache`` says cold or warm).  CPU only (x86: oneDNN), float32
-models only; needs torchao (extra ``torchao``) and a C++ compiler.  Runtime-only: no weights are saved; the int8
-weights are recomputed (deterministically) wherever the recipe is named, the compiled kernels come from the cache.
+Compilation happens here, at build time, outside any timed repeat (``compile_s`` in the variant's info;
+``export_s`` and ``calibration_s`` its parts before Inductor).  The quantized graph is compiled by AOTInductor
+(weight freezing, dynamic batch and length) into an artefact in the suite's compile cache (:mod:`compress.methods.
+int8_artefact`), keyed by the encoder's weights, the options, the library versions, the CPU's instruction set and
+the thread count; a later build of the same encoder, in any process, loads it (no export, quantization or
+compilation; ``compile_artefact`` "loaded", ``compile_cache`` "warm").  Why: a graph compiled with frozen weights
+bypasses Inductor's FX graph and AOTAutograd caches, so ``torch.compile`` traced and lowered it again in every fresh
+process (25-37 s for the teacher).  Where the artefact cannot be built, the graph is compiled with ``torch.compile``
+in this process (one warning; ``artefact: false`` asks for that).  CPU only (x86: oneDNN), float32 models only;
+needs torchao (extra ``torchao``) and a C++ compiler.  Runtime-only: no weights are saved with the variant.
 """
 from __future__ import annotations
 
