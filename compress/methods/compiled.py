@@ -175,12 +175,21 @@ def compile_missing() -> str:
 
 def compiled_info(model: nn.Module) -> dict[str, object]:
     """``runtime``, ``compile_s`` and ``compile_cache`` of a model this recipe or int8-inductor compiled (empty
-    otherwise)."""
+    otherwise); for an AOTInductor artefact, ``compile_artefact`` (built | loaded | failed: compiled in process) and
+    the seconds building and loading it took."""
     scope = getattr(model, "_footprint_compiled", None)
     if scope is None:
         return {}
-    return {"runtime": f"torch.compile ({scope})", "compile_s": round(model._footprint_compile_s, 2),
-            "compile_cache": getattr(model, "_footprint_compile_cache", "")}
+    info: dict[str, object] = {"runtime": f"{getattr(model, '_footprint_runtime', 'torch.compile')} ({scope})",
+                               "compile_s": round(model._footprint_compile_s, 2),
+                               "compile_cache": getattr(model, "_footprint_compile_cache", "")}
+    artefact = getattr(model, "_footprint_artefact", None)  # an AOTInductor artefact (aoti.py): built | loaded
+    if artefact:
+        info["compile_artefact"] = artefact
+        for key in ("artefact_build_s", "artefact_load_s"):
+            if getattr(model, f"_footprint_{key}", None) is not None:
+                info[key] = round(float(getattr(model, f"_footprint_{key}")), 2)
+    return info
 
 
 def one_time_info(model: nn.Module, record: dict[str, object] | None = None) -> dict[str, object]:

@@ -30,11 +30,16 @@ Limits, measured: exported with the padding mask (models with a layer-norm front
 the encoder fails on a batch of one (torch 2.13: an index out of bounds inside the graph's masking code), so there
 a batch of one runs as two copies of itself and the first is kept; without a mask (group-norm front ends, like the
 paper's large model, which the runner feeds one utterance at a time) a batch of one runs as it is.
-Compilation happens here, at build time, on two dummy lengths (``compile_s`` in the variant's info, outside any
-timed repeat; ``export_s`` and ``calibration_s`` its parts before Inductor), through the suite's persistent compile
-cache (``compiled.use_compile_cache``: ``compile_cache`` says cold or warm).  CPU only (x86: oneDNN), float32
-models only; needs torchao (extra ``torchao``) and a C++ compiler.  Runtime-only: no weights are saved; the int8
-weights are recomputed (deterministically) wherever the recipe is named, the compiled kernels come from the cache.
+Compilation happens here, at build time, outside any timed repeat (``compile_s`` in the variant's info;
+``export_s`` and ``calibration_s`` its parts before Inductor).  The quantized graph is compiled by AOTInductor
+(weight freezing, dynamic batch and length) into an artefact in the suite's compile cache (:mod:`compress.methods.
+int8_artefact`), keyed by the encoder's weights, the options, the library versions, the CPU's instruction set and
+the thread count; a later build of the same encoder, in any process, loads it (no export, quantization or
+compilation; ``compile_artefact`` "loaded", ``compile_cache`` "warm").  Why: a graph compiled with frozen weights
+bypasses Inductor's FX graph and AOTAutograd caches, so ``torch.compile`` traced and lowered it again in every fresh
+process (25-37 s for the teacher).  Where the artefact cannot be built, the graph is compiled with ``torch.compile``
+in this process (one warning; ``artefact: false`` asks for that).  CPU only (x86: oneDNN), float32 models only;
+needs torchao (extra ``torchao``) and a C++ compiler.  Runtime-only: no weights are saved with the variant.
 """
 from __future__ import annotations
 
@@ -85,6 +90,9 @@ class Int8InductorConfig:
     calibration_seed: int = 0
     eval_data: str | None = None  # filled by the runner: the evaluated set calibration must not overlap
     do_normalize: bool | None = None  # filled from the source variant
+    # compile into an AOTInductor artefact kept in the compile cache and loaded by later builds (int8_artefact.py);
+    # False: torch.compile in this process, as every build did before
+    artefact: bool = True
 
 
 class Int8InductorEncoder(nn.Module):
@@ -94,11 +102,15 @@ class Int8InductorEncoder(nn.Module):
     accounting, a shape-only (meta device) copy of the encoder it replaced: ``layers`` and ``pos_conv_embed``."""
 
     def __init__(self, graph: nn.Module, compiled: Any, shapes: nn.Module, with_mask: bool,
-                 mixed_bf16: bool = False) -> None:
+                 mixed_bf16: bool = False, aoti: bool = False, described: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.graph = graph  # registered: its tensors are the model's state
+        self.graph = graph  # registered: its tensors are the model's state (a loaded artefact: the tensors only)
         self._with_mask = with_mask
         self._mixed_bf16 = mixed_bf16
+        self._aoti = aoti  # an AOTInductor package: autocast and the float output are compiled into it
+        described = described or describe_graph(graph)
+        self.ops: tuple[str, ...] = tuple(described["ops"])  # what the quantized graph calls, in order
+        self._per_channel = described["per_channel"]
         # not registered (no second copy of the graph's tensors in the state dict, no parameters of the shapes)
         object.__setattr__(self, "_compiled", compiled)
         object.__setattr__(self, "_shapes", shapes)
@@ -123,14 +135,12 @@ class Int8InductorEncoder(nn.Module):
         import warnings
 
         out = []
-        for node in self.graph.graph.nodes:
-            if node.op == "call_function" and "dequantize_per_channel" in str(node.target):
-                w, scale, zero, axis = (getattr(self.graph, a.target) if hasattr(a, "target") else a
-                                        for a in node.args[:4])
-                with warnings.catch_warnings():  # torch 2.13 deprecates qint8 tensors; here they only count bytes
-                    warnings.simplefilter("ignore", UserWarning)
-                    q = torch._make_per_channel_quantized_tensor(w, scale.double(), zero, int(axis))
-                out.append((node.args[0].target, q))
+        for args in self._per_channel:
+            w, scale, zero, axis = (_attr(self.graph, a["attr"]) if isinstance(a, dict) else a for a in args)
+            with warnings.catch_warnings():  # torch 2.13 deprecates qint8 tensors; here they only count bytes
+                warnings.simplefilter("ignore", UserWarning)
+                q = torch._make_per_channel_quantized_tensor(w, scale.double(), zero, int(axis))
+            out.append((args[0]["attr"], q))
         return out
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -151,11 +161,33 @@ class Int8InductorEncoder(nn.Module):
             hidden_states = hidden_states.expand(2, -1, -1).contiguous()
             attention_mask = attention_mask.expand(2, -1) if attention_mask is not None else None
         args = (hidden_states,) if attention_mask is None else (hidden_states, attention_mask.bool())
-        with _inductor_config().patch(freezing=True), _autocast(self._mixed_bf16):
-            out = self._compiled(*args).float()  # (a recompilation, should one happen, freezes the weights too)
+        if self._aoti:
+            out = self._compiled(*args)
+        else:
+            with _inductor_config().patch(freezing=True), _autocast(self._mixed_bf16):
+                out = self._compiled(*args).float()  # (a recompilation, should one happen, freezes weights too)
         if single:
             out = out[:1]
         return BaseModelOutput(last_hidden_state=out) if return_dict else (out,)
+
+
+def _attr(module: nn.Module, target: str) -> Any:
+    for part in target.split("."):
+        module = getattr(module, part)
+    return module
+
+
+def _op_name(target: Any) -> str:
+    return str(target) if isinstance(target, torch._ops.OpOverload) else getattr(target, "__name__", str(target))
+
+
+def describe_graph(graph: nn.Module) -> dict[str, Any]:
+    """What the encoder keeps of the quantized graph beyond its tensors (JSON: an artefact stores it): the ops it
+    calls and, per int8 weight, its dequantize_per_channel arguments (weight, scales, zero points, axis)."""
+    nodes = [n for n in graph.graph.nodes if n.op == "call_function"]
+    per_channel = [[{"attr": a.target} if isinstance(a, torch.fx.Node) else a for a in n.args[:4]]
+                   for n in nodes if "dequantize_per_channel" in str(n.target)]
+    return {"ops": [_op_name(n.target) for n in nodes], "per_channel": per_channel}
 
 
 def _autocast(mixed_bf16: bool) -> Any:
@@ -271,11 +303,6 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
         if not cpu_has_native_bf16():
             log.warning("int8-inductor-bf16: this CPU has no native bf16 (AVX512-BF16/AMX): bf16 is emulated and "
                         "slow here; int8-inductor keeps the rest in fp32")
-    import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
-
-    from compress.methods.compiled import CacheProbe
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
     model.eval()
     with_mask = not uses_group_norm(model)
     hidden = model.config.hidden_size
@@ -284,6 +311,66 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
     batch = torch.export.Dim("batch", min=2 if with_mask else 1, max=4096)
     frames = torch.export.Dim("frames", min=2, max=config.max_frames)
     shapes = ({0: batch, 1: frames},) + (({0: batch, 1: frames},) if with_mask else ())
+    loaded = _load_artefact(model, encoder, config, with_mask) if config.artefact else None
+    if loaded is not None:
+        graph, compiled, described, artefact = loaded
+        cache_label = "warm"
+    else:
+        graph = _quantize(model, encoder, config, example, shapes, with_mask, t0)
+        described = describe_graph(graph)
+        compiled, artefact, cache_label = _compile(model, graph, described, config, example, shapes, with_mask)
+    with torch.device("meta"):
+        shape_copy = copy.deepcopy(encoder).to("meta")
+    model.wav2vec2.encoder = Int8InductorEncoder(graph, compiled, shape_copy, with_mask, config.mixed_bf16,
+                                                 aoti=artefact is not None, described=described)
+    model.wav2vec2.encoder.artefact = artefact  # the folder it was loaded from (or built into); None: torch.compile
+    model._footprint_compiled = ("encoder int8" + ("" if config.dynamic else " (static)")
+                                 + (" + bf16" if config.mixed_bf16 else "") + " (torchao PT2E, x86 Inductor)")
+    model._footprint_compile_s = time.perf_counter() - t0
+    model._footprint_compile_cache = cache_label
+    model._footprint_quantized_engine = "onednn (Inductor)"
+    if config.mixed_bf16:
+        model._footprint_encoder_autocast = "bfloat16"  # the compute dtype the variant's row names
+    if artefact is not None:
+        model._footprint_runtime = "AOTInductor"
+    log.info("int8-inductor: encoder ready in %.1f s (AOTInductor artefact %s, compile cache %s)",
+             model._footprint_compile_s, getattr(model, "_footprint_artefact", "off"), cache_label or "unused")
+    return model
+
+
+def _load_artefact(model: nn.Module, encoder: nn.Module, config: Int8InductorConfig,
+                   with_mask: bool) -> tuple[nn.Module, Any, dict[str, Any], Any] | None:
+    """The compiled encoder from its artefact, when one was built for this encoder, machine and version; None (and
+    a one-line warning where one exists but cannot be used) otherwise."""
+    from compress.methods import aoti, int8_artefact
+
+    t0 = time.perf_counter()
+    key, parts = int8_artefact.key_for(encoder, model.config, config, with_mask)
+    model._footprint_artefact_key = (key, parts)
+    folder = aoti.find(key)
+    if folder is None:
+        return None
+    try:
+        tensors, compiled, described, meta = int8_artefact.load(folder, parts)
+    except aoti.ArtefactError as exc:
+        log.warning("int8-inductor: compiled artefact not used, building it again: %s", exc)
+        return None
+    model._footprint_artefact = "loaded"
+    if meta.get("calibration_data"):  # the audio its static ranges came from, as a build would record it
+        model._footprint_calibration_data = config.calibration_data = meta["calibration_data"]
+    model._footprint_artefact_load_s = time.perf_counter() - t0
+    log.debug("int8-inductor: artefact %s loaded (%.2f s, package %.2f s)", folder, model._footprint_artefact_load_s,
+              meta["load_package_s"])
+    return tensors, compiled, described, folder
+
+
+def _quantize(model: nn.Module, encoder: nn.Module, config: Int8InductorConfig, example: tuple[torch.Tensor, ...],
+              shapes: tuple[dict[int, Any], ...], with_mask: bool, t0: float) -> torch.fx.GraphModule:
+    """Export the encoder and quantize its Linears (torchao PT2E): the int8 graph, not compiled yet."""
+    import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
+
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
     quantizer = xiq.X86InductorQuantizer()
     quantizer.set_module_type_qconfig(nn.Linear, xiq.get_default_x86_inductor_quantization_config(
         is_dynamic=config.dynamic))
@@ -300,26 +387,44 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
             _calibrate(model, prepared, encoder, with_mask, config)
             model._footprint_calibration_s = time.perf_counter() - t_cal
         graph = convert_pt2e(prepared)
-        _drop_unused_tensors(graph)
-        if config.mixed_bf16:
-            _grouped_convs_in_fp32(graph)
-        compiled = torch.compile(graph, dynamic=True)
-        with _inductor_config().patch(freezing=True), torch.inference_mode(), _autocast(config.mixed_bf16), \
-                CacheProbe() as probe:
-            # compiled here, outside any timed repeat: a batch of one is a graph of its own (Inductor specialises
-            # sizes 0 and 1); with a mask it never reaches the graph (see above)
-            for b, t in ((2, 65), (3, 104)) + (() if with_mask else ((1, 83),)):
-                compiled(torch.zeros(b, t, hidden), *((torch.ones(b, t, dtype=torch.bool),) if with_mask else ()))
-    with torch.device("meta"):
-        shape_copy = copy.deepcopy(encoder).to("meta")
-    model.wav2vec2.encoder = Int8InductorEncoder(graph, compiled, shape_copy, with_mask, config.mixed_bf16)
-    model._footprint_compiled = ("encoder int8" + ("" if config.dynamic else " (static)")
-                                 + (" + bf16" if config.mixed_bf16 else "") + " (torchao PT2E, x86 Inductor)")
-    model._footprint_compile_s = time.perf_counter() - t0
-    model._footprint_compile_cache = probe.label
-    model._footprint_quantized_engine = "onednn (Inductor)"
+    _drop_unused_tensors(graph)
     if config.mixed_bf16:
-        model._footprint_encoder_autocast = "bfloat16"  # the compute dtype the variant's row names
-    log.info("int8-inductor: encoder quantized and compiled in %.1f s (compile cache %s)", model._footprint_compile_s,
-             probe.label or "unused")
-    return model
+        _grouped_convs_in_fp32(graph)
+    return graph
+
+
+def _compile(model: nn.Module, graph: torch.fx.GraphModule, described: dict[str, Any], config: Int8InductorConfig,
+             example: tuple[torch.Tensor, ...], shapes: tuple[dict[int, Any], ...],
+             with_mask: bool) -> tuple[Any, Any, str]:
+    """(the compiled graph, its artefact folder or None, the compile cache's label): an AOTInductor artefact built
+    and loaded, or, where that is off or fails, ``torch.compile`` with frozen weights in this process."""
+    from compress.methods import int8_artefact
+    from compress.methods.compiled import CacheProbe
+
+    if config.artefact:
+        key, parts = model._footprint_artefact_key
+        t0 = time.perf_counter()
+        try:
+            with CacheProbe():
+                folder = int8_artefact.build(key, parts, graph, described, example, shapes, config.mixed_bf16,
+                                             getattr(model, "_footprint_calibration_data", "") or "")
+            model._footprint_artefact_build_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            _, compiled, _, _ = int8_artefact.load(folder, parts)
+            model._footprint_artefact_load_s = time.perf_counter() - t1
+            model._footprint_artefact = "built"
+            return compiled, folder, "cold"
+        except Exception as exc:  # noqa: BLE001 - any failure (export, C++ build, load): compile in this process
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            log.warning("int8-inductor: AOTInductor artefact failed (%s: %s); compiling with torch.compile",
+                        type(exc).__name__, first[:300])
+            model._footprint_artefact = "failed"
+    compiled = torch.compile(graph, dynamic=True)
+    with _inductor_config().patch(freezing=True), torch.inference_mode(), _autocast(config.mixed_bf16), \
+            CacheProbe() as probe:
+        # compiled here, outside any timed repeat: a batch of one is a graph of its own (Inductor specialises
+        # sizes 0 and 1); with a mask it never reaches the graph (see above)
+        hidden = example[0].shape[-1]
+        for b, t in ((2, 65), (3, 104)) + (() if with_mask else ((1, 83),)):
+            compiled(torch.zeros(b, t, hidden), *((torch.ones(b, t, dtype=torch.bool),) if with_mask else ()))
+    return compiled, None, probe.label

@@ -1,0 +1,160 @@
+"""A compiled graph kept on disk as an AOTInductor package, so a fresh process loads it instead of compiling it.
+
+Why: a graph compiled with frozen weights (``int8-inductor``: oneDNN's int8 GEMMs need their weights prepacked at
+compile time) bypasses Inductor's FX graph and AOTAutograd caches (torch 2.13: "Cannot cache a graph with freezing
+enabled"), so every build in a fresh process (the runner's memory child, a later run, a deployer) traced, froze and
+lowered the graph again: 25-37 s for the teacher, against ~2-3 s to load the teacher itself.  AOTInductor compiles
+an exported program (dynamic batch and length) ahead of time into one ``.pt2`` file, frozen and prepacked weights
+included; loading it is a ``dlopen`` and a constant copy.
+
+An artefact is a folder ``<compile cache>/aoti/<key>`` written whole or not at all (built in a temporary folder,
+then renamed).  Its key hashes everything its code and constants depend on (:func:`machine_key`): the graph's
+tensors and configuration (given by the method), the torch / torchao / transformers versions, the source of the
+method's modules, the CPU's instruction set as Inductor and oneDNN see it (a prepacked oneDNN weight's layout
+depends on it, AMX or not), and the thread count (Inductor writes it into the generated OpenMP code).  An
+artefact that cannot be read is reported in one line and built again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # bump when what is stored in an artefact changes
+PACKAGE = "encoder.pt2"
+META = "meta.json"
+ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "ONEDNN_DEFAULT_FPMATH_MODE")
+
+
+class ArtefactError(Exception):
+    """An artefact that exists but cannot be used (unreadable, from another build, wrong contents)."""
+
+
+def artefacts_dir() -> Path:
+    """Where artefacts live: beside Inductor's caches, in the compile cache folder in effect."""
+    from compress.methods.compiled import use_compile_cache
+
+    return Path(use_compile_cache()) / "aoti"
+
+
+def tensors_digest(module: torch.nn.Module) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of a module's parameters and buffers."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict(keep_vars=False).items()):
+        if not isinstance(t, torch.Tensor) or t.device.type == "meta":
+            continue
+        t = t.detach().contiguous().cpu()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _sources_digest(modules: tuple[str, ...]) -> str:
+    import importlib
+
+    h = hashlib.sha256()
+    for name in modules:
+        h.update(Path(importlib.import_module(name).__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def machine_key() -> dict[str, Any]:
+    """What a compiled artefact's code and prepacked weights depend on, besides the graph itself."""
+    import transformers
+    from torch._inductor.cpu_vec_isa import pick_vec_isa
+
+    try:
+        import torchao
+
+        torchao_version = torchao.__version__
+    except Exception:  # noqa: BLE001 - torchao absent or broken: part of the key, not an error here
+        torchao_version = ""
+    amx = getattr(torch._C._cpu, "_is_amx_tile_supported", lambda: None)()
+    return {"format": FORMAT, "torch": torch.__version__, "torchao": torchao_version,
+            "transformers": transformers.__version__, "vec_isa": str(pick_vec_isa()),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "amx": amx,
+            "env": {k: os.environ.get(k, "") for k in ISA_ENV}, "threads": torch.get_num_threads()}
+
+
+def artefact_key(graph: dict[str, Any], modules: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+    """The folder name and the full description it hashes: ``graph`` (the method's part) + :func:`machine_key` +
+    the source of ``modules`` (the code that shapes the graph)."""
+    parts = {"graph": graph, "machine": machine_key(), "sources": _sources_digest(modules)}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32], parts
+
+
+def find(key: str) -> Path | None:
+    folder = artefacts_dir() / key
+    return folder if (folder / META).is_file() else None
+
+
+def read_meta(folder: Path, parts: dict[str, Any]) -> dict[str, Any]:
+    """The artefact's description; :class:`ArtefactError` where it is unreadable or describes another build."""
+    try:
+        meta = json.loads((folder / META).read_text())
+    except (OSError, ValueError) as exc:
+        raise ArtefactError(f"{folder / META}: unreadable ({exc})") from exc
+    if json.loads(json.dumps(meta.get("key"), sort_keys=True, default=str)) != json.loads(
+            json.dumps(parts, sort_keys=True, default=str)):
+        raise ArtefactError(f"{folder}: built for another graph, machine or version (stale)")
+    if not (folder / PACKAGE).is_file():
+        raise ArtefactError(f"{folder / PACKAGE}: missing")
+    return meta
+
+
+def load_package(folder: Path) -> Any:
+    """The compiled graph, callable like the module that was exported."""
+    try:
+        return torch._inductor.aoti_load_package(str(folder / PACKAGE))
+    except Exception as exc:  # noqa: BLE001 - any failure to load means: build it again
+        raise ArtefactError(f"{folder / PACKAGE}: cannot be loaded ({type(exc).__name__}: "
+                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from exc
+
+
+def build(key: str, parts: dict[str, Any], exported: Any, inductor_configs: dict[str, Any],
+          write_extra: Callable[[Path], dict[str, Any]]) -> Path:
+    """Compile ``exported`` (an ``ExportedProgram``) with AOTInductor into a new artefact folder and return it.
+    ``write_extra(tmp)`` writes the method's own files there and returns what its ``meta.json`` adds."""
+    from compress.methods.compiled import use_compile_cache
+
+    use_compile_cache()  # Inductor's kernels and AOTInductor's build folders go there too
+    root = artefacts_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / key
+    tmp = root / f".tmp-{key}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        t0 = time.perf_counter()
+        with torch.no_grad():  # freezing (oneDNN weight prepacking) runs only without autograd
+            torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp / PACKAGE),
+                                                     inductor_configs=inductor_configs)
+        meta = {"key": parts, "aoti_compile_s": round(time.perf_counter() - t0, 2), **write_extra(tmp)}
+        (tmp / META).write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+        if final.exists():  # stale or unreadable: replaced whole
+            shutil.rmtree(final, ignore_errors=True)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process wrote it meanwhile: theirs is as good
+            if not (final / META).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def package_source(folder: Path) -> str:
+    """The C++ AOTInductor generated for an artefact (wrapper and kernels), as kept in its package."""
+    with zipfile.ZipFile(folder / PACKAGE) as z:
+        return "\n".join(z.read(n).decode(errors="replace") for n in z.namelist() if n.endswith(".cpp"))
