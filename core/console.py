@@ -89,7 +89,7 @@ def _showwarning(message: Any, category: type[Warning], filename: str, lineno: i
     logging.getLogger(name).warning("%s", text)
 
 
-# -- torch, transformers and codecarbon: their own handlers, routed through ours once imported ---------------------------
+# -- torch, transformers and codecarbon: their own handlers, routed through ours once imported -------------
 def _route_torch() -> None:
     if os.environ.get("TORCH_LOGS"):  # the user asked torch for its logs: leave them as torch prints them
         return
