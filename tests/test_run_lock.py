@@ -98,6 +98,6 @@ def test_two_runs_one_folder(tmp_path: Path, tmp_path_factory: pytest.TempPathFa
     assert "2 row(s) written, 0 resumed" in stdout, stdout[-2000:]
     df = load_results(out)
     assert sorted(df["repeat"]) == [0, 1] and df["row_key"].is_unique and df["run_id"].nunique() == 1
-    assert "INFO bench.runner: accuracy pass" in (out / "run.log").read_text()  # bench run keeps its records
+    assert "INFO bench.accuracy: accuracy pass" in (out / "run.log").read_text()  # bench run keeps its records
     assert (out / "results.csv").read_text().count("\n") == 3
     assert (out / LOCK_NAME).read_text() == ""  # released when the first finished
