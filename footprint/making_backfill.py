@@ -29,7 +29,10 @@ from core.making import ESTIMATED_FROM_LOG, VARIANT_FILE, Making, Phase, read_ma
 # (meta.json of docs/runs/2026-11-30e-issue16-cpu: "TDP-based estimate 8 W (4 W/thread x 2 threads) x process CPU
 # load; RAM 10 W constant"): 4 W per thread is codecarbon.core.cpu.DEFAULT_POWER_PER_CORE, its figure for a CPU
 # model missing from its TDP table; the RAM constant is its estimate for that VM's memory.
-CC_W_PER_THREAD = 4.0
+try:
+    from codecarbon.core.cpu import DEFAULT_POWER_PER_CORE as CC_W_PER_THREAD
+except ImportError:  # the figure of CodeCarbon 3.3.2, for a machine without it
+    CC_W_PER_THREAD = 4.0
 CC_RAM_W = 10.0
 VM_THREADS = 2  # the project's CPU VM; a run with threads unset used all of them
 # NVIDIA H100 SXM5 80GB: maximum thermal design power 700 W (NVIDIA H100 Tensor Core GPU datasheet; the PCIe card
