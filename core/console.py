@@ -114,9 +114,10 @@ def _route_transformers() -> None:
     tlog.disable_progress_bar()  # "Loading weights" per model, in the parent and in every memory child
 
 
-def _route_codecarbon() -> None:
-    # codecarbon gives its logger a stderr handler of its own and stops propagation: its errors would bypass
-    # the console format and the run log
+def route_codecarbon() -> None:
+    """Drop codecarbon's own stderr handler.  codecarbon gives its logger one at import and again in every
+    ``EmissionsTracker.__init__`` (``set_logger_format``): its errors would bypass the console format and the run
+    log, and a handler made while stderr was redirected writes to a closed stream later.  Call after each tracker."""
     lg = logging.getLogger("codecarbon")
     for h in [h for h in lg.handlers if type(h) is logging.StreamHandler]:
         lg.removeHandler(h)
@@ -124,7 +125,7 @@ def _route_codecarbon() -> None:
 
 
 _AFTER_IMPORT: dict[str, Callable[[], None]] = {"torch": _route_torch, "transformers": _route_transformers,
-                                                "codecarbon": _route_codecarbon}
+                                                "codecarbon": route_codecarbon}
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):

@@ -145,3 +145,18 @@ def test_a_real_torchao_import_says_nothing_on_the_console(tmp_path: Path) -> No
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert [line.split(" ", 1)[1] for line in done.stderr.splitlines()] == ["INFO footprint.run: ours"]
+
+
+def test_a_codecarbon_tracker_does_not_bring_its_own_handler_back(fresh) -> None:  # noqa: ANN001
+    """codecarbon adds a stderr handler to its logger in every tracker's __init__, not only at import: one made while
+    stderr was redirected (a test's capture, a daemon) would later write to a closed stream."""
+    from bench.energy.codecarbon import CodeCarbonMeter
+
+    fresh.setup(force=True)
+    meter = CodeCarbonMeter(measure_power_secs=60)
+    meter.open()
+    try:
+        lg = logging.getLogger("codecarbon")
+        assert [h for h in lg.handlers if type(h) is logging.StreamHandler] == [] and lg.propagate
+    finally:
+        meter.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from bench.energy.base import J_PER_KWH, Meter, MeterContext, MeterUnavailable, register_meter
+from core import console
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class CodeCarbonMeter(Meter):
             kw["gpu_ids"] = self.gpu_ids
         try:
             self._tracker = OfflineEmissionsTracker(**kw)
+            console.route_codecarbon()  # the tracker gave codecarbon's logger a stderr handler again
             self._tracker.start()
         except Exception as exc:  # noqa: BLE001 - any failure here means: fall back to the next backend
             raise MeterUnavailable(f"codecarbon {self.version} OfflineEmissionsTracker failed to start: "
