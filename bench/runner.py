@@ -48,6 +48,7 @@ from core.errors import FootprintError
 log = logging.getLogger(__name__)
 
 ROW_PAUSE_ENV = "FOOTPRINT_ROW_PAUSE_S"  # test hook: sleep after each committed row (kill-and-resume test)
+ROW_HOLD_ENV = "FOOTPRINT_ROW_HOLD"  # test hook: after each committed row, wait (2 min at most) for this file to exist
 
 
 # -- the run ------------------------------------------------------------------------------------------------
@@ -438,6 +439,7 @@ class _Run:
                 log.info("%s", summary_line(self, e, dev))
             if pause:
                 time.sleep(pause)
+            _hold(os.environ.get(ROW_HOLD_ENV))
         return written
 
     def _timed_repeat(self, e: Loaded, dev: str, rep: int, rss: PeakRSS, pass_: str = "perf") -> int:
@@ -488,6 +490,13 @@ class _Run:
                 raise FootprintError(f"no variant could run: {skipped[0]['variant']} on "
                                      f"{skipped[0]['device']}: {skipped[0]['reason']}")
         return RunSummary(self.run_dir, self.run_id, written, self.rows_skipped, self.meta)
+
+
+def _hold(release: str | None, limit_s: float = 120.0) -> None:
+    """Wait for the file ``release`` to exist (the run-lock test holds a run between rows this way)."""
+    deadline = time.monotonic() + limit_s
+    while release and not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _rotate(xs: list, k: int) -> list:

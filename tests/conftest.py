@@ -19,6 +19,13 @@ def _own_accuracy_cache(tmp_path_factory, monkeypatch):  # noqa: ANN001, ANN202
     monkeypatch.setenv("W2V_FOOTPRINT_MEMORY_CACHE", str(tmp_path_factory.mktemp("memory-cache")))
 
 
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest first: the modules marked ``slow`` start before the rest (order otherwise kept), so that under
+    pytest-xdist (``-n 2 --dist loadfile``, the README's command) no long module starts last on one worker while
+    the other idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def _required() -> list[str]:
     return [w.strip().lower() for w in os.environ.get(REQUIRE_ENV, "").split(",") if w.strip()]
 

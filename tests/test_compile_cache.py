@@ -11,6 +11,8 @@ from test_methods_support import tiny_model
 
 from compress.methods.compiled import CACHE_ENV, CacheProbe, compile_available, compile_cache_dir, use_compile_cache
 
+pytestmark = pytest.mark.slow  # started first under pytest-xdist (tests/conftest.py)
+
 
 def test_the_cache_lives_in_the_suite_folder_unless_the_user_chose_one(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,9 +57,10 @@ def test_a_second_build_of_the_same_graph_is_warm(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setenv("W2V_FOOTPRINT_CACHE", str(tmp_path))
     monkeypatch.delenv(CACHE_ENV, raising=False)
-    first = apply_stages(tiny_model(layers=1), parse_recipe("compile"))
+    small = dict(layers=1, conv_dim=(16,), conv_kernel=(10,), conv_stride=(5,))  # one conv: few kernels to build
+    first = apply_stages(tiny_model(**small), parse_recipe("compile"))
     assert _info(first, {}, None)["compile_cache"] == "cold"
     assert any(compile_cache_dir().iterdir())  # written where the suite keeps it
-    second = apply_stages(tiny_model(layers=1), parse_recipe("compile"))  # another model object: compiled again
+    second = apply_stages(tiny_model(**small), parse_recipe("compile"))  # another model object: compiled again
     assert _info(second, {}, None)["compile_cache"] == "warm"
-    assert _info(tiny_model(layers=1), {}, None)["compile_cache"] == ""
+    assert _info(tiny_model(**small), {}, None)["compile_cache"] == ""

@@ -24,6 +24,8 @@ from compress.methods.distill import (
     select_layers,
 )
 
+pytestmark = pytest.mark.slow  # started first under pytest-xdist (tests/conftest.py)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -14,8 +14,9 @@ from test_methods_support import tiny_model
 
 from compress.methods.int8_inductor import int8_inductor_available
 
-pytestmark = pytest.mark.skipif(not int8_inductor_available(),
-                                reason="int8-inductor needs torchao's PT2E quantizer and a C++ compiler")
+pytestmark = [pytest.mark.slow,  # started first under pytest-xdist (tests/conftest.py)
+              pytest.mark.skipif(not int8_inductor_available(),
+                                 reason="int8-inductor needs torchao's PT2E quantizer and a C++ compiler")]
 
 ROOT = Path(__file__).resolve().parents[1]
 

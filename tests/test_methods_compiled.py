@@ -10,7 +10,8 @@ from compress.methods.compiled import compile_available, compiled_info
 from compress.methods.registry import apply_stages, parse_recipe, resolve_stage
 from core.errors import FootprintError
 
-pytestmark = pytest.mark.skipif(not compile_available(), reason="torch.compile needs a C++ compiler on CPU")
+pytestmark = [pytest.mark.slow,  # started first under pytest-xdist (tests/conftest.py)
+              pytest.mark.skipif(not compile_available(), reason="torch.compile needs a C++ compiler on CPU")]
 
 
 def test_int8_then_compiled_front_end_matches_eager() -> None:

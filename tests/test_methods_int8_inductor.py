@@ -13,8 +13,9 @@ from compress.methods.registry import apply_stages, parse_recipe, resolve_stage
 from core.errors import FootprintError
 from core.model_stats import count_params, model_stats
 
-pytestmark = pytest.mark.skipif(not int8_inductor_available(),
-                                reason="int8-inductor needs torchao's PT2E quantizer and a C++ compiler")
+pytestmark = [pytest.mark.slow,  # started first under pytest-xdist (tests/conftest.py)
+              pytest.mark.skipif(not int8_inductor_available(),
+                                 reason="int8-inductor needs torchao's PT2E quantizer and a C++ compiler")]
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:

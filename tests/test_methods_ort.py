@@ -18,6 +18,8 @@ from compress.methods import ort as ort_method
 from compress.methods import registry
 from tests.helpers import tiny_model
 
+pytestmark = pytest.mark.slow  # started first under pytest-xdist (tests/conftest.py)
+
 needs_ort = pytest.mark.skipif(not ort_method.ort_available(),
                                reason="onnxruntime/onnx/onnxscript not installed (pip install 'w2v-footprint[onnx]')")
 

@@ -17,7 +17,10 @@ def test_pytest_bench_json(tmp_path, tmp_path_factory) -> None:  # noqa: ANN001
     model = save_tiny_model(tmp_path / "tiny")
     data = shared_tiny_corpus(tmp_path_factory)
     out = tmp_path / "out.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FOOTPRINT_BENCH_MODELS": str(model),
+    # the child is a pytest of its own: an xdist worker's variables would tell pytest-benchmark it is a worker
+    # (benchmarks then run without writing the JSON)
+    parent = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env = {**parent, "PYTHONPATH": str(ROOT), "FOOTPRINT_BENCH_MODELS": str(model),
            "FOOTPRINT_BENCH_DEVICES": "cpu,cuda", "FOOTPRINT_BENCH_DATA": str(data), "FOOTPRINT_BENCH_LIMIT": "4",
            "FOOTPRINT_BENCH_ROUNDS": "2", "FOOTPRINT_BENCH_ENERGY": "codecarbon",
            "FOOTPRINT_BENCH_RUN_DIR": str(tmp_path / "run")}

@@ -19,6 +19,8 @@ from core.results import ResultsStore, load_results
 from core.run_lock import LOCK_NAME, RunLock
 from helpers import save_tiny_model, shared_tiny_corpus
 
+pytestmark = pytest.mark.slow  # started first under pytest-xdist (tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 IN_USE = re.compile(r"^(?P<dir>.+): in use by another footprint process \(pid (?P<pid>\d+) on (?P<host>\S+) since "
                     r"(?P<since>\S+)\); wait for it or use another --out$")
@@ -72,9 +74,10 @@ def test_two_runs_one_folder(tmp_path: Path, tmp_path_factory: pytest.TempPathFa
            "--repeats", "2", "--out", str(out), "--energy", "none", "--no-progress", "--limit", "2",
            "--threads", "1", "--warmup", "0"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # the first sleeps after each row, so it holds the folder long after the second (a fresh Python, torch
-    # imported on a busy machine) reaches it
-    first = subprocess.Popen(cmd, cwd=ROOT, env={**env, "FOOTPRINT_ROW_PAUSE_S": "10"}, stdout=subprocess.PIPE,
+    # the first waits after each row until the release file exists: it holds the folder until the second (a fresh
+    # Python, torch imported on a busy machine) has been refused
+    release = tmp_path / "release"
+    first = subprocess.Popen(cmd, cwd=ROOT, env={**env, "FOOTPRINT_ROW_HOLD": str(release)}, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
@@ -82,7 +85,7 @@ def test_two_runs_one_folder(tmp_path: Path, tmp_path_factory: pytest.TempPathFa
             time.sleep(0.1)
         assert first.poll() is None, first.communicate()[1][-2000:]
         second = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-        assert first.poll() is None, "the first run ended before the second was refused: slow the first more"
+        assert first.poll() is None, "the first run ended before the second was refused"
         lines = second.stderr.splitlines()
         assert second.returncode == 2 and len(lines) == 1, second.stderr[-3000:]
         prefix = "footprint: error: "
@@ -90,6 +93,7 @@ def test_two_runs_one_folder(tmp_path: Path, tmp_path_factory: pytest.TempPathFa
         m = IN_USE.match(lines[0][len(prefix):])
         assert m, lines[0]
         assert m["dir"] == str(out) and int(m["pid"]) == first.pid and m["host"] == socket.gethostname()
+        release.touch()
         stdout, stderr = first.communicate(timeout=180)
     finally:
         if first.poll() is None:

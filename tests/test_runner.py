@@ -17,6 +17,8 @@ from core.variant import Variant
 from helpers import save_tiny_model, shared_tiny_corpus, tiny_model
 from bench.workload import arch_workload, dev_clean_durations
 
+pytestmark = pytest.mark.slow  # started first under pytest-xdist (tests/conftest.py)
+
 
 def run_benchmark(cfg: RunConfig, loader=load_variant, **kw):  # noqa: ANN001, ANN201
     return _run_benchmark(cfg, loader, **kw)
@@ -37,7 +39,8 @@ def assets(tmp_path_factory):  # noqa: ANN001, ANN201
 def _cfg(assets, out, **kw) -> RunConfig:  # noqa: ANN001
     base = dict(out=str(out), models=[str(assets["a"]), str(assets["b"])], data=str(assets["data"]), repeats=2,
                 warmup=1, energy=f"replay:{assets['trace']}", carbon_intensity=400.0, overhead_pairs=1,
-                variant_memory="inprocess")  # a spawned child costs seconds of imports: one test below uses it
+                variant_memory="off")  # measuring it costs seconds (a child's imports, full collections): the
+    # two tests of it below ask for it
     base.update(kw)
     return RunConfig(**base)
 

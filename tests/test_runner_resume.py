@@ -10,8 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from core.results import load_results
 from helpers import save_tiny_model, shared_tiny_corpus
+
+pytestmark = pytest.mark.slow  # started first under pytest-xdist (tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 

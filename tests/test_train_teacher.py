@@ -16,6 +16,8 @@ from core.data.synth.corpus import SynthConfig, ensure_corpus
 from helpers import TINY_OVERRIDES
 from compress.train_teacher import TeacherTrainConfig, lr_at, make_batches
 
+pytestmark = pytest.mark.slow  # started first under pytest-xdist (tests/conftest.py)
+
 TINY = dict(TINY_OVERRIDES, num_hidden_layers=2, conv_dim=list(TINY_OVERRIDES["conv_dim"]))  # JSON for the CLI
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,6 +15,8 @@ from compress.variants import load_variant
 from core.results import load_results, read_meta
 from helpers import save_tiny_model, shared_tiny_corpus, tiny_model
 
+pytestmark = pytest.mark.slow  # started first under pytest-xdist (tests/conftest.py)
+
 
 class CountingLoader:
     """load_variant that appends each spec it builds to a file: counts builds in spawned children too."""
@@ -42,7 +44,8 @@ def assets(tmp_path_factory):  # noqa: ANN001, ANN201
 def _cfg(assets, out, **kw) -> RunConfig:  # noqa: ANN001
     base = dict(out=str(out), models=[str(assets["a"]), str(assets["b"])], data=str(assets["data"]), repeats=2,
                 warmup=1, energy="none", carbon_intensity=400.0, overhead_pairs=0, scenarios=["batched"],
-                variant_memory="inprocess")  # a spawned child costs seconds of imports: one test uses it
+                variant_memory="off")  # measuring it costs seconds (a child's imports, full collections): the
+    # tests of building once and of the progress bar ask for it
     base.update(kw)
     return RunConfig(**base)
 
@@ -192,7 +195,8 @@ def test_one_bar_whose_units_add_up_and_a_line_per_variant(assets, tmp_path, mon
     real_open = progress.JobProgress.open
     monkeypatch.setattr(progress.JobProgress, "open", lambda self: bars.append(self) or real_open(self))
     with caplog.at_level(logging.INFO):
-        run_benchmark(_cfg(assets, tmp_path / "run", scenarios=["batched", "unseen"], overhead_pairs=1),
+        run_benchmark(_cfg(assets, tmp_path / "run", scenarios=["batched", "unseen"], overhead_pairs=1,
+                           variant_memory="inprocess"),
                       load_variant, progress=True)
     assert len(bars) == 1
     bar = bars[0]
