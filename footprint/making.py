@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import shlex
@@ -122,6 +123,7 @@ def metered(out: str | Path, phase: str, device: str, args: argparse.Namespace, 
     from bench.energy.carbon import resolve_intensity
     from core.making import Making, read_making, write_making
     from core.provenance import now_iso
+    from core.train_log import energy_probe
 
     run = MakingRun()
     if int(os.environ.get("RANK", "0")) != 0:  # one record per model: rank 0 writes it
@@ -137,13 +139,24 @@ def metered(out: str | Path, phase: str, device: str, args: argparse.Namespace, 
                               country_iso3=intensity.country_iso3, carbon_intensity=intensity.g_per_kwh)
     started, t0, c0 = now_iso(), time.perf_counter(), _cpu_s()
     ok, m = False, None
+    done: list[Any] = []  # the windows read so far: a training log's row closes one and opens the next
+
+    def so_far() -> tuple[float | None, float | None]:
+        done.append(meter.end_window("making"))
+        meter.begin_window("making")
+        total = functools.reduce(lambda a, b: a.plus(b), done)
+        if not total.joules_by_component:
+            return None, None
+        return total.kwh, total.kwh * intensity.g_per_kwh / 1000.0
+
     meter.begin_window("making")
     try:
-        yield run
+        with energy_probe(so_far):
+            yield run
         ok = True
     finally:
         try:
-            m = meter.end_window("making")
+            m = functools.reduce(lambda a, b: a.plus(b), done + [meter.end_window("making")])
         finally:
             meter.close()
         wall, cpu = time.perf_counter() - t0, _cpu_s() - c0

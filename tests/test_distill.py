@@ -192,7 +192,7 @@ def test_distill_resumes_after_sigkill(tiny_teacher_dir: Path, tiny_corpus: Path
     assert rec["config"]["init"] == "alternate" and rec["config"]["train_hours"] > 0
     rows = (out / "train_log.csv").read_text().strip().splitlines()
     assert rows[0].split(",") == ["epoch", "step", "train_loss", "kd_loss", "feature_penalty", "ctc_loss", "lr",
-                                  "dev_wer", "dev_cer", "wall_s", "audio_hours"]
+                                  "dev_wer", "dev_cer", "wall_s", "audio_hours", "energy_kwh", "co2_kg"]
     assert [r.split(",")[0] for r in rows[1:]] == [str(e) for e in range(1, 13)]
     assert not (out / ".work").exists()  # checkpoint and cache removed once finished
     # a third run finds the finished student and does nothing

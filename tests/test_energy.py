@@ -330,3 +330,17 @@ def test_nvml_pre_volta_falls_back_with_reason(monkeypatch, caplog) -> None:  # 
     with caplog.at_level(logging.WARNING, logger="bench.energy"):
         meter = open_meter(["nvml", "none"], "cuda:0")
     assert meter.name == "none" and "Volta" in caplog.text
+
+
+def test_a_window_then_the_next_add_up_per_component() -> None:
+    from bench.energy.base import Measurement
+
+    a = Measurement(2.0, {"cpu": 10.0, "ram": 1.0}, "rapl", False, "first", {"cpu": True, "ram": False},
+                    {"cpu": "machine", "ram": "process"})
+    b = Measurement(3.0, {"cpu": 5.0, "gpu0": 7.0}, "rapl", True, "second", {"cpu": False, "gpu0": True},
+                    {"cpu": "machine", "gpu0": "device"})
+    ab = a.plus(b)
+    assert ab.seconds == 5.0 and ab.joules_by_component == {"cpu": 15.0, "ram": 1.0, "gpu0": 7.0}
+    assert ab.measured_by_component == {"cpu": False, "ram": False, "gpu0": True} and not ab.measured
+    assert ab.detail == "second" and ab.scope_by_component["gpu0"] == "device"
+    assert Measurement(1.0, {"cpu": 1.0}, measured=True).plus(Measurement(1.0, {"cpu": 2.0}, measured=True)).measured

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 from test_methods_support import tiny_corpus, tiny_model, tiny_teacher_dir  # noqa: F401 - fixtures
 
@@ -107,6 +108,10 @@ def test_distill_records_a_metered_phase_and_continued_training_adds_one(  # noq
     assert ph.carbon_intensity_g_per_kwh == 400.0 and "--carbon-intensity" in ph.carbon_intensity_source
     assert "compress distill" in ph.command and "test trace" in ph.energy_source_detail
     assert json.loads((first / "variant.json").read_text())["making"]["total"]["label"] == "estimated (replay)"
+    # the epoch's row of the training log carries the energy so far: part of the phase (saving the model follows)
+    log = pd.read_csv(first / "train_log.csv")
+    (kwh,) = log["energy_kwh"]
+    assert 0 < kwh <= ph.energy_kwh and log["co2_kg"].iloc[0] == pytest.approx(kwh * 0.4)
     # rerunning the finished run makes nothing: no phase added
     _distill(tiny_teacher_dir, tiny_corpus, first, trace)
     assert read_making(first) == mk
@@ -142,6 +147,31 @@ def test_commands_carry_a_suite_made_variants_phases_not_the_teachers(  # noqa: 
     assert [p.phase for p in mk2.phases] == ["prune-sensitivity", "made elsewhere", "quantize:int8-dynamic"]
     assert mk2.phases[-1].energy_kwh is None and math.isnan(mk2.energy_kwh)  # no meter: unknown, not zero
     assert mk2.wall_s == pytest.approx(mk.wall_s + 7.0 + mk2.phases[-1].wall_s)
+
+
+def test_training_log_rows_carry_the_energy_since_the_phase_began(tmp_path: Path) -> None:
+    import argparse
+    import time
+
+    from core.train_log import TRAIN_LOG_COLUMNS, TrainLog
+    from footprint.making import metered
+
+    out = tmp_path / "s"
+    args = argparse.Namespace(group="compress", compress_cmd="distill", energy=f"replay:{_trace(tmp_path / 't')}",
+                              country=None, carbon_intensity=400.0, out=str(out))
+    t0 = time.perf_counter()
+    with metered(out, "distill", "cpu", args, resumable=True):
+        out.mkdir()
+        log = TrainLog(out / "train_log.csv", TRAIN_LOG_COLUMNS)
+        seen = []
+        for epoch in (1, 2):
+            time.sleep(0.4)
+            log.write({"epoch": epoch})
+            seen.append(time.perf_counter() - t0)
+    kwh = pd.read_csv(out / "train_log.csv")["energy_kwh"].tolist()
+    # cumulative from the phase's start (the 50 W trace): not the energy since the previous row
+    assert kwh == pytest.approx([50.0 * s / 3.6e6 for s in seen], rel=0.15)
+    assert kwh[1] <= read_making(out).phases[0].energy_kwh
 
 
 def test_an_interrupted_run_keeps_its_phase_and_the_resumed_run_adds_one(tmp_path: Path) -> None:
@@ -188,6 +218,8 @@ def test_teacher_training_records_its_phase_and_a_continuation_adds_one(tmp_path
     first = read_making(tmp_path / "run1" / "model")  # the model folder: no variant.json, so making.json
     assert [p.phase for p in first.phases] == ["train-teacher"] and first.energy_kwh > 0
     assert not (tmp_path / "run1" / MAKING_FILE).exists()
+    kwh = pd.read_csv(tmp_path / "run1" / "train_log.csv")["energy_kwh"]
+    assert kwh.notna().all() and kwh.is_monotonic_increasing and 0 < kwh.iloc[-1] <= first.energy_kwh
     train(tmp_path / "run2", "--init-from", str(tmp_path / "run1" / "model"))
     second = read_making(tmp_path / "run2" / "model")
     assert len(second.phases) == 2 and second.phases[0] == first.phases[0]

@@ -45,6 +45,26 @@ def test_train_log_appends_and_checks_columns(tmp_path: Path) -> None:
     with pytest.raises(KeyError):
         TrainLog(path, TRAIN_LOG_COLUMNS).write({"loss": 1.0})
     TrainLog(tmp_path / "off.csv", TEACHER_LOG_COLUMNS, enabled=False).write({"step": 1})
+
+
+def test_a_metered_run_logs_its_energy_so_far_and_an_older_log_keeps_its_columns(tmp_path) -> None:  # noqa: ANN001
+    import csv
+
+    from core.train_log import energy_probe
+
+    readings = iter([(0.5, 0.2), (1.25, 0.5)])
+    path = tmp_path / "train_log.csv"
+    with energy_probe(lambda: next(readings)):
+        TrainLog(path, TRAIN_LOG_COLUMNS).write({"epoch": 1})
+        TrainLog(path, TRAIN_LOG_COLUMNS).write({"epoch": 2})
+    TrainLog(path, TRAIN_LOG_COLUMNS).write({"epoch": 3})  # unmetered: empty
+    rows = list(csv.DictReader(open(path)))
+    assert [(r["energy_kwh"], r["co2_kg"]) for r in rows] == [("0.5", "0.2"), ("1.25", "0.5"), ("", "")]
+    old = tmp_path / "old.csv"  # begun before the energy columns: continued with its own header
+    old.write_text("epoch,step,wall_s\n1,3,10.0\n")
+    with energy_probe(lambda: (1.0, 0.4)):
+        TrainLog(old, TRAIN_LOG_COLUMNS).write({"epoch": 2, "step": 6, "wall_s": 20.0, "dev_wer": 0.5})
+    assert old.read_text() == "epoch,step,wall_s\n1,3,10.0\n2,6,20.0\n"
     assert not (tmp_path / "off.csv").exists()
 
 

@@ -53,6 +53,17 @@ class Measurement:
             return {k: float("nan") for k in self.joules_by_component}
         return {k: v / self.seconds for k, v in self.joules_by_component.items()}
 
+    def plus(self, later: "Measurement") -> "Measurement":
+        """This window followed by ``later`` (the same meter): seconds and joules per component added, a component
+        measured only if it was in both."""
+        joules = dict(self.joules_by_component)
+        for k, v in later.joules_by_component.items():
+            joules[k] = joules.get(k, 0.0) + v
+        by = {k: self.measured_by_component.get(k, True) and later.measured_by_component.get(k, True)
+              for k in joules}
+        return Measurement(self.seconds + later.seconds, joules, later.method, self.measured and later.measured,
+                           later.detail, by, {**self.scope_by_component, **later.scope_by_component})
+
     def minus_baseline(self, idle_watts: dict[str, float]) -> "Measurement":
         """Subtract idle power x window length per component (clipped at zero: noise must not make energy negative).
 
