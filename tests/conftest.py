@@ -11,8 +11,18 @@ import pytest
 REQUIRE_ENV = "FOOTPRINT_CI_REQUIRE"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _session_accuracy_cache(tmp_path_factory):  # noqa: ANN001, ANN202
+    """The session's accuracy and memory caches, for module fixtures (set up before any test's own): a run made
+    there never reads or writes the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("W2V_FOOTPRINT_ACCURACY_CACHE", str(tmp_path_factory.mktemp("session-accuracy-cache")))
+        mp.setenv("W2V_FOOTPRINT_MEMORY_CACHE", str(tmp_path_factory.mktemp("session-memory-cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
-def _own_accuracy_cache(tmp_path_factory, monkeypatch):  # noqa: ANN001, ANN202
+def _own_accuracy_cache(_session_accuracy_cache, tmp_path_factory, monkeypatch):  # noqa: ANN001, ANN202
     """Every test its own accuracy and memory caches (bench/accuracy_cache.py): never the user's, never another
     test's hits."""
     monkeypatch.setenv("W2V_FOOTPRINT_ACCURACY_CACHE", str(tmp_path_factory.mktemp("accuracy-cache")))
