@@ -80,8 +80,9 @@ def figure1(logs: Sequence[TrainLog]) -> Optional[Rendered]:
     for tl in usable:
         groups.setdefault((_arch(tl), round(float(tl.train_hours or 0), 3)), {}).setdefault(tl.init, tl)
     by_init = next((g for g in groups.values() if len(g) >= 2), {})
-    caveat = ""
-    if not by_init:  # no like-for-like pair: the best-trained of each init, and the caption says how they differ
+    if by_init:  # the same data: the caption states the budgets, and says so when their epochs differ
+        caveat = _budgets(list(by_init.values()), "initialisation")
+    else:  # no like-for-like pair: the best-trained of each init, and the caption says how they differ
         for tl in usable:
             by_init.setdefault(tl.init, tl)
         caveat = (" Not like for like: " + "; ".join(f"{t.name} {t.budget}" for t in by_init.values())
@@ -103,6 +104,16 @@ def figure1(logs: Sequence[TrainLog]) -> Optional[Rendered]:
                     "Students initialised from alternating teacher layers (DistilBERT's strategy) or from the last "
                     f"layers, then distilled; validation WER per epoch (from {names}). Paper: alternating layers win "
                     f"from the first epoch on.{caveat}", png_bytes(fig))
+
+
+def _budgets(logs: Sequence[TrainLog], compared: str) -> str:
+    """The caption's statement of each curve's training budget; when the epochs differ, that the curves compare
+    budgets as well as what the figure is about."""
+    budgets = "; ".join(f"{t.name} {t.budget}" for t in logs)
+    epochs = {(t.trained_for or (None,))[0] for t in logs}
+    return f" Budgets: {budgets}" + (": they differ in epochs too (and each learning-rate schedule was fitted to its "
+                                     f"own), so the curves compare budgets as well as {compared}." if len(epochs) > 1
+                                     else ".")
 
 
 def _arch(tl: TrainLog) -> tuple:
@@ -143,11 +154,7 @@ def figure2(logs: Sequence[TrainLog]) -> Optional[Rendered]:
     ax.set_ylabel("validation WER (%)")  # distillation's held-out split, not the reported dev-clean
     ax.set_title("Amount of training data")
     ax.legend(frameon=False)
-    budgets = "; ".join(f"{t.name} {t.budget}" for _, t in sorted(by_hours.items(), reverse=True))
-    epochs = {(t.trained_for or (None,))[0] for t in by_hours.values()}
-    caveat = (f" Budgets: {budgets}" + (": they differ in epochs too (and each learning-rate schedule was fitted to "
-                                        "its own), so the curves compare budgets as well as data." if len(epochs) > 1
-                                        else "."))
+    caveat = _budgets([t for _, t in sorted(by_hours.items(), reverse=True)], "data")
     return Rendered("figure2", "Figure 2",
                     "Students distilled on different amounts of audio; validation WER per epoch. Paper: "
                     f"train-clean-360 beats train-clean-100.{caveat}", png_bytes(fig))

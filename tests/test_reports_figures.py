@@ -69,6 +69,7 @@ def test_figures_compare_like_with_like(tmp_path: Path) -> None:
     assert f2 is not None
     assert {h: t.name for h, t in figure2_logs(logs).items()} == {1.2: "distill-L4", 0.3: "distill-L4-frac"}
     assert "Not like for like" not in f1.caption
+    assert "Budgets: distill-L4 2 epochs of 1.20 h; distill-L4-last 2 epochs of 1.20 h." in f1.caption
 
     # a retrained L4 beside an L4-last on its old budget: still drawn, and the caption says how they differ
     longer = tl("distill-L4", 4, "alternate", 7.86)
@@ -82,3 +83,7 @@ def test_figures_compare_like_with_like(tmp_path: Path) -> None:
     f2 = figure2([longer, tl("distill-L4-frac", 4, "alternate", 0.3)])
     assert "distill-L4 4 epochs of 7.86 h (1980 steps); distill-L4-frac 2 epochs of 0.30 h: they differ in epochs" \
         in f2.caption
+    # the same data but not the same epochs: Figure 1 says so too
+    f1 = figure1([longer, tl("distill-L4-last", 4, "last", 7.86)])
+    assert "distill-L4-last 2 epochs of 7.86 h: they differ in epochs too" in f1.caption
+    assert f1.caption.endswith("so the curves compare budgets as well as initialisation.")
