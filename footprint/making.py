@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import logging
 import os
 import shlex
@@ -139,12 +138,16 @@ def metered(out: str | Path, phase: str, device: str, args: argparse.Namespace, 
                               country_iso3=intensity.country_iso3, carbon_intensity=intensity.g_per_kwh)
     started, t0, c0 = now_iso(), time.perf_counter(), _cpu_s()
     ok, m = False, None
-    done: list[Any] = []  # the windows read so far: a training log's row closes one and opens the next
+    read: list[Any] = [None]  # the windows read so far, summed: a training log's row closes one and opens the next
+
+    def read_window() -> Any:
+        m = meter.end_window("making")
+        read[0] = m if read[0] is None else read[0].plus(m)
+        return read[0]
 
     def so_far() -> tuple[float | None, float | None]:
-        done.append(meter.end_window("making"))
+        total = read_window()
         meter.begin_window("making")
-        total = functools.reduce(lambda a, b: a.plus(b), done)
         if not total.joules_by_component:
             return None, None
         return total.kwh, total.kwh * intensity.g_per_kwh / 1000.0
@@ -156,7 +159,7 @@ def metered(out: str | Path, phase: str, device: str, args: argparse.Namespace, 
         ok = True
     finally:
         try:
-            m = functools.reduce(lambda a, b: a.plus(b), done + [meter.end_window("making")])
+            m = read_window()
         finally:
             meter.close()
         wall, cpu = time.perf_counter() - t0, _cpu_s() - c0
