@@ -52,19 +52,17 @@ def _memory_fields(mem: dict[str, Any]) -> dict[str, Any]:
 
 def _contention_fields(cs: list[dict[str, Any] | None]) -> dict[str, Any]:
     """Others' CPU time over the repeat.  Ranks on one host: the host's busy time minus every rank's own."""
-    from bench.trackers import CONTENTION_MIN_S, CONTENTION_THRESHOLD_CORES
+    from bench.trackers import Contention
 
     cs = [c for c in cs if c]
     if not cs:
         return {}
-    window = max(c["window_s"] for c in cs)
-    others = max(0.0, max(c["system_busy_s"] for c in cs) - sum(c["own_cpu_s"] for c in cs))
-    cap = window * cs[0]["n_cpus"]
     freqs = [c["cpu_freq_mhz"] for c in cs if c["cpu_freq_mhz"] == c["cpu_freq_mhz"]]
-    return {"others_cpu_s": others, "others_cpu_share": others / cap if cap > 0 else float("nan"),
-            "cpu_freq_mhz": sum(freqs) / len(freqs) if freqs else float("nan"),
-            "contended": bool(others > CONTENTION_MIN_S and window > 0
-                              and others / window > CONTENTION_THRESHOLD_CORES)}
+    host = Contention(max(c["window_s"] for c in cs), max(c["system_busy_s"] for c in cs),
+                      sum(c["own_cpu_s"] for c in cs), cs[0]["n_cpus"],
+                      sum(freqs) / len(freqs) if freqs else float("nan"))
+    return {k: v for k, v in host.as_dict().items()
+            if k in ("others_cpu_s", "others_cpu_share", "cpu_freq_mhz", "contended")}
 
 
 def _timing_fields(rs: list[PassResult], fraction: float, extrapolate: bool) -> dict[str, Any]:
