@@ -86,6 +86,8 @@ def _info(model: Any, rec: dict[str, Any], size_on_disk_bytes: int | None) -> di
         import torch
 
         info["quantized_engine"] = engine or torch.backends.quantized.engine
+    if getattr(model, "_footprint_int8_reduce_range", None) is not None:  # 7-bit int8 ranges (a CPU without VNNI)
+        info["int8_reduce_range"] = model._footprint_int8_reduce_range
     if "pruned_tensors_sparsity" in rec:
         info["pruned_tensors_sparsity"] = rec["pruned_tensors_sparsity"]
     return info

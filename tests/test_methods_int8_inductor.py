@@ -9,6 +9,7 @@ from test_methods_support import tiny_corpus, tiny_model  # noqa: F401 - fixture
 
 from compress.methods.compiled import compiled_info
 from compress.methods.int8_inductor import Int8InductorEncoder, int8_inductor_available
+from compress.methods.quantize import cpu_has_int8_dot_product
 from compress.methods.registry import apply_stages, parse_recipe, resolve_stage
 from core.errors import FootprintError
 from core.model_stats import count_params, model_stats
@@ -16,6 +17,12 @@ from core.model_stats import count_params, model_stats
 pytestmark = [pytest.mark.slow,  # started first under pytest-xdist (tests/conftest.py)
               pytest.mark.skipif(not int8_inductor_available(),
                                  reason="int8-inductor needs torchao's PT2E quantizer and a C++ compiler")]
+
+
+# The int8 encoder's own error bounds, measured on CPUs with VNNI/AMX; without them the activations take 7 bits
+# (reduce_range), twice the quantization step: measured about twice the error on an AVX2 EPYC (0.36 % against
+# 0.18 % on the layer-norm model; 0.74 % with full 8-bit ranges, the saturation the 7 bits avoid).
+INT8_STEP = 1.0 if cpu_has_int8_dot_product() else 2.0
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -64,7 +71,7 @@ def test_close_to_fp32_at_lengths_and_batches_it_was_not_built_on(int8_chain: to
             assert float((out.argmax(-1) == ref.argmax(-1)).float().mean()) > 0.988
             # the int8 encoder's own share, against the same bf16 front end with an fp32 encoder: measured
             # 0.039-0.040 %; an encoder running fp32 would be ~1e-7 away and fail the lower bound
-            assert 1e-4 < _rel(out, front_end_only(x).logits) < 8e-4
+            assert 1e-4 < _rel(out, front_end_only(x).logits) < 8e-4 * INT8_STEP
         # a batch of one: the exported graph fails on one, so the encoder runs it as two copies of itself (the
         # graph never sees a batch of one) and keeps the first; measured 1.26 % from fp32
         encoder, seen = int8_chain.wav2vec2.encoder, []
@@ -141,11 +148,11 @@ def test_layer_norm_front_end_passes_its_attention_mask() -> None:
     with torch.inference_mode():
         out, ref = model(x, attention_mask=mask).logits, fp32(x, attention_mask=mask).logits
         # measured 0.18 % (fp32 front end: all of it int8; an fp32 encoder would be ~1e-7 away)
-        assert 1e-4 < _rel(out, ref) < 0.0035
+        assert 1e-4 < _rel(out, ref) < 0.0035 * INT8_STEP
         # the mask reaches the graph: without it the padded utterance's logits move by ~75 %
         assert _rel(model(x).logits[2], out[2]) > 0.3
         # no mask: every frame real, as the float model reads it (measured 0.023 %)
-        assert _rel(model(x[:2, :5000]).logits, fp32(x[:2, :5000]).logits) < 5e-4
+        assert _rel(model(x[:2, :5000]).logits, fp32(x[:2, :5000]).logits) < 5e-4 * INT8_STEP
 
 
 def test_group_norm_front_end_runs_a_batch_of_one_as_it_is() -> None:
@@ -168,7 +175,7 @@ def test_group_norm_front_end_runs_a_batch_of_one_as_it_is() -> None:
     with torch.inference_mode():
         for n in (7000, 12000):
             x = torch.randn(1, n)
-            assert 2e-5 < _rel(model(x).logits, fp32(x).logits) < 4.5e-4  # measured 0.020-0.022 %
+            assert 2e-5 < _rel(model(x).logits, fp32(x).logits) < 4.5e-4 * INT8_STEP  # measured 0.020-0.022 %
         with pytest.raises(FootprintError, match="without an attention mask"):
             model(x, attention_mask=torch.ones_like(x, dtype=torch.long))
     assert seen == [1, 1]
@@ -195,6 +202,7 @@ def test_mixed_bf16_keeps_the_grouped_conv_in_fp32_and_stays_close_to_fp32() -> 
             assert float((out.argmax(-1) == ref.argmax(-1)).float().mean()) > 0.925  # measured 96.3 % / 100 %
     info = _info(model, {}, None)
     assert info["compute_dtype"] == "bfloat16-front-end+encoder"
+    assert info["int8_reduce_range"] is (not cpu_has_int8_dot_product())
     assert info["runtime"].startswith("AOTInductor (encoder int8 + bf16")
 
 

@@ -17,6 +17,7 @@ import torch
 from core.errors import FootprintError
 from compress.methods import openvino as ov_method
 from compress.methods import registry
+from compress.methods.quantize import cpu_has_int8_dot_product
 from helpers import save_tiny_model, shared_tiny_corpus, tiny_model
 
 needs_ov = pytest.mark.skipif(not ov_method.openvino_available(),
@@ -95,6 +96,7 @@ def test_info_records_runtime_timings_and_calibration(built, corpus):  # noqa: A
     assert f32["calibration_s"] == 0 and f32["calibration_data"] is None and f32["compute_dtype"] == "float32"
     assert i8["calibration_s"] > 0 and i8["calibration_data"] == str(corpus) and i8["calibration_utterances"] == 4
     assert i8["compute_dtype"] == "int8-static+float32"
+    assert i8["int8_reduce_range"] is (not cpu_has_int8_dot_product())  # half-range weights without VNNI/AMX
     assert i8["ov_int8_weights"] > 10_000 and f32["ov_int8_weights"] == 0
     assert i8["size_mb"] < 0.6 * f32["size_mb"] and f32["size_mb"] == pytest.approx(f32["params"] * 4 / 1e6)
 
@@ -122,7 +124,7 @@ def test_front_end_and_positional_conv_stay_float(corpus):  # noqa: ANN001
         return False
 
     def quantized_convs(front_end: bool) -> dict[str, int]:
-        q = ov_method.quantize(base.clone(), feeds, front_end)
+        q = ov_method.quantize(base.clone(), feeds, front_end, reduce_range=False)
         count = {"Convolution": 0, "GroupConvolution": 0}
         for op in q.get_ordered_ops():
             if op.get_type_name() in count:

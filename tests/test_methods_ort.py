@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +63,24 @@ def test_ort_fp32_matches_torch(built):
         r1 = built["torch"](x1, attention_mask=m1).logits
     assert (built["ort-fp32"](x1, attention_mask=m1).logits - r1).abs().max().item() < FP32_ATOL
     assert (built["ort-fp32"](x1).logits - r1).abs().max().item() < FP32_ATOL  # no mask: all ones
+
+
+@needs_ort
+def test_int8_weights_take_seven_bits_where_the_cpu_lacks_vnni(built, tmp_path):  # noqa: ANN001
+    """ONNX Runtime's u8 x s8 kernels saturate on x86 CPUs without VNNI (its docs: use ``reduce_range``); on an
+    AVX2 EPYC the full-range model's logits were 27 % of their range off, the 7-bit one's within 5 %."""
+    import onnx
+
+    from compress.methods.quantize import cpu_has_int8_dot_product
+
+    def largest_int8(reduce_range: bool) -> int:
+        path = ort_method.quantize_onnx(Path(built["ort-fp32"].onnx_path), tmp_path / f"{reduce_range}.onnx",
+                                        ("MatMul",), True, reduce_range)
+        ws = [onnx.numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer]
+        return max(int(np.abs(w.astype(np.int32)).max()) for w in ws if w.dtype == np.int8)
+
+    assert largest_int8(False) == 127 and largest_int8(True) <= 64
+    assert built["ort-int8"].variant_info()["int8_reduce_range"] is (not cpu_has_int8_dot_product())
 
 
 @needs_ort

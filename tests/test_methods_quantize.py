@@ -254,3 +254,24 @@ def test_bf16_training_on_cpu_guards_the_positional_conv(monkeypatch) -> None:  
     other = tiny_model(layers=1)
     _CTCTask(TeacherTrainConfig(out_dir="unused", amp="none"), other, None, None, torch.device("cpu"), False, None)
     assert not type(other.wav2vec2.encoder.pos_conv_embed.conv).__name__.startswith("Fp32OnCpu")
+
+
+@pytest.mark.parametrize("caps, has", [
+    ({"architecture": "x86_64", "avx2": True}, False),                       # AVX2 only (an EPYC before Zen 4)
+    ({"architecture": "x86_64", "avx512_f": True}, False),                   # AVX-512 without VNNI (Skylake-SP)
+    ({"architecture": "x86_64", "avx512_vnni": True}, True),
+    ({"architecture": "x86_64", "avx_vnni": True}, True),                    # AVX-VNNI (client cores)
+    ({"architecture": "x86_64", "amx_int8": True}, True),
+    ({"architecture": "aarch64", "neon": True}, True),                       # no vpmaddubsw, no saturation
+])
+def test_int8_ranges_are_seven_bits_only_where_the_cpu_lacks_an_int8_dot_product(monkeypatch: pytest.MonkeyPatch,
+                                                                                 caps: dict, has: bool) -> None:
+    from compress.methods.int8_inductor import Int8InductorConfig
+    from compress.methods.openvino import OvConfig
+    from compress.methods.ort import OrtConfig
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: caps)
+    assert q.cpu_has_int8_dot_product() is has
+    for cls in (Int8InductorConfig, OrtConfig, OvConfig):
+        assert q.resolve_reduce_range(cls()).reduce_range is (not has)
+        assert q.resolve_reduce_range(cls(reduce_range=has)).reduce_range is has  # a choice given is kept

@@ -88,6 +88,7 @@ class Int8InductorConfig:
     calibration_data: str | None = None  # static only; None: the training split of the evaluated data
     calibration_utterances: int = 16
     calibration_seed: int = 0
+    reduce_range: bool | None = None  # 7-bit int8 ranges; None: where the CPU lacks VNNI/AMX
     eval_data: str | None = None  # filled by the runner: the evaluated set calibration must not overlap
     do_normalize: bool | None = None  # filled from the source variant
     # compile into an AOTInductor artefact kept in the compile cache and loaded by later builds (int8_artefact.py);
@@ -297,6 +298,9 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
     if not int8_inductor_available():
         raise FootprintError(f"int8-inductor: needs torchao's PT2E quantizer and a C++ compiler ({INSTALL_HINT})")
     encoder = _check_model(model)
+    from compress.methods.quantize import resolve_reduce_range
+
+    config = resolve_reduce_range(config)  # before the artefact's key, which covers it
     if config.mixed_bf16:
         from compress.methods.quantize import cpu_has_native_bf16
 
@@ -329,6 +333,7 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
     model._footprint_compile_s = time.perf_counter() - t0
     model._footprint_compile_cache = cache_label
     model._footprint_quantized_engine = "onednn (Inductor)"
+    model._footprint_int8_reduce_range = config.reduce_range
     if config.mixed_bf16:
         model._footprint_encoder_autocast = "bfloat16"  # the compute dtype the variant's row names
     if artefact is not None:
@@ -372,8 +377,9 @@ def _quantize(model: nn.Module, encoder: nn.Module, config: Int8InductorConfig, 
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     quantizer = xiq.X86InductorQuantizer()
+    # reduce_range: 7-bit activations, as torchao's docs advise "on earlier CPUs without VNNI"
     quantizer.set_module_type_qconfig(nn.Linear, xiq.get_default_x86_inductor_quantization_config(
-        is_dynamic=config.dynamic))
+        is_dynamic=config.dynamic, reduce_range=bool(config.reduce_range)))
     with torch.no_grad():
         # the encoder itself, not a copy: export and quantization leave it as it was (it is replaced below)
         exported = torch.export.export(_LastHiddenState(encoder), example, dynamic_shapes=shapes,

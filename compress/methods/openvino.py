@@ -96,6 +96,7 @@ class OvConfig:
     precision: str = "f32"  # INFERENCE_PRECISION_HINT of what is not int8: f32 | bf16 (the plugin's own default
     # on AVX512-BF16/AMX CPUs; 99.8 % WER on an AMX Xeon, see above)
     quantize_front_end: bool = False  # the conv feature extractor int8 too (cost WER on the teacher)
+    reduce_range: bool | None = None  # 7-bit int8 ranges; None: where the CPU lacks VNNI/AMX
     calibration_data: str | None = None  # None: the training split of the evaluated data (never the test set)
     calibration_utterances: int = 64
     eval_data: str | None = None  # filled by the runner: the evaluated set calibration must not overlap
@@ -170,16 +171,21 @@ def calibration_inputs(config: OvConfig, with_mask: bool) -> list[dict[str, np.n
     return feeds
 
 
-def quantize(ov_model: Any, feeds: list[dict[str, np.ndarray]], front_end: bool) -> Any:
+def quantize(ov_model: Any, feeds: list[dict[str, np.ndarray]], front_end: bool, reduce_range: bool) -> Any:
     """NNCF post-training quantization (TRANSFORMER preset: int8 weights per channel, calibrated activations);
-    the conv front end left in float unless ``front_end``, the positional conv always."""
+    the conv front end left in float unless ``front_end``, the positional conv always.  ``reduce_range``: every
+    weight in half the int8 range (NNCF's ``OverflowFix.ENABLE``, which its docs advise where the default, the first
+    layer only, still loses accuracy on CPUs without VNNI)."""
     with _no_telemetry():
         import nncf
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
         ignored = nncf.IgnoredScope(patterns=[] if front_end else [FRONT_END_PATTERN], types=list(KEEP_FLOAT_TYPES))
+        advanced = AdvancedQuantizationParameters(
+            overflow_fix=OverflowFix.ENABLE if reduce_range else OverflowFix.FIRST_LAYER)
         with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars (rich) write to stdout
             return nncf.quantize(ov_model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER,
-                                 subset_size=len(feeds), ignored_scope=ignored)
+                                 subset_size=len(feeds), ignored_scope=ignored, advanced_parameters=advanced)
 
 
 def compile_cpu(ov_model: Any, config: OvConfig) -> Any:
@@ -216,7 +222,9 @@ def ir_stats(ov_model: Any) -> dict[str, Any]:
 
 def build_compiled(model: nn.Module, config: OvConfig, name: str) -> OvWav2Vec2ForCTC:
     from compress.methods.ort import float_model_for_export
+    from compress.methods.quantize import resolve_reduce_range
 
+    config = resolve_reduce_range(config)
     model, stats, with_mask = float_model_for_export(model, name, openvino_available(),
                                                      f"openvino/nncf are not installed ({INSTALL_HINT})")
     logging.disable(logging.WARNING)  # the converter and NNCF log hundreds of lines at INFO/WARNING
@@ -228,7 +236,7 @@ def build_compiled(model: nn.Module, config: OvConfig, name: str) -> OvWav2Vec2F
         if config.quantize:
             feeds = calibration_inputs(config, with_mask)
             t0 = time.perf_counter()
-            ov_model = quantize(ov_model, feeds, config.quantize_front_end)
+            ov_model = quantize(ov_model, feeds, config.quantize_front_end, bool(config.reduce_range))
             calibration_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         compiled = compile_cpu(ov_model, config)
@@ -250,6 +258,7 @@ def build_compiled(model: nn.Module, config: OvConfig, name: str) -> OvWav2Vec2F
                  calibration_utterances=config.calibration_utterances if config.quantize else 0)
     if config.quantize:
         stats["size_mb"] = round(ir["constant_bytes"] / 1e6, 6)  # the weights as they run: int8 + float rest
+        stats["int8_reduce_range"] = config.reduce_range
     log.info("%s: converted in %.1f s, calibrated in %.1f s, compiled in %.1f s (%d int8 weights)", name, export_s,
              calibration_s, compile_s, ir["int8_weights"])
     return OvWav2Vec2ForCTC(compiled, model.config, stats, config)

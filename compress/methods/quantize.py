@@ -338,6 +338,27 @@ def autocast_dtype(model: Any) -> str | None:
     return getattr(model, "_footprint_autocast", None)
 
 
+def cpu_has_int8_dot_product() -> bool:
+    """VNNI (AVX512-VNNI, AVX-VNNI) or AMX-INT8 on x86: int8 products summed in 32 bits.  Without them the x86 int8
+    kernels (fbgemm, oneDNN, ONNX Runtime, OpenVINO) multiply u8 x s8 pairs with ``vpmaddubsw``, whose 16-bit
+    sums saturate, and each library asks for 7-bit ranges there: torchao's ``reduce_range`` ("set it to True on
+    earlier CPUs without VNNI"), ONNX Runtime's ``reduce_range``, NNCF's ``OverflowFix``."""
+    caps = torch.cpu.get_capabilities()
+    if caps.get("architecture", "x86_64") != "x86_64":
+        return True  # the saturation is an x86 instruction's; ARM's int8 dot products sum in 32 bits
+    return any(caps.get(k, False) for k in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+def resolve_reduce_range(config: Any) -> Any:
+    """Decide a recipe config's unset ``reduce_range`` (in place, as the runner fills its other context fields):
+    7-bit where this CPU has no int8 dot product."""
+    if config.reduce_range is None:
+        config.reduce_range = not cpu_has_int8_dot_product()
+        if config.reduce_range:
+            log.info("int8: this CPU has no VNNI/AMX: 7-bit ranges (reduce_range) keep its int8 sums from saturating")
+    return config
+
+
 def cpu_has_native_bf16() -> bool:
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
