@@ -298,9 +298,12 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
     if not int8_inductor_available():
         raise FootprintError(f"int8-inductor: needs torchao's PT2E quantizer and a C++ compiler ({INSTALL_HINT})")
     encoder = _check_model(model)
-    from compress.methods.quantize import resolve_reduce_range
+    from compress.methods.quantize import cpu_has_int8_dot_product, resolve_reduce_range
 
     config = resolve_reduce_range(config)  # before the artefact's key, which covers it
+    if not cpu_has_int8_dot_product():
+        log.warning("int8-inductor: this CPU has no VNNI/AMX: oneDNN's int8 GEMMs may be slower than fp32 here "
+                    "(x0.88 on an AVX2-only EPYC; docs/runs/2026-12-07-avx2-epyc-int8)")
     if config.mixed_bf16:
         from compress.methods.quantize import cpu_has_native_bf16
 
