@@ -281,7 +281,7 @@ def test_every_repeat_records_others_cpu_time_and_frequency(assets, tmp_path, mo
 
     # this process's own CPU time is faked too, as half a core of the clock: the kernel's counter ticks in 10 ms
     # steps, so a real reading taken microseconds apart from the tracker's can differ by a whole tick, more than
-    # 0.05 of a core over a repeat this short (a share of 0.0 for one repeat in CI)
+    # 0.05 of a core over a repeat this short
     calls = itertools.count()
     monkeypatch.setattr(trackers, "_own_s", lambda proc: 0.5 * time.perf_counter())
     monkeypatch.setattr(trackers, "_busy_s", lambda t: (0.5 + cores) * time.perf_counter() + jump * next(calls))

@@ -303,7 +303,7 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
     config = resolve_reduce_range(config)  # before the artefact's key, which covers it
     if not cpu_has_int8_dot_product():
         log.warning("int8-inductor: this CPU has no VNNI/AMX: oneDNN's int8 GEMMs may be slower than fp32 here "
-                    "(x0.88 on an AVX2-only EPYC; docs/runs/2026-12-07-avx2-epyc-int8)")
+                    "(compress/methods/README.md, int8 compiled by Inductor)")
     if config.mixed_bf16:
         from compress.methods.quantize import cpu_has_native_bf16
 

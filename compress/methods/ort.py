@@ -183,8 +183,7 @@ def export_onnx(model: nn.Module, path: Path, opset: int = 18, with_mask: bool =
 
 def quantize_onnx(src: Path, dst: Path, op_types: tuple[str, ...], per_channel: bool, reduce_range: bool) -> Path:
     """``reduce_range``: 7-bit weights, which ONNX Runtime's docs advise on x86 CPUs without VNNI, where its u8 x s8
-    kernels' 16-bit sums saturate (without it the tiny test model's logits were off by 27 % of their range on an
-    AVX2 EPYC)."""
+    kernels' 16-bit sums saturate."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(src), str(dst), op_types_to_quantize=list(op_types), per_channel=per_channel,
