@@ -114,8 +114,10 @@ def test_refuses_what_it_cannot_do_in_one_line(int8_chain: torch.nn.Module) -> N
         apply_stages(tiny_model(layers=1), parse_recipe("int8-dynamic+int8-inductor"))
     with pytest.raises(FootprintError, match="float32 encoder"):
         apply_stages(tiny_model(layers=1), parse_recipe("bf16+int8-inductor"))
+    compiled_encoder = tiny_model(layers=1)
+    compiled_encoder._footprint_compiled = "encoder"  # what compile-encoder marks (tests/test_methods_compiled.py)
     with pytest.raises(FootprintError, match="compiled already"):
-        apply_stages(tiny_model(layers=1), parse_recipe("compile-encoder+int8-inductor"))
+        method.apply(compiled_encoder, cfg)
     compile_method, compile_cfg = resolve_stage("compile-encoder")
     with pytest.raises(FootprintError, match="compiled already"):
         compile_method.apply(int8_chain, compile_cfg)
@@ -219,7 +221,7 @@ def test_a_grouped_conv_in_the_graph_ignores_bf16_autocast() -> None:
     assert torch.equal(out, torch.nn.functional.conv1d(x, w, padding=2, groups=4))
 
 
-def test_static_ranges_come_from_the_calibration_audio(tiny_corpus) -> None:  # noqa: ANN001, F811
+def test_static_ranges_come_from_the_calibration_audio(tiny_corpus, int8_chain) -> None:  # noqa: ANN001, F811
     """``int8-inductor-static``: activation scales fixed from calibration utterances (no per-call ranges)."""
     def targets(model: torch.nn.Module) -> str:
         return " ".join(model.wav2vec2.encoder.ops)
@@ -238,8 +240,7 @@ def test_static_ranges_come_from_the_calibration_audio(tiny_corpus) -> None:  # 
         assert 0 < info["export_s"] < info["compile_s"] and 0 < info["calibration_s"] < info["compile_s"]
     else:  # loaded from an earlier build: neither ran, neither is reported
         assert info["compile_artefact"] == "loaded" and "export_s" not in info and "calibration_s" not in info
-    dynamic = apply_stages(tiny_model(layers=1), parse_recipe("int8-inductor"))
-    assert "choose_qparams" in targets(dynamic)  # per call: the ranges are measured on each input
+    assert "choose_qparams" in targets(int8_chain)  # dynamic: the ranges are measured on each input, per call
     from core.data.librispeech import load_audio, read_subset
 
     audio = torch.from_numpy(load_audio(read_subset(tiny_corpus).utterances[5]))[None]
