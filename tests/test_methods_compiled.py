@@ -41,17 +41,25 @@ def test_whole_model_scope_needs_a_float_model() -> None:
 
 
 def test_compiled_encoder_after_the_channels_last_bf16_front_end() -> None:
-    """``bf16+front-end-bf16+compile-encoder``: the transformer compiled, the front end eager channels-last; the
-    logits those of the same chain uncompiled (bf16 rounding apart)."""
+    """``bf16+front-end-bf16+compile-encoder``: the transformer compiled into an AOTInductor artefact, the front end
+    eager channels-last; the logits those of the same chain uncompiled (bf16 rounding apart); a second build of the
+    same encoder loads the artefact instead of compiling, with the same logits and the same state dict."""
     eager = apply_stages(tiny_model(layers=2), parse_recipe("bf16+front-end-bf16"))
     model = apply_stages(tiny_model(layers=2), parse_recipe("bf16+front-end-bf16+compile-encoder"))
-    assert compiled_info(model)["runtime"] == "torch.compile (encoder)"
+    info = compiled_info(model)
+    assert info["runtime"] == "AOTInductor (encoder)" and info["compile_artefact"] in ("built", "loaded")
     assert "_orig_mod" not in "".join(model.state_dict())
+    again = apply_stages(tiny_model(layers=2), parse_recipe("bf16+front-end-bf16+compile-encoder"))
+    assert compiled_info(again)["compile_artefact"] == "loaded" and compiled_info(again)["compile_cache"] == "warm"
+    assert list(again.state_dict()) == list(eager.state_dict())  # the encoder keeps its weights: size unchanged
     with torch.inference_mode():
-        for n in (7000, 11111):
-            x = torch.randn(2, n).bfloat16()
+        for n, batch in ((7000, 2), (11111, 3), (9000, 1)):  # lengths and batches it was not exported on
+            x = torch.randn(batch, n).bfloat16()
             ref = eager(x).logits.float()
-            assert float((model(x).logits.float() - ref).norm() / ref.norm()) < 0.02
+            out = model(x).logits.float()
+            # bf16 rounding differs between fused and eager kernels (measured 0.5 %); another model's: ~140 %
+            assert float((out - ref).norm() / ref.norm()) < 0.01
+            assert torch.equal(again(x).logits, model(x).logits)
     with pytest.raises(FootprintError, match="compile-encoder after it"):
         apply_stages(tiny_model(layers=1), parse_recipe("front-end-bf16+compile"))
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ FORMAT = 1  # bump when what is stored in an artefact changes
 PACKAGE = "encoder.pt2"
 META = "meta.json"
 ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "ONEDNN_DEFAULT_FPMATH_MODE")
+MAX_FRAMES = 100_000  # an exported encoder's bound on its length (frames, 50 per second of audio: 33 min)
 
 
 class ArtefactError(Exception):
@@ -158,3 +160,46 @@ def package_source(folder: Path) -> str:
     """The C++ AOTInductor generated for an artefact (wrapper and kernels), as kept in its package."""
     with zipfile.ZipFile(folder / PACKAGE) as z:
         return "\n".join(z.read(n).decode(errors="replace") for n in z.namelist() if n.endswith(".cpp"))
+
+
+# -- an exported Wav2Vec2 encoder: what is exported, its dynamic shapes, how it is called ---------------------------
+class LastHiddenState(nn.Module):
+    """What is exported of a ``Wav2Vec2Encoder``: hidden states (and the frame mask) in, the last hidden state out."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encoder(hidden_states, attention_mask=attention_mask).last_hidden_state
+
+
+def encoder_example(hidden: int, with_mask: bool, dtype: torch.dtype = torch.float32,
+                    max_frames: int = MAX_FRAMES) -> tuple[tuple[torch.Tensor, ...], tuple[dict[int, Any], ...]]:
+    """An example input for exporting an encoder and its dynamic shapes (batch and length).  Exported with the
+    padding mask (layer-norm front ends), the graph fails on a batch of one (torch 2.13: an index out of bounds
+    inside its masking code), so the batch starts at 2 there and :func:`call_encoder` runs a batch of one as two."""
+    example = (torch.randn(3, 137, hidden, dtype=dtype),) + ((torch.ones(3, 137, dtype=torch.bool),) if with_mask
+                                                             else ())
+    batch = torch.export.Dim("batch", min=2 if with_mask else 1, max=4096)
+    frames = torch.export.Dim("frames", min=2, max=max_frames)
+    return example, ({0: batch, 1: frames},) + (({0: batch, 1: frames},) if with_mask else ())
+
+
+def call_encoder(run: Callable[..., torch.Tensor], hidden_states: torch.Tensor,
+                 attention_mask: torch.Tensor | None, with_mask: bool, name: str) -> torch.Tensor:
+    """Call an exported encoder ``run`` as the model calls its encoder: the mask it was exported with (all frames
+    valid when the model passes none), a batch of one as two copies of itself where the mask requires it."""
+    from core.errors import FootprintError
+
+    if attention_mask is not None and not with_mask:
+        raise FootprintError(f"{name}: the encoder was exported without an attention mask (a group-norm front end's "
+                             "model) and called with one")
+    if attention_mask is None and with_mask:  # no padding: all frames valid, as the model would do
+        attention_mask = torch.ones(hidden_states.shape[:2], dtype=torch.bool, device=hidden_states.device)
+    single = hidden_states.shape[0] == 1 and with_mask
+    if single:
+        hidden_states = hidden_states.expand(2, -1, -1).contiguous()
+        attention_mask = attention_mask.expand(2, -1) if attention_mask is not None else None
+    out = run(*((hidden_states,) if attention_mask is None else (hidden_states, attention_mask.bool())))
+    return out[:1] if single else out

@@ -25,6 +25,9 @@ Inductor compiled is kept in the suite's persistent compile cache (:func:`use_co
 of the same graph (the runner's memory child, a later run, a deployer's ``load_variant``) loads it instead of
 compiling it: ``compile_cache`` in the variant's info says "cold" (something was compiled) or "warm" (all loaded).
 Dynamo guards on the thread count too: a graph cached at one ``torch.set_num_threads`` is compiled again at another.
+Those caches keep Inductor's output, not Dynamo's trace, so ``compile-encoder`` on a CPU goes further: the encoder is
+exported and compiled by AOTInductor into an artefact that later builds load (:mod:`compress.methods.encoder_artefact`;
+``runtime`` "AOTInductor (encoder)"); ``artefact: false``, a ``mode`` or an autocast model compile it as above.
 """
 from __future__ import annotations
 
@@ -119,16 +122,17 @@ class CacheProbe:
         self.label = "cold" if written > 0 else ("warm" if graphs > graphs0 or hits > hits0 else "")
 
 
-def _own_class(module: nn.Module, mixin: type | None = None) -> None:
-    """Give ``module`` a class of its own (``mixin`` first in its bases, if any) whose ``forward`` is a copy of the
-    inherited one on a new code object: same behaviour, its own Dynamo cache."""
+def _own_class(module: nn.Module, mixin: type | None = None, prefix: str = "Bf16") -> None:
+    """Give ``module`` a class of its own (``mixin`` first in its bases, if any, the class named ``prefix`` + the
+    original) whose ``forward`` is a copy of the inherited one on a new code object: same behaviour, its own Dynamo
+    cache."""
     cls = type(module)
     bases = (mixin, cls) if mixin else (cls,)
     fwd = bases[0].forward
     own = types.FunctionType(fwd.__code__.replace(), fwd.__globals__, fwd.__name__, fwd.__defaults__,
                              fwd.__closure__)
     own.__kwdefaults__, own.__qualname__ = fwd.__kwdefaults__, fwd.__qualname__
-    name = f"Bf16{cls.__name__}" if mixin else cls.__name__
+    name = f"{prefix}{cls.__name__}" if mixin else cls.__name__
     module.__class__ = type(name, bases, {"forward": own, "__module__": cls.__module__})
 
 
@@ -139,6 +143,9 @@ class CompileConfig:
     dynamic: bool = True
     # front end only: run it under this autocast dtype (bfloat16), its output cast back to fp32 for what follows
     autocast: str | None = None
+    # encoder scope on CPU: an AOTInductor artefact in the compile cache, loaded by later builds (encoder_artefact.py);
+    # False (or a mode, or an autocast model): torch.compile in this process
+    artefact: bool = True
 
 
 class _AutocastFrontEnd:
@@ -219,7 +226,8 @@ def length_buckets_label(buckets: object) -> str:
 @register_method("compile-encoder", CompileConfig, runtime_only=True, available=compile_available,
                  missing=compile_missing, options={"scope": "encoder"},
                  description="compile the transformer encoder only (float models; chains after front-end-bf16, "
-                             "e.g. bf16+front-end-bf16+compile-encoder); compiled when built")
+                             "e.g. bf16+front-end-bf16+compile-encoder); compiled when built, on CPU into an "
+                             "AOTInductor artefact that later builds load")
 @register_method("compile-bf16", CompileConfig, runtime_only=True, available=compile_available,
                  missing=compile_missing, options={"autocast": "bfloat16"},
                  description="compile, with the conv front end under bf16 autocast (CPUs with AVX512-BF16/AMX, GPUs); "
@@ -264,11 +272,45 @@ def apply_compile(model: nn.Module, config: CompileConfig) -> nn.Module:
 
         if not cpu_has_native_bf16() and not torch.cuda.is_available():
             log.warning("compile-bf16: this CPU has no native bf16 (AVX512-BF16/AMX): slower than fp32 here")
+    model.eval()
+    t0 = time.perf_counter()
+    label = _compile_encoder_artefact(model, target, config) if config.scope == "encoder" else None
+    if label is None:
+        label = _torch_compile(model, target, config)
+    model._footprint_compiled = config.scope + (" bf16" if config.autocast else "")
+    model._footprint_compile_s = time.perf_counter() - t0
+    model._footprint_compile_cache = label
+    log.info("compile: %s compiled in %.1f s (%scompile cache %s)", config.scope, model._footprint_compile_s,
+             f"AOTInductor artefact {model._footprint_artefact}, " if getattr(model, "_footprint_artefact", None)
+             else "", label or "unused")
+    return model
+
+
+def _compile_encoder_artefact(model: nn.Module, encoder: nn.Module, config: CompileConfig) -> str | None:
+    """The encoder from its AOTInductor artefact (compress/methods/encoder_artefact.py): the compile cache's label,
+    or None where the artefact does not apply (off, a mode, autocast, not a CPU) or failed (one warning)."""
+    from compress.methods.quantize import autocast_dtype
+
+    if not config.artefact or config.mode or autocast_dtype(model) \
+            or next(encoder.parameters()).device.type != "cpu":
+        return None
+    from compress.methods import encoder_artefact
+
+    try:
+        return encoder_artefact.compile_encoder(model, encoder, not uses_group_norm(model))[1]
+    except Exception as exc:  # noqa: BLE001 - any failure (export, C++ build, load): compile in this process
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        log.warning("compile-encoder: AOTInductor artefact failed (%s: %s); compiling with torch.compile",
+                    type(exc).__name__, first[:300])
+        model._footprint_artefact = "failed"
+        return None
+
+
+def _torch_compile(model: nn.Module, target: nn.Module, config: CompileConfig) -> str:
+    """``torch.compile`` of ``target`` in place, compiled here on two dummy inputs; the compile cache's label."""
     _own_class(target, _AutocastFrontEnd if config.autocast else None)
     target.compile(dynamic=config.dynamic, mode=config.mode)  # in place: state_dict names stay as they were
-    model.eval()
     device = next(model.parameters()).device
-    t0 = time.perf_counter()
     # Two shapes (batch >= 2 and batch 1 are separate graphs), made as the runner makes its inputs: outside
     # inference mode (an inference tensor has other dispatch keys: one more graph at the first real batch), with
     # the attention mask a layer-norm extractor gets.
@@ -277,9 +319,4 @@ def apply_compile(model: nn.Module, config: CompileConfig) -> nn.Module:
     with CacheProbe() as probe, torch.inference_mode():
         for x, mask in zip(dummies, masks):
             model(x, attention_mask=mask)
-    model._footprint_compiled = config.scope + (" bf16" if config.autocast else "")
-    model._footprint_compile_s = time.perf_counter() - t0
-    model._footprint_compile_cache = probe.label
-    log.info("compile: %s compiled in %.1f s (compile cache %s)", config.scope, model._footprint_compile_s,
-             probe.label or "unused")
-    return model
+    return probe.label

@@ -54,6 +54,8 @@ from torch import nn
 
 from core.errors import FootprintError
 from core.inference import uses_group_norm
+from compress.methods import aoti
+from compress.methods.aoti import MAX_FRAMES
 from compress.methods.registry import register_method
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ def int8_inductor_available() -> bool:
 @dataclass
 class Int8InductorConfig:
     dynamic: bool = True  # activations quantized per call (no calibration); static: ranges calibrated on audio
-    max_frames: int = 100_000  # the export's bound on the encoder's length (frames, 50 per second of audio)
+    max_frames: int = MAX_FRAMES  # the export's bound on the encoder's length
     mixed_bf16: bool = False  # int8 Linears, the rest (attention, LayerNorm, GELU) in bf16: compiled under autocast
     calibration_data: str | None = None  # static only; None: the training split of the evaluated data
     calibration_utterances: int = 16
@@ -151,24 +153,14 @@ class Int8InductorEncoder(nn.Module):
 
         if output_attentions or output_hidden_states:
             raise FootprintError("int8-inductor: the compiled encoder returns the last hidden state only")
-        if attention_mask is not None and not self._with_mask:
-            raise FootprintError("int8-inductor: the encoder was exported without an attention mask (a group-norm "
-                                 "front end's model) and called with one")
-        if attention_mask is None and self._with_mask:  # no padding: all frames valid, as the model would do
-            attention_mask = torch.ones(hidden_states.shape[:2], dtype=torch.bool, device=hidden_states.device)
-        # exported with a padding mask, the graph fails on a batch of one: run it as two
-        single = hidden_states.shape[0] == 1 and self._with_mask
-        if single:
-            hidden_states = hidden_states.expand(2, -1, -1).contiguous()
-            attention_mask = attention_mask.expand(2, -1) if attention_mask is not None else None
-        args = (hidden_states,) if attention_mask is None else (hidden_states, attention_mask.bool())
-        if self._aoti:
-            out = self._compiled(*args)
-        else:
+
+        def run(*args: torch.Tensor) -> torch.Tensor:
+            if self._aoti:  # autocast and the float output are compiled into the package
+                return self._compiled(*args)
             with _inductor_config().patch(freezing=True), _autocast(self._mixed_bf16):
-                out = self._compiled(*args).float()  # (a recompilation, should one happen, freezes weights too)
-        if single:
-            out = out[:1]
+                return self._compiled(*args).float()  # (a recompilation, should one happen, freezes weights too)
+
+        out = aoti.call_encoder(run, hidden_states, attention_mask, self._with_mask, "int8-inductor")
         return BaseModelOutput(last_hidden_state=out) if return_dict else (out,)
 
 
@@ -219,15 +211,6 @@ def _inductor_config() -> Any:
     import torch._inductor.config as inductor_config  # loaded with torch.compile; imported here, not with the package
 
     return inductor_config
-
-
-class _LastHiddenState(nn.Module):
-    def __init__(self, encoder: nn.Module) -> None:
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.encoder(hidden_states, attention_mask=attention_mask).last_hidden_state
 
 
 def _calibrate(model: nn.Module, prepared: nn.Module, encoder: nn.Module, with_mask: bool,
@@ -312,12 +295,8 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
                         "slow here; int8-inductor keeps the rest in fp32")
     model.eval()
     with_mask = not uses_group_norm(model)
-    hidden = model.config.hidden_size
     t0 = time.perf_counter()
-    example = (torch.randn(3, 137, hidden),) + ((torch.ones(3, 137, dtype=torch.bool),) if with_mask else ())
-    batch = torch.export.Dim("batch", min=2 if with_mask else 1, max=4096)
-    frames = torch.export.Dim("frames", min=2, max=config.max_frames)
-    shapes = ({0: batch, 1: frames},) + (({0: batch, 1: frames},) if with_mask else ())
+    example, shapes = aoti.encoder_example(model.config.hidden_size, with_mask, max_frames=config.max_frames)
     loaded = _load_artefact(model, encoder, config, with_mask) if config.artefact else None
     if loaded is not None:
         graph, compiled, described, artefact = loaded
@@ -350,7 +329,7 @@ def _load_artefact(model: nn.Module, encoder: nn.Module, config: Int8InductorCon
                    with_mask: bool) -> tuple[nn.Module, Any, dict[str, Any], Any] | None:
     """The compiled encoder from its artefact, when one was built for this encoder, machine and version; None (and
     a one-line warning where one exists but cannot be used) otherwise."""
-    from compress.methods import aoti, int8_artefact
+    from compress.methods import int8_artefact
 
     t0 = time.perf_counter()
     key, parts = int8_artefact.key_for(encoder, model.config, config, with_mask)
@@ -385,7 +364,7 @@ def _quantize(model: nn.Module, encoder: nn.Module, config: Int8InductorConfig, 
         is_dynamic=config.dynamic, reduce_range=bool(config.reduce_range)))
     with torch.no_grad():
         # the encoder itself, not a copy: export and quantization leave it as it was (it is replaced below)
-        exported = torch.export.export(_LastHiddenState(encoder), example, dynamic_shapes=shapes,
+        exported = torch.export.export(aoti.LastHiddenState(encoder), example, dynamic_shapes=shapes,
                                        strict=False).module()
         model._footprint_export_s = time.perf_counter() - t0
         prepared = prepare_pt2e(exported, quantizer)
