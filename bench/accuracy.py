@@ -94,7 +94,7 @@ def _from_cache(run: Any, entry: Any, dev: str, acc_key: str, cached: dict[str, 
         # the warm scenario times lengths already run: the pass the accuracy pass would have been still runs,
         # untimed and unscored, so that the timed repeats meet the same kernels as after a computed one
         with run.phases("warm pass (accuracy cached)"):
-            run.pass_(entry, entry.wl)
+            run.pass_(entry, entry.wl, batches=entry.timed_batches)  # what the warm repeats will run
         entry.full_pass = True
     return run.ctx.broadcast(acc)
 

@@ -48,6 +48,10 @@ class RunConfig:
     # ``bench run`` asks for both, the library default stays the warm one
     scenarios: list[str] = field(default_factory=lambda: ["batched"])
     unseen_share: float = DEFAULT_SHARE  # of the utterances held out for ``unseen``, split over the repeats
+    # of the batch plan each warm (``batched``) repeat times: every round(1/share)-th batch of the accuracy pass's
+    # plan, across its lengths (bench.overhead.slice_batches), so its padded shapes are the accuracy pass's; 1: all.
+    # WER always comes from the accuracy pass over every utterance.
+    timed_share: float = 1.0
     fresh: bool = False                  # ignore the accuracy cache (bench/accuracy_cache.py); results unchanged
 
     def jobs(self) -> list["Job"]:
@@ -83,6 +87,8 @@ class RunConfig:
         d.pop("fresh")  # where a WER comes from, not what the run measures: a resume may change it
         if d.get("variant_memory") == "auto":
             d.pop("variant_memory")  # the default keeps the hashes (and resumes) of runs from before it existed
+        if d.get("timed_share") == 1.0:
+            d.pop("timed_share")  # likewise
         return d
 
 
@@ -134,6 +140,7 @@ class Loaded:
     full_pass: bool = False       # this process ran its whole batch plan (accuracy or warm pass): warm already
     content_hash: str = ""        # bench.accuracy_cache.variant_hash, computed once (the caches' keys)
     unseen: Any = None            # bench.unseen.Split of ``wl`` (None: no ``unseen`` repeats for this job)
+    timed_batches: list | None = None  # what each warm repeat runs (RunConfig.timed_share); None: the whole plan
 
 
 @dataclass

@@ -112,8 +112,9 @@ def plan_units(run: Any) -> dict[tuple[str, str, str], float]:
                 u[("accuracy", v, dev)] = audio
             if perf and cfg.warmup > 0:
                 u[("warm-up", v, dev)] = batch
+            share = cfg.timed_share if job.scenario.uses_data else 1.0
             for r in perf:
-                u[(f"repeat #{r}", v, dev)] = audio
+                u[(f"repeat #{r}", v, dev)] = share * audio
         if cfg.overhead_pairs > 0 and run.data_wl is not None:
             u[("tracker overhead", "", dev)] = 2 * cfg.overhead_pairs * run.data_wl.audio_s
     return u

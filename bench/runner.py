@@ -69,6 +69,8 @@ def run_benchmark(cfg: RunConfig, loader: Loader, progress: bool = True,
         raise FootprintError(f"--scenarios {','.join(cfg.scenarios)}: expected batched and/or unseen")
     if not 0 < cfg.unseen_share < 1:
         raise FootprintError(f"--unseen-share {cfg.unseen_share}: expected a fraction between 0 and 1")
+    if not 0 < cfg.timed_share <= 1:
+        raise FootprintError(f"--timed-share {cfg.timed_share}: expected a fraction above 0, at most 1")
     # entry points set it before torch starts; here it is too late to take effect unless nothing has run yet
     onednn_cache = onednn.ensure_cache()
     check_devices(cfg.devices)
@@ -366,6 +368,10 @@ class _Run:
                             self.cfg.repeats)
                 self.meta["skipped"].append({"variant": job.variant, "device": dev, "scenario": "unseen",
                                              "reason": f"fewer than {self.cfg.repeats + 1} distinct lengths"})
+        if self.cfg.timed_share < 1 and job.scenario is scenarios.BATCHED and job.scenario.uses_data:
+            from bench.overhead import slice_batches
+
+            entry.timed_batches = slice_batches(job.scenario.plan(tr, wl.durations), self.cfg.timed_share)
         if not wl.from_files:  # generated audio, shared by every variant on this device (GBs at full size)
             if id(wl_full) not in self.audio_caches:
                 self.audio_caches[id(wl_full)] = [wl.loader(i) for i in range(len(wl))]
@@ -375,7 +381,8 @@ class _Run:
     def _warmup(self, entry: Loaded, dev: str, wl: Any, scenario: str = "batched") -> None:
         from core.provenance import now_iso
 
-        plan = entry.job.scenario.plan(entry.tr, wl.durations)
+        plan = entry.timed_batches if wl is entry.wl and entry.timed_batches else \
+            entry.job.scenario.plan(entry.tr, wl.durations)
         # evenly spaced batches ending with the longest (it sets the allocator's high-water mark)
         picks = sorted({round((k + 1) * (len(plan) - 1) / self.cfg.warmup) for k in range(self.cfg.warmup)})
         warm, _ = self.pass_(entry, wl, audio_cache=entry.audio_cache, batches=[plan[p] for p in picks])
@@ -448,7 +455,8 @@ class _Run:
         wl = e.wl.subset(e.unseen.subsets[rep]) if pass_ == "unseen" else e.wl
         self.ctx.barrier()  # ranks start each repeat together
         with track_repeat(m, e.tr.device, rss, f"{e.job.variant}|{dev}|{rep}|{pass_}") as r:
-            res, reused = self.pass_(e, wl, audio_cache=e.audio_cache, keep_hyps=pass_ == "unseen")
+            res, reused = self.pass_(e, wl, audio_cache=e.audio_cache, keep_hyps=pass_ == "unseen",
+                                     batches=None if pass_ == "unseen" else e.timed_batches)
         net = r.energy.minus_baseline(self.idle_w[dev]) if dev in self.idle_w and r.energy.joules_by_component \
             else r.energy
         part = {"res": asdict(res), "gross": r.energy, "net": net, "peak": r.peak_rss_mb,

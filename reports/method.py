@@ -64,7 +64,10 @@ def method_html(run: Run, time_col: str, scenario: Optional[str] = None) -> str:
     data = [("Dataset", join(_unique(df, "dataset"))), ("Manifest hash", join(_unique(df, "manifest_hash")))]
     if len(tr):
         hours = stat(tr["audio_s"]).median / 3600.0
-        data.append(("Test set", f"{stat(tr['n_utts']).median:.0f} utterances, {hours:.2f} h of audio per pass"
+        timed, whole = stat(tr["n_utts"]).median, run.meta.get("n_utts")
+        scored = f"; WER over all {whole:.0f} utterances of the set" if isinstance(whole, (int, float)) \
+            and whole > timed else ""
+        data.append(("Test set", f"{timed:.0f} utterances, {hours:.2f} h of audio per timed pass{scored}"
                      + _skipped(tr)))
     else:
         data.append(("Test set", "no trained model in this run (timing only)"))

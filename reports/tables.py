@@ -70,7 +70,8 @@ def _dataset_line(df: pd.DataFrame) -> str:
     n = stat(src["n_utts"]).median
     hours = stat(src["audio_s"]).median / 3600.0
     ds = ", ".join(sorted(src["dataset"].dropna().unique())) or "unknown dataset"
-    return (f"Ours: {fmt_num(n, 'int')} utterances, {hours:.2f} h of audio ({ds}); paper: LibriSpeech dev-clean, "
+    return (f"Ours: {fmt_num(n, 'int')} utterances, {hours:.2f} h of audio per timed pass ({ds}); paper: LibriSpeech "
+            f"dev-clean, "
             f"{paper.DEV_CLEAN_UTTERANCES} utterances, {paper.DEV_CLEAN_HOURS} h.")
 
 

@@ -181,7 +181,7 @@ def test_table1_by_hand() -> None:
     assert q[col(t, "Size", "ours")] == Cell("100 MB", "on disk 120 MB", "ours", 100.0)
     extra = [r for r in t.rows if r[0].text == "(not in the paper)"]
     assert extra == [] and len(t.rows) == 3
-    assert "Ours: 10 utterances, 0.01 h of audio (synthetic)" in t.caption
+    assert "Ours: 10 utterances, 0.01 h of audio per timed pass (synthetic)" in t.caption
     assert "Ours (GPU): the total of package-0 (measured);" in " ".join(t.notes)
     cpu_only = table1(frame()[lambda d: d["device"] == "cpu"])
     assert cpu_only.rows[0][col(cpu_only, "GPU time", "ours")] == Cell("n/a", "no GPU in this run", "ours")
@@ -281,10 +281,11 @@ def test_dataset_line_by_hand() -> None:
                        row("u", "x", audio_s=3618.01, n_utts=7, dataset="a"),
                        row("r", "arch-x", weights="random", audio_s=99999.0, n_utts=99, dataset="c")])
     # 3618.01 s / 3600 = 1.005003 h -> "1.01" (over 3601 it would print 1.00); random-weight rows left out
-    assert _dataset_line(df).startswith("Ours: 7 utterances, 1.01 h of audio (a, b); paper: LibriSpeech dev-clean, "
-                                        "2703 utterances, 5.4 h.")
+    assert _dataset_line(df).startswith("Ours: 7 utterances, 1.01 h of audio per timed pass (a, b); paper: "
+                                        "LibriSpeech dev-clean, 2703 utterances, 5.4 h.")
     only_random = df[df["weights"] == "random"].assign(dataset=None)
-    assert _dataset_line(only_random).startswith("Ours: 99 utterances, 27.78 h of audio (unknown dataset);")
+    assert _dataset_line(only_random).startswith("Ours: 99 utterances, 27.78 h of audio per timed pass "
+                                                 "(unknown dataset);")
 
 
 def test_student_choices_by_depth_not_name() -> None:

@@ -136,6 +136,42 @@ def test_accuracy_cache_hit_fresh_and_what_a_hit_keeps(assets, tmp_path, monkeyp
     assert len(scored) == 2
 
 
+def test_a_timed_share_times_warm_batches_of_the_accuracy_plan_and_scores_every_utterance(assets, tmp_path,
+                                                                                        monkeypatch) -> None:  # noqa: ANN001
+    """``timed_share``: each warm repeat runs every round(1/share)-th batch of the accuracy pass's plan, so every
+    shape it times ran before (first run: in the accuracy pass; with the accuracy cached: in a warm pass over
+    those batches only); WER still over every utterance; the config hash of the default stays what it was."""
+    from bench import runner
+
+    passes: list[int] = []
+    real = runner.run_pass
+
+    def spy(tr, wl, scenario, **kw):  # noqa: ANN001, ANN202
+        res = real(tr, wl, scenario, **kw)
+        passes.append(res.n_utts)
+        return res
+
+    monkeypatch.setattr(runner, "run_pass", spy)
+    one = dict(models=[str(assets["a"])], batch_size=2, timed_share=0.5)  # 8 utterances: 4 batches, 2 timed
+    run_benchmark(_cfg(assets, tmp_path / "first", **one), load_variant, progress=False)
+    df = load_results(tmp_path / "first")
+    assert len(df) == 2 and (df["n_utts"] == 4).all() and (df["shapes_reused"] == 2).all()  # warm: both batches
+    assert len((tmp_path / "first" / "hyps" / "tiny-a__cpu.tsv").read_text().splitlines()) >= 8  # WER over all 8
+    assert read_meta(tmp_path / "first")["n_utts"] == 8
+    assert passes[:1] == [8] and 4 in passes[1:]
+
+    passes.clear()
+    run_benchmark(_cfg(assets, tmp_path / "second", **one), load_variant, progress=False)  # accuracy cached
+    df2 = load_results(tmp_path / "second")
+    assert (df2["accuracy_source"] == "cache").all() and (df2["shapes_reused"] == 2).all()
+    assert df2["wer"].tolist() == df["wer"].tolist() and max(passes) == 4  # no pass over the whole set
+
+    assert "timed_share" not in RunConfig().hash_payload()  # runs made before the option resume as they were
+    assert RunConfig(timed_share=0.5).hash_payload()["timed_share"] == 0.5
+    with pytest.raises(Exception, match="--timed-share 0"):
+        run_benchmark(_cfg(assets, tmp_path / "bad", timed_share=0.0), load_variant, progress=False)
+
+
 def _key(model, threads: int = 1, utts: tuple = ("u1", "u2"), manifest: str = "m1", record: dict | None = None,
          batch_size: int = 8) -> str:
     import types

@@ -69,6 +69,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "(default batched,unseen)")
     p.add_argument("--unseen-share", type=float, default=0.5,
                    help="share of the utterances held out for unseen, split over the repeats (default 0.5)")
+    add_timed_share_argument(p, 1.0)
     p.add_argument("--max-batch-seconds", type=float, default=240.0, help="padded audio per batch (default 240)")
     add_calibration_argument(p)
     add_fresh_argument(p)
@@ -80,6 +81,12 @@ def add_fresh_argument(p: argparse.ArgumentParser) -> None:
                    help="compute every WER again instead of reusing the accuracy cache (a variant's WER on the same "
                         "data, code and software from an earlier run; $W2V_FOOTPRINT_ACCURACY_CACHE, default "
                         "~/.cache/w2v-footprint/accuracy)")
+
+
+def add_timed_share_argument(p: argparse.ArgumentParser, default: float) -> None:
+    p.add_argument("--timed-share", type=float, default=default, metavar="SHARE",
+                   help="share of the accuracy pass's batches each warm repeat times (every round(1/SHARE)-th, across "
+                        f"the lengths, so the shapes are warm); WER always over every utterance (default {default:g})")
 
 
 def add_calibration_argument(p: argparse.ArgumentParser) -> None:
@@ -111,7 +118,8 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201
                      arch_fraction=args.arch_fraction, paper_loop=args.paper_loop, overhead_pairs=args.overhead_pairs,
                      variant_memory=getattr(args, "variant_memory", "auto"),
                      scenarios=getattr(args, "scenarios", ["batched", "unseen"]),
-                     unseen_share=getattr(args, "unseen_share", 0.5), fresh=getattr(args, "fresh", False))
+                     unseen_share=getattr(args, "unseen_share", 0.5), timed_share=getattr(args, "timed_share", 1.0),
+                     fresh=getattr(args, "fresh", False))
 
 
 def check_inputs(cfg) -> None:  # noqa: ANN001

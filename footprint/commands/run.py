@@ -15,8 +15,9 @@
 The console shows this suite's lines and other libraries' errors; ``RUN_DIR/run.log`` keeps every record of the
 job and its child processes (core/console.py).
 
-Sized for a 2-core machine: the whole synthetic dev-clean (300 utterances, 22.8 min of audio), 2 interleaved
-repeats per scenario (warm, and unseen lengths on a held-out share), the tracker's overhead over a short slice
+Sized for a 2-core machine: WER over the whole synthetic dev-clean (300 utterances, 22.8 min of audio), 2
+interleaved repeats per scenario (warm, on a third of the accuracy pass's batches, ``--timed-share``; and unseen
+lengths on a held-out share), the tracker's overhead over a short slice
 of batches (``bench.overhead.MIN_PAIRS`` pairs: a median and its interval), and the large
 architecture timed on 0.1 % of a dev-clean-shaped workload; ``--limit N`` benchmarks fewer utterances; the run's
 duration is logged at the end.  A rerun resumes: finished rows are skipped.
@@ -51,10 +52,11 @@ def register_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="the main job: corpus -> variants -> benchmark -> HTML report")
     p.add_argument("--model", default="embedded", help="teacher: 'embedded' or a Hugging Face model directory")
     p.add_argument("--data", default="embedded:dev-clean", help="'embedded:dev-clean' or a LibriSpeech subset dir")
-    from footprint.commands.bench import add_calibration_argument, add_fresh_argument
+    from footprint.commands.bench import add_calibration_argument, add_fresh_argument, add_timed_share_argument
 
     add_calibration_argument(p)
     add_fresh_argument(p)
+    add_timed_share_argument(p, TIMED_SHARE)
     p.add_argument("--out", default="runs/main", help="RUN_DIR (results, report)")
     p.add_argument("--device", default=None, help="cpu, cuda or cpu,cuda (default: cpu, plus cuda if visible)")
     p.add_argument("--limit", type=int, default=0, help="benchmark only the first N utterances (default 0 = all)")
@@ -71,6 +73,10 @@ def register_run(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main_job)
 
 
+# Each warm repeat times a third of the accuracy pass's batches (100 of the 300 utterances, every third batch by
+# length), as each unseen repeat times 75: the timed repeats were the main job's largest phase (277-284 s of 704-1039 s
+# on a 2-vCPU AMD EPYC), and every variant times the same batches, so the ratios compare like with like.
+TIMED_SHARE = 1 / 3
 STUDENTS_DIR_HINT = "compress/embedded/students"
 RUN_LOG = "run.log"  # in RUN_DIR: every record of the job and its child processes (the console shows ours)
 
@@ -192,6 +198,7 @@ def _main_job(args: argparse.Namespace) -> int:
                     carbon_intensity=args.carbon_intensity, arch=[] if args.no_arch else ["large"],
                     layers=layers, arch_fraction=args.arch_fraction, overhead_pairs=MIN_PAIRS,
                     scenarios=["batched", "unseen"],  # warm (a batch job) and lengths never seen (a server)
+                    timed_share=getattr(args, "timed_share", TIMED_SHARE),
                     idle_baseline_s=getattr(args, "idle_baseline_s", None), fresh=getattr(args, "fresh", False))
     if args.model != "embedded":
         import os
