@@ -5,8 +5,9 @@ For each variant x device:
      each over its own held-out, length-disjoint subset, which no pass in this process has run (bench/unseen.py);
   2. an accuracy pass over every utterance (WER, CER; hypotheses saved under RUN_DIR/hyps/);
   3. warm-up batches (timed and kept in the ``passes`` table, never in the rows);
-  4. ``batched`` (warm): N timed repeats over the same utterances, variants interleaved (and their order rotated)
-     between repeats so that machine drift hits all alike; each repeat is one row, committed as it completes.
+  4. ``batched`` (warm): N timed repeats over the same utterances (``timed_share`` < 1: over every k-th batch of
+     the accuracy pass's plan, shapes it ran), variants interleaved (and their order rotated) between repeats so
+     that machine drift hits all alike; each repeat is one row, committed as it completes.
 
 Timing inside a repeat (``time.perf_counter``; on CUDA after ``torch.cuda.synchronize`` and with CUDA
 events beside it): ``decode_s`` audio file decoding, ``inputs_s`` normalisation/padding/copy, ``model_s`` the
