@@ -24,7 +24,7 @@ def _fake_package(calls: list[tuple]) -> object:
 def stand_ins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict:
     state: dict = {"built": 0, "calls": [], "folder": tmp_path / "artefact"}
 
-    def build(key, parts, encoder, hidden, with_mask):  # noqa: ANN001, ANN202
+    def build(key, parts, encoder, hidden, with_mask, freezing):  # noqa: ANN001, ANN202
         state["built"] += 1
         state["folder"].mkdir(exist_ok=True)
         return state["folder"]

@@ -57,8 +57,8 @@ def test_compiled_encoder_after_the_channels_last_bf16_front_end() -> None:
             x = torch.randn(batch, n).bfloat16()
             ref = eager(x).logits.float()
             out = model(x).logits.float()
-            # bf16 rounding differs between fused and eager kernels (measured 0.5 %); another model's: ~140 %
-            assert float((out - ref).norm() / ref.norm()) < 0.01
+            # bf16 rounding differs between fused and eager kernels (measured 0.35-0.38 %); another model's: ~140 %
+            assert float((out - ref).norm() / ref.norm()) < 0.0075
             assert torch.equal(again(x).logits, model(x).logits)
     with pytest.raises(FootprintError, match="compile-encoder after it"):
         apply_stages(tiny_model(layers=1), parse_recipe("front-end-bf16+compile"))

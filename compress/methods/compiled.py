@@ -146,6 +146,8 @@ class CompileConfig:
     # encoder scope on CPU: an AOTInductor artefact in the compile cache, loaded by later builds (encoder_artefact.py);
     # False (or a mode, or an autocast model): torch.compile in this process
     artefact: bool = True
+    # the artefact's weights frozen into it: oneDNN's prepacked GEMMs with bias and GELU fused (encoder_artefact.py)
+    freezing: bool = True
 
 
 class _AutocastFrontEnd:
@@ -297,7 +299,7 @@ def _compile_encoder_artefact(model: nn.Module, encoder: nn.Module, config: Comp
     from compress.methods import encoder_artefact
 
     try:
-        return encoder_artefact.compile_encoder(model, encoder, not uses_group_norm(model))[1]
+        return encoder_artefact.compile_encoder(model, encoder, not uses_group_norm(model), config.freezing)[1]
     except Exception as exc:  # noqa: BLE001 - any failure (export, C++ build, load): compile in this process
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         log.warning("compile-encoder: AOTInductor artefact failed (%s: %s); compiling with torch.compile",
