@@ -3,12 +3,11 @@
 The timed repeats run with every variant resident, so the process's ``peak_rss_mb`` / ``cuda_max_alloc_mb`` are
 the run's, not the variant's.  Here each variant x device is measured once, alone:
 
-``child-vmhwm``              (CPU, the default) a child process (forked from a server that has imported the
-                             libraries, :data:`PRELOAD`; spawned where there is none), with the parent's environment,
-                             takes its RSS as the baseline, loads only this variant (a compiled one from the
-                             persistent compile cache the parent's build filled), runs the heaviest batch once
-                             (lazy initialisation), resets the high-water mark (/proc/self/clear_refs, as
-                             ``bench.trackers.PeakRSS``), runs it again and reports VmHWM - baseline.
+``child-vmhwm``              (CPU, the default) a spawned child process imports the libraries, takes its RSS as the
+                             baseline, loads only this variant (a compiled one from the persistent compile cache the
+                             parent's build filled), runs the heaviest batch once (lazy initialisation), resets the
+                             high-water mark (/proc/self/clear_refs, as ``bench.trackers.PeakRSS``), runs it again and
+                             reports VmHWM - baseline.
 ``child-maxrss``             as above where VmHWM cannot be reset (lifetime peak: includes loading's transients).
 ``child-cuda-max-alloc``     (GPU) in the child, torch.cuda.max_memory_allocated over the pass, the peak stats
                              reset after loading (the weights stay allocated, so they count), only this variant
@@ -28,6 +27,11 @@ vs 398 MB).  A figure that depends on the order of the variants is not the varia
 paid once: the run folder keeps it for a resume, and the memory cache (:mod:`bench.accuracy_cache`,
 ``kind="memory"``, children's figures only) for a later run of the same variant content, data, device and
 software, which then builds each variant once.
+
+Why spawned, not forked from a server that imported the libraries once (about 4 s less per child): a forked child
+starts without page-table entries for the libraries' file-backed pages, which then fault in while the variant
+loads and runs and count as its memory (the main job's unchanged variants measured +21 to +106 MB against spawned
+children in an earlier run).
 
 The heaviest batch is the batch plan's largest (longest padded audio x batch size), the one that sets the peak.
 """
@@ -164,11 +168,8 @@ def peak_over(tr: Any, audio: Sequence[Any], device: str, base_mb: float, prefix
 
 
 def _child(loader: Callable[[str, str], Any], spec: str, device: str, audio: Sequence[Any], batch_size: int,
-           max_batch_seconds: float, threads: int, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Runs in the child: only this variant in the process (and on its device)."""
-    if env is not None:  # the parent's environment now (caches, run log), not the fork server's at its start
-        os.environ.clear()
-        os.environ.update(env)
+           max_batch_seconds: float, threads: int) -> dict[str, Any]:
+    """Runs in the spawned child: only this variant in the process (and on its device)."""
     from core import console
 
     console.setup(child=True)  # the parent's console rules; its records join the run log
@@ -196,33 +197,15 @@ def picklable(obj: Any) -> bool:
         return False
 
 
-# What every child imports before its baseline, imported once by the fork server (bench/child_preload.py), so a child
-# starts with them instead of importing them again (about 4 s per child on a 2-vCPU EPYC, 14 children in the main
-# job).  Only imports: no torch thread pool or CUDA context exists in the server, so forking it is safe.  The server
-# keeps the environment it started with; each child takes the parent's of the moment (_child's ``env``).
-PRELOAD = ("bench.child_preload", "bench.memory")
-
-
-def _child_context() -> Any:
-    """Children forked from a fork server that has the libraries imported; spawned where there is no fork server."""
-    import multiprocessing as mp
-
-    if "forkserver" not in mp.get_all_start_methods():
-        return mp.get_context("spawn")
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(list(PRELOAD))  # takes effect when the server starts (the first child)
-    return ctx
-
-
 def measure_in_child(loader: Callable[[str, str], Any], spec: str, device: str, audio: Sequence[Any],
                      batch_size: int, max_batch_seconds: float, threads: int, timeout_s: float = 1800.0
                      ) -> dict[str, Any]:
-    """``variant_peak_mb`` from a fresh child process that loads only this variant (raises on failure)."""
+    """``variant_peak_mb`` from a fresh spawned process that loads only this variant (raises on failure)."""
+    import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=_child_context()) as ex:
-        fut = ex.submit(_child, loader, spec, device, list(audio), batch_size, max_batch_seconds, threads,
-                        dict(os.environ))
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as ex:
+        fut = ex.submit(_child, loader, spec, device, list(audio), batch_size, max_batch_seconds, threads)
         return fut.result(timeout=timeout_s)
 
 
