@@ -45,7 +45,7 @@ class ArtefactError(Exception):
 
 def artefacts_dir() -> Path:
     """Where artefacts live: beside Inductor's caches, in the compile cache folder in effect."""
-    from compress.methods.compiled import use_compile_cache
+    from compress.methods.compile_cache import use_compile_cache
 
     return Path(use_compile_cache()) / "aoti"
 
@@ -128,7 +128,7 @@ def build(key: str, parts: dict[str, Any], exported: Any, inductor_configs: dict
           write_extra: Callable[[Path], dict[str, Any]]) -> Path:
     """Compile ``exported`` (an ``ExportedProgram``) with AOTInductor into a new artefact folder and return it.
     ``write_extra(tmp)`` writes the method's own files there and returns what its ``meta.json`` adds."""
-    from compress.methods.compiled import use_compile_cache
+    from compress.methods.compile_cache import use_compile_cache
 
     use_compile_cache()  # Inductor's kernels and AOTInductor's build folders go there too
     root = artefacts_dir()

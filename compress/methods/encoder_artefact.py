@@ -54,8 +54,9 @@ def build(key: str, parts: dict[str, Any], encoder: nn.Module, hidden: int, with
     return aoti.build(key, parts, exported, {"freezing": freezing}, lambda folder: {})
 
 
-class _ArtefactForward:
-    """Mixed into the encoder's class: its forward calls the loaded artefact instead of the layers."""
+class ArtefactForward:
+    """Mixed into the encoder's class (by ``compiled.py``): its forward calls the loaded artefact instead of the
+    layers."""
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 output_attentions: bool = False, output_hidden_states: bool = False, return_dict: bool = True) -> Any:
@@ -69,10 +70,11 @@ class _ArtefactForward:
         return BaseModelOutput(last_hidden_state=out) if return_dict else (out,)
 
 
-def compile_encoder(model: nn.Module, encoder: nn.Module, with_mask: bool, freezing: bool) -> tuple[str, str]:
-    """The encoder's forward replaced by its artefact's, loaded or built here: ("loaded" | "built", the compile
-    cache's label).  Raises what building or loading raised (the caller compiles with ``torch.compile`` instead)."""
-    from compress.methods.compiled import CacheProbe, _own_class
+def compile_encoder(model: nn.Module, encoder: nn.Module, with_mask: bool, freezing: bool) -> tuple[Any, str, str]:
+    """The encoder's artefact, loaded or built here: (the loaded package, "loaded" | "built", the compile cache's
+    label); its folder in ``encoder.artefact``.  Raises what building or loading raised (the caller compiles with
+    ``torch.compile`` instead)."""
+    from compress.methods.compile_cache import CacheProbe
 
     key, parts = key_for(encoder, model.config, with_mask, freezing)
     folder = aoti.find(key)
@@ -95,10 +97,5 @@ def compile_encoder(model: nn.Module, encoder: nn.Module, with_mask: bool, freez
         compiled = aoti.load_package(folder)
         model._footprint_artefact_load_s = time.perf_counter() - t0
         state, label = "built", probe.label or "cold"
-    _own_class(encoder, _ArtefactForward, prefix="Aoti")
-    object.__setattr__(encoder, "_footprint_aoti", compiled)  # not a submodule: no state, no parameters
-    encoder._footprint_aoti_mask = with_mask
     encoder.artefact = folder
-    model._footprint_artefact = state
-    model._footprint_runtime = "AOTInductor"
-    return state, label
+    return compiled, state, label

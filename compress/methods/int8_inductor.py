@@ -387,7 +387,7 @@ def _compile(model: nn.Module, graph: torch.fx.GraphModule, described: dict[str,
     """(the compiled graph, its artefact folder or None, the compile cache's label): an AOTInductor artefact built
     and loaded, or, where that is off or fails, ``torch.compile`` with frozen weights in this process."""
     from compress.methods import int8_artefact
-    from compress.methods.compiled import CacheProbe
+    from compress.methods.compile_cache import CacheProbe
 
     if config.artefact:
         key, parts = model._footprint_artefact_key
