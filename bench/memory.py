@@ -30,8 +30,8 @@ software, which then builds each variant once.
 
 Why spawned, not forked from a server that imported the libraries once (about 4 s less per child): a forked child
 starts without page-table entries for the libraries' file-backed pages, which then fault in while the variant
-loads and runs and count as its memory (the main job's unchanged variants measured +21 to +106 MB against spawned
-children in an earlier run).
+loads and runs and count as its memory (+21 to +106 MB on the main job's variants; the run record
+docs/runs/2026-12-07b-main-job-timed-share).
 
 The heaviest batch is the batch plan's largest (longest padded audio x batch size), the one that sets the peak.
 """

@@ -115,13 +115,19 @@ def read_meta(folder: Path, parts: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first line (a C++ build's log can run to pages): for one-line warnings."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
 def load_package(folder: Path) -> Any:
     """The compiled graph, callable like the module that was exported."""
     try:
         return torch._inductor.aoti_load_package(str(folder / PACKAGE))
     except Exception as exc:  # noqa: BLE001 - any failure to load means: build it again
         raise ArtefactError(f"{folder / PACKAGE}: cannot be loaded ({type(exc).__name__}: "
-                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from exc
+                            f"{first_line(exc)})") from exc
 
 
 def build(key: str, parts: dict[str, Any], exported: Any, inductor_configs: dict[str, Any],

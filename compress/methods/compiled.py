@@ -230,15 +230,14 @@ def _compile_encoder_artefact(model: nn.Module, encoder: nn.Module, config: Comp
     if not config.artefact or config.mode or autocast_dtype(model) \
             or next(encoder.parameters()).device.type != "cpu":
         return None
-    from compress.methods import encoder_artefact
+    from compress.methods import aoti, encoder_artefact
 
     with_mask = not uses_group_norm(model)
     try:
         package, state, label = encoder_artefact.compile_encoder(model, encoder, with_mask, config.freezing)
     except Exception as exc:  # noqa: BLE001 - any failure (export, C++ build, load): compile in this process
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         log.warning("compile-encoder: AOTInductor artefact failed (%s: %s); compiling with torch.compile",
-                    type(exc).__name__, first[:300])
+                    type(exc).__name__, aoti.first_line(exc)[:300])
         model._footprint_artefact = "failed"
         return None
     _own_class(encoder, encoder_artefact.ArtefactForward, prefix="Aoti")

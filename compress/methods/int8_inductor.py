@@ -403,9 +403,8 @@ def _compile(model: nn.Module, graph: torch.fx.GraphModule, described: dict[str,
             model._footprint_artefact = "built"
             return compiled, folder, "cold"
         except Exception as exc:  # noqa: BLE001 - any failure (export, C++ build, load): compile in this process
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             log.warning("int8-inductor: AOTInductor artefact failed (%s: %s); compiling with torch.compile",
-                        type(exc).__name__, first[:300])
+                        type(exc).__name__, aoti.first_line(exc)[:300])
             model._footprint_artefact = "failed"
     compiled = torch.compile(graph, dynamic=True)
     with _inductor_config().patch(freezing=True), torch.inference_mode(), _autocast(config.mixed_bf16), \
