@@ -138,13 +138,29 @@ def _json(path: Path) -> dict[str, Any]:
         raise FootprintError(f"{path}: unreadable ({e})") from None
 
 
+# A metered record shorter than its log by more than this: part of the run ran in a process that recorded nothing
+UNRECORDED_MIN_S = 60.0
+
+
 def student_phases(folder: Path, intensity: Any) -> list[Phase]:
+    """One estimated phase per run of a student, from its log; where the current run's record has metered training
+    phases (a run resumed from a checkpoint meters only itself), the part of the log's wall time they do not cover, when
+    over :data:`UNRECORDED_MIN_S`: what an earlier process of the same run did before it ended unrecorded."""
     rec = _json(folder / VARIANT_FILE)
     pruned = "structured_pruning" in rec
+    trained_by = "prune-structured" if pruned else "distill"  # the metered training command's phase (not a later one)
+    metered_s = sum(p.wall_s for p in (read_making(folder) or Making(())).phases
+                    if p.energy_method != ESTIMATED_FROM_LOG and p.phase.startswith(trained_by))
     runs = _runs(folder)
     out = []
     for i, (sfx, log, cfg_path, rec_path) in enumerate(runs, 1):
         wall = _last_wall(_rows(log), str(log))
+        unrecorded = ""
+        if not sfx and metered_s:
+            if wall - metered_s <= UNRECORDED_MIN_S:
+                continue
+            unrecorded = (f"the part of the run that its metered phase(s) ({metered_s:g} s) do not cover: an earlier "
+                          "process, resumed from its checkpoint, ended before it recorded a phase")
         logged = _json(rec_path).get("training", {}).get("wall_s")
         if logged is not None and abs(float(logged) - wall) > 1.0:
             raise FootprintError(f"{log}: last wall_s {wall:g} s disagrees with {rec_path.name}'s training.wall_s "
@@ -156,8 +172,11 @@ def student_phases(folder: Path, intensity: Any) -> list[Phase]:
         note = ("the pruning step before it (importance over 64 utterances) was not timed: not included"
                 if pruned else "the teacher-logit cache, built before the loop and shared by several students, "
                 "not included")
-        out.append(_phase(name, wall, cpu_power(threads), f"{log.name}, last wall_s", intensity, note,
-                          command="see docs/runs/2026-11-students-training/README.md"))
+        if unrecorded:
+            note, wall = f"{unrecorded}; {note}", wall - metered_s
+        out.append(_phase(name, wall, cpu_power(threads), f"{log.name}, last wall_s" + (
+            " minus the metered phases'" if unrecorded else ""), intensity, note,
+            command="see docs/runs/2026-11-students-training/README.md"))
     return out
 
 

@@ -294,6 +294,19 @@ def test_backfill_is_logged_wall_time_times_the_stated_power(tmp_path: Path) -> 
     assert mk.phases[1].energy_kwh == pytest.approx(30.0 * 14.0 / 3.6e6)  # 1 thread: 4 W + 10 W RAM
     assert mk.phases[1].phase == "distill, run 2 of 2 (continued from run 1)"
 
+    # a run resumed from its checkpoint meters only itself: the earlier process's part of the log is estimated
+    r = tmp_path / "resumed"
+    r.mkdir()
+    (r / "variant.json").write_text(json.dumps({"recipe": "distill-L2", "training": {"wall_s": 4000.0}}))
+    (r / "train_log.csv").write_text("epoch,wall_s\n1,1500.0\n2,4000.0\n")
+    add_phase(r, _ph("distill", 1400.0, 7.0))
+    mk = backfill(r, INTENSITY)
+    assert [(p.phase, p.wall_s) for p in mk.phases] == [("distill", 2600.0), ("distill", 1400.0)]
+    assert mk.phases[0].energy_kwh == pytest.approx(2600.0 * 18.0 / 3.6e6) and "ended before" in \
+        mk.phases[0].energy_source_detail
+    add_phase(r, _ph("distill", 2550.0, 9.0))  # metered phases within a minute of the log: nothing estimated
+    assert [p.wall_s for p in backfill(r, INTENSITY).phases] == [1400.0, 2550.0]
+
 
 def test_shipped_records_equal_their_logs() -> None:
     """The committed records are the backfill of the shipped logs (rerun it after a log changes)."""
