@@ -26,9 +26,7 @@ one 22-68 % lower (those are resident already: distill-L2 290 vs 417 MB, bf16+fr
 vs 398 MB).  A figure that depends on the order of the variants is not the variant's.  What the child costs is
 paid once: the run folder keeps it for a resume, and the memory cache (:mod:`bench.accuracy_cache`,
 ``kind="memory"``, children's figures only) for a later run of the same variant content, data, device and
-software, which then builds each variant once.  In a one-process run the children wait for the runner's accuracy
-passes and run beside them, one at a time (:class:`BesideAccuracy`): a child's high-water mark is its own
-process's, whatever else runs, so only the untimed passes share the CPU with them.
+software, which then builds each variant once.
 
 Why spawned, not forked from a server that imported the libraries once (about 4 s less per child): a forked child
 starts without page-table entries for the libraries' file-backed pages, which then fault in while the variant
@@ -43,10 +41,8 @@ import gc
 import logging
 import os
 import pickle
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -243,84 +239,15 @@ def default_threads() -> int:
     return torch.get_num_threads() or (os.cpu_count() or 1)
 
 
-PENDING = "pending: measured in a child beside the accuracy passes"  # rows committed before their child reported
-
-
-@dataclass
-class _Queued:
-    """One variant's memory child, waiting to run beside the accuracy passes (:class:`BesideAccuracy`)."""
-
-    entry: Any
-    dev: str
-    args: tuple
-    ckey: str
-    parts: dict[str, Any]
-    extra: dict[str, Any]
-    future: Future | None = None
-
-
-class BesideAccuracy:
-    """The first run's memory children, one at a time, while the runner's accuracy passes keep both cores busy.
-
-    A child's figure is its own process's high-water mark, which another process's CPU use does not change, so
-    the children need not wait for a quiet machine; the timed repeats do, and come after :meth:`results`.  What
-    shares the CPU with them is only untimed work: the accuracy passes, whose ``wall_s`` and ``energy_j`` in the
-    passes table then include the children's load (meta.json ``memory_children`` says so).  The unseen repeats,
-    which run earlier, commit their rows with ``variant_peak_method`` :data:`PENDING`; the runner fills the figure in
-    once the child has reported (``core.results.ResultsStore.fill``)."""
-
-    def __init__(self) -> None:
-        self.queued: list[_Queued] = []
-        self._pool: ThreadPoolExecutor | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._pool is not None
-
-    def add(self, job: _Queued) -> None:
-        self.queued.append(job)
-
-    def start(self) -> None:
-        """Start the children in queue order, one after the other, in a background thread that only waits."""
-        if self.queued and self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="variant-memory")
-            for q in self.queued:
-                q.future = self._pool.submit(measure_in_child, *q.args)
-
-    def results(self, run: Any) -> Iterator[tuple[Any, str, dict[str, Any]]]:
-        """(entry, device, figure) per queued child as each finishes, recorded as :func:`for_run` records; a child
-        that failed gives "not measured" and why: an in-process delta taken now would count every variant loaded
-        since its baseline."""
-        self.start()
-        while self.queued:
-            q = self.queued.pop(0)
-            try:
-                out = q.future.result()
-            except Exception as exc:  # noqa: BLE001 - one variant's child must not stop the run
-                reason = " ".join(f"child process failed: {type(exc).__name__}: {exc}".split())[:300]
-                log.warning("%s on %s: variant memory %s; not measured", q.entry.job.variant, q.dev, reason)
-                out = {"variant_peak_mb": float("nan"), "variant_peak_method": "not measured", "reason": reason}
-            out.update(q.extra)
-            yield q.entry, q.dev, _record(run, q.entry, q.dev, out, None, q.ckey, q.parts)
-        self.close()
-
-    def close(self) -> None:
-        """Run no further child; wait for the one running, if any (it ends with its batch)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
-
-def for_run(run: Any, entry: Any, dev: str, beside: BesideAccuracy | None = None) -> dict[str, Any] | None:
+def for_run(run: Any, entry: Any, dev: str) -> dict[str, Any]:
     """variant_peak_mb once per variant x device of a run (``run``: the runner's state), saved in the passes table:
-    a resumed run reuses it.  The heaviest batch holds the longest utterance, which bench.unseen never holds out.
-
-    With ``beside`` (one process, no ranks), a child still to run is queued there and None returned: the runner
-    starts the queue with its accuracy passes and takes the figures from :meth:`BesideAccuracy.results`."""
+    a resumed run reuses it.  The heaviest batch holds the longest utterance, which bench.unseen never holds out."""
     from bench import accuracy_cache
+    from core.provenance import now_iso
 
     job = entry.job
-    saved = run.ctx.broadcast(run.store.get_pass(memory_key(run, job, dev)) if run.store else None)
+    mkey = f"{run.chash}|memory|{job.variant}|{dev}"
+    saved = run.ctx.broadcast(run.store.get_pass(mkey) if run.store else None)
     if saved is not None:
         return saved
     if run.cfg.variant_memory == "off":
@@ -331,45 +258,26 @@ def for_run(run: Any, entry: Any, dev: str, beside: BesideAccuracy | None = None
         idx = heaviest_batch(job.scenario.plan(entry.tr, wl.durations), wl.durations)
         ckey, parts = _cache_key(run, entry, dev, idx)
         cached = accuracy_cache.load(ckey, "memory") if ckey and not run.cfg.fresh else None
-        extra = {"batch_utts": len(idx), "batch_longest_s": max((wl.durations[i] for i in idx), default=0.0)}
         if cached is not None:
             out = {**cached["memory"], "cache_origin": cached.get("origin", {})}
         else:
             audio = [entry.audio_cache[i] for i in idx] if entry.audio_cache is not None else \
                 [wl.loader(i) for i in idx]
-            args = (run.loader, job.spec, run.local_device(dev), audio, job.batch_size, run.cfg.max_batch_seconds,
-                    default_threads())
-            if beside is not None and run.cfg.variant_memory in ("auto", "child") and picklable(run.loader):
-                beside.add(_Queued(entry, dev, args, ckey, parts, extra))
-                return None
-            out = measure_variant(*args, loaded_tr=entry.tr, base_mb=entry.base_mb, mode=run.cfg.variant_memory)
-            out.update(extra)
-        out = _record(run, entry, dev, out, cached, ckey, parts)
+            out = measure_variant(run.loader, job.spec, run.local_device(dev), audio, job.batch_size,
+                                  run.cfg.max_batch_seconds, default_threads(), loaded_tr=entry.tr,
+                                  base_mb=entry.base_mb, mode=run.cfg.variant_memory)
+            out.update(batch_utts=len(idx), batch_longest_s=max((wl.durations[i] for i in idx), default=0.0))
+            # only a child's figure is the variant's alone; an in-process delta depends on what ran before it
+            if ckey and str(out.get("variant_peak_method", "")).startswith("child"):
+                accuracy_cache.save(ckey, parts, out, [], [], [], {"run_id": run.run_id, "at": now_iso()}, "memory")
+        run.meta.setdefault("memory_cache", {})[f"{job.variant}|{dev}"] = {
+            "hit": cached is not None, "computed_in": (out.get("cache_origin") or {}).get("run_id", run.run_id)}
+        log.info("%s on %s: variant peak memory %.1f MB (%s; heaviest batch: %d x %.1f s)%s", job.variant, dev,
+                 out["variant_peak_mb"], out["variant_peak_method"], out["batch_utts"], out["batch_longest_s"],
+                 " from the memory cache (--fresh measures it again)" if cached is not None else "")
+        if run.store:
+            run.store.put_pass(mkey, "memory", job.variant, dev, out, now_iso())
     return run.ctx.broadcast(out)
-
-
-def memory_key(run: Any, job: Any, dev: str) -> str:
-    return f"{run.chash}|memory|{job.variant}|{dev}"
-
-
-def _record(run: Any, entry: Any, dev: str, out: dict[str, Any], cached: dict[str, Any] | None, ckey: str,
-            parts: dict[str, Any]) -> dict[str, Any]:
-    """A figure measured or taken from the cache: into the memory cache (a child's only: an in-process delta
-    depends on what ran before it), meta.json, the log and the run folder's passes table (a resume reuses it)."""
-    from bench import accuracy_cache
-    from core.provenance import now_iso
-
-    job = entry.job
-    if cached is None and ckey and str(out.get("variant_peak_method", "")).startswith("child"):
-        accuracy_cache.save(ckey, parts, out, [], [], [], {"run_id": run.run_id, "at": now_iso()}, "memory")
-    run.meta.setdefault("memory_cache", {})[f"{job.variant}|{dev}"] = {
-        "hit": cached is not None, "computed_in": (out.get("cache_origin") or {}).get("run_id", run.run_id)}
-    log.info("%s on %s: variant peak memory %.1f MB (%s; heaviest batch: %d x %.1f s)%s", job.variant, dev,
-             out["variant_peak_mb"], out["variant_peak_method"], out["batch_utts"], out["batch_longest_s"],
-             " from the memory cache (--fresh measures it again)" if cached is not None else "")
-    if run.store:
-        run.store.put_pass(memory_key(run, job, dev), "memory", job.variant, dev, out, now_iso())
-    return out
 
 
 def _cache_key(run: Any, entry: Any, dev: str, idx: Sequence[int]) -> tuple[str, dict[str, Any]]:

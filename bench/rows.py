@@ -37,13 +37,13 @@ def build_row(e: Any, dev: str, rep: int, parts: list[dict[str, Any]], run: Any)
         shapes_reused=sum(p.get("reused", 0) for p in parts),
         **_energy_fields(parts, run.intensity, sum(r.audio_s for r in rs), run.idle_w.get(dev),
                          run.idle_s.get(dev, 0.0)),
-        **memory_fields(getattr(e, "memory", None) or {}),
+        **_memory_fields(getattr(e, "memory", None) or {}),
         **_contention_fields([p.get("contention") for p in parts]),
         **making_fields(run, e.job.spec, run.local_device(dev)),
     )
 
 
-def memory_fields(mem: dict[str, Any]) -> dict[str, Any]:
+def _memory_fields(mem: dict[str, Any]) -> dict[str, Any]:
     """Measured once per variant x device (bench.memory), copied to each of its rows."""
     v = mem.get("variant_peak_mb")
     return {"variant_peak_mb": float("nan") if v is None else v,

@@ -3,8 +3,7 @@
 For each variant x device:
   1. with ``unseen`` (trained models, default): warm-up on the utterances not held out, then N timed repeats
      each over its own held-out, length-disjoint subset, which no pass in this process has run (bench/unseen.py);
-  2. an accuracy pass over every utterance (WER, CER; hypotheses saved under RUN_DIR/hyps/), with the variants'
-     memory children still to run beside it (bench/memory.py);
+  2. an accuracy pass over every utterance (WER, CER; hypotheses saved under RUN_DIR/hyps/);
   3. warm-up batches (timed and kept in the ``passes`` table, never in the rows);
   4. ``batched`` (warm): N timed repeats over the same utterances (``timed_share`` < 1: over every k-th batch of
      the accuracy pass's plan, shapes it ran), variants interleaved (and their order rotated) between repeats so
@@ -94,7 +93,6 @@ def run_benchmark(cfg: RunConfig, loader: Loader, progress: bool = True,
             run.open_meters(cleanup)
         run.loader = making.metered_loader(run)  # each build metered: the rows' making_* (bench/making.py)
         run.plan_progress(cleanup)
-        cleanup.callback(run.beside.close)
         run.load_variants()
         written = run.unseen_repeats()  # before any pass over the whole workload runs the held-out lengths
         run.accuracy_and_warmup()
@@ -130,8 +128,6 @@ class _Run:
         self.progress = JobProgress(progress and self.main)
         self.units: dict[tuple[str, str, str], float] = {}  # (step, variant, device) -> its planned progress units
         self.model_s: dict[tuple[str, str, str], dict[int, float]] = {}  # (variant, device, pass) -> rep -> model_s
-        self.beside = memory.BesideAccuracy()  # first-run memory children, run while the accuracy passes run
-        self.memory_unfilled: set[tuple[str, str]] = set()  # (variant, device) with rows committed without memory
 
     # -- keys ----------------------------------------------------------------------------------------------
     def key(self, job: Job, dev: str, rep: int, pass_: str = "perf") -> str:
@@ -206,8 +202,6 @@ class _Run:
             raise FootprintError(problem)
         if self.main:
             self.done = self.store.done_keys()
-            self.memory_unfilled = self.store.distinct(("variant", "device"), {
-                "config_hash": self.chash, "variant_peak_method": memory.PENDING})
             meta.start_meta(self, argv, provenance.collect())
         self.done = self.ctx.broadcast(self.done)
         self.run_id = self.ctx.broadcast(self.meta.get("run_id"))
@@ -301,14 +295,12 @@ class _Run:
 
     # -- steps (continued) ---------------------------------------------------------------------------------------
     def load_variants(self) -> None:
-        """Load each job still to do on each device and take its memory: saved, cached, queued for a child beside the
-        accuracy passes, or measured in this process right after the load (before any pass: less garbage)."""
+        """Load each job still to do on each device, and measure its memory (before any pass: less garbage)."""
         for dev in self.cfg.devices:
             for job in self.jobs:
                 acc_done = self.store is None or not job.scenario.uses_data \
                     or self.store.get_pass(self.key(job, dev, -1, "accuracy")) is not None
-                todo = self.pending(job, dev) or self.pending(job, dev, "unseen") \
-                    or (job.variant, dev) in self.memory_unfilled  # an attempt that stopped before its child reported
+                todo = self.pending(job, dev) or self.pending(job, dev, "unseen")
                 if not todo and acc_done:
                     continue
                 with self.phase(job, "build"):
@@ -320,27 +312,15 @@ class _Run:
                 self.loaded[(job.variant, dev)] = entry
                 if todo and self.measures_memory(job):
                     with self.phase(job, "memory"):
-                        # one process (no ranks): a child still to run waits for the accuracy passes, beside them
-                        entry.memory = memory.for_run(self, entry, dev, self.beside if self.ctx.world_size == 1
-                                                      else None) or {"variant_peak_mb": float("nan"),
-                                                                     "variant_peak_method": memory.PENDING}
+                        entry.memory = memory.for_run(self, entry, dev)
                 elif todo:
                     entry.memory = {"variant_peak_mb": float("nan"), "variant_peak_method": (
                         "not measured (--variant-memory off)" if self.cfg.variant_memory == "off" else
                         "not measured (random weights: timing only)")}
-                if entry.memory.get("variant_peak_method") != memory.PENDING:
-                    self.advance("memory", job.variant, dev)
+                self.advance("memory", job.variant, dev)
 
     def accuracy_and_warmup(self) -> None:
-        """Each loaded variant's accuracy pass over the whole workload (once) and its warm-up batches, with the
-        memory children still to run beside them (bench.memory.BesideAccuracy); then their figures, into the rows
-        committed without them."""
-        if self.beside.queued and self.main:
-            self.meta["memory_children"] = (
-                "run one at a time beside the accuracy passes (untimed), whose wall_s and energy_j in the passes "
-                "table include the children's load; a child's figure is its own process's peak, which that does "
-                "not change")
-        self.beside.start()
+        """Each loaded variant's accuracy pass over the whole workload (once) and its warm-up batches."""
         for (_, dev), entry in self.loaded.items():
             with self.phase(entry.job, "accuracy"):
                 entry.acc = accuracy_pass(self, entry, dev) or {}
@@ -350,29 +330,6 @@ class _Run:
                 with self.phase(entry.job, "warm-up"):
                     self._warmup(entry, dev, entry.wl)
             self.advance("warm-up", entry.job.variant, dev)
-        with self.phases("memory"):  # waiting for the children the accuracy passes did not cover
-            for entry, dev, out in self.beside.results(self):
-                entry.memory = out
-                self._fill_memory(entry.job.variant, dev, out)
-                self.advance("memory", entry.job.variant, dev)
-        for variant, dev in sorted(self.memory_unfilled):  # a resumed folder's rows, the figure from its passes
-            saved = self.store.get_pass(memory.memory_key(self, self._job(variant), dev)) if self.store else None
-            if saved is not None:
-                self._fill_memory(variant, dev, saved)
-
-    def _job(self, variant: str) -> Job:
-        return next(j for j in self.jobs if j.variant == variant)
-
-    def _fill_memory(self, variant: str, dev: str, out: dict[str, Any]) -> None:
-        """The variant's figure into its rows committed while its child was still to report (the unseen ones)."""
-        from bench.rows import memory_fields
-
-        if self.store is not None:
-            n = self.store.fill({"config_hash": self.chash, "variant": variant, "device": dev,
-                                 "variant_peak_method": memory.PENDING}, memory_fields(out))
-            if n:
-                self.store.export_csv()
-        self.memory_unfilled.discard((variant, dev))
 
     def _load(self, job: Job, dev: str) -> Loaded | None:
         """The variant on this device as a Transcriber, or None (logged, recorded in meta) if it cannot load."""

@@ -70,8 +70,7 @@ def _clean(v: Any) -> Any:
 
 
 class ResultsStore:
-    """RUN_DIR/results.sqlite: ``results`` (tidy rows) and ``passes`` (side measurements), append-only but for
-    :meth:`fill` (a figure measured after the rows that carry it were committed).
+    """RUN_DIR/results.sqlite: ``results`` (tidy rows) and ``passes`` (side measurements), append-only.
 
     Opened for writing, it holds RUN_DIR's lock (:mod:`core.run_lock`) until :meth:`close`."""
 
@@ -121,29 +120,6 @@ class ResultsStore:
         with self.con:
             cur = self.con.execute(sql, [_clean(row[c]) for c in cols])
         return cur.rowcount == 1
-
-    def fill(self, where: dict[str, Any], values: dict[str, Any]) -> int:
-        """Set ``values`` on the committed rows matching every ``where`` column; how many rows changed.  For a
-        per-variant figure that arrives after some of the variant's rows (bench.memory.BesideAccuracy)."""
-        unknown = (set(where) | set(values)) - set(ALL_COLUMNS)
-        if unknown or not where or not values:
-            raise ValueError(f"fill: unknown or missing column(s): {', '.join(sorted(unknown)) or 'none given'}")
-        sets = ", ".join(f'"{c}" = ?' for c in values)
-        conds = " AND ".join(f'"{c}" = ?' for c in where)
-        with self.con:
-            cur = self.con.execute(f"UPDATE results SET {sets} WHERE {conds}",
-                                   [_clean(v) for v in values.values()] + [_clean(v) for v in where.values()])
-        return cur.rowcount
-
-    def distinct(self, columns: tuple[str, ...], where: dict[str, Any]) -> set[tuple]:
-        """The distinct values of ``columns`` over the rows matching every ``where`` column."""
-        unknown = (set(columns) | set(where)) - set(ALL_COLUMNS)
-        if unknown:
-            raise ValueError(f"distinct: unknown column(s): {', '.join(sorted(unknown))}")
-        conds = " AND ".join(f'"{c}" = ?' for c in where) or "1"
-        cols = ", ".join(f'"{c}"' for c in columns)
-        return {tuple(r) for r in self.con.execute(f"SELECT DISTINCT {cols} FROM results WHERE {conds}",
-                                                   [_clean(v) for v in where.values()])}
 
     # -- side measurements ---------------------------------------------------------------------------
     def put_pass(self, key: str, kind: str, variant: str, device: str, payload: dict[str, Any],

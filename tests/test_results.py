@@ -63,21 +63,6 @@ def test_append_is_idempotent_and_nan_is_null(tmp_path) -> None:  # noqa: ANN001
     assert len(load_results(tmp_path)) == 2
 
 
-def test_fill_sets_a_late_figure_on_matching_rows_only(tmp_path) -> None:  # noqa: ANN001
-    store = ResultsStore(tmp_path)
-    for rep, method in ((0, "pending"), (1, "pending"), (2, "child-vmhwm")):
-        store.append(_row(rep, variant_peak_method=method))
-    assert store.distinct(("variant", "device"), {"variant_peak_method": "pending"}) == {("v", "cpu")}
-    n = store.fill({"variant": "v", "variant_peak_method": "pending"},
-                   {"variant_peak_mb": 12.5, "variant_peak_method": "child-vmhwm"})
-    assert n == 2 and store.distinct(("variant", "device"), {"variant_peak_method": "pending"}) == set()
-    assert [r["variant_peak_mb"] for r in store.rows()] == [12.5, 12.5, None]
-    assert store.fill({"variant": "other"}, {"variant_peak_mb": 1.0}) == 0
-    with pytest.raises(ValueError, match="not_a_column"):
-        store.fill({"not_a_column": 1}, {"variant_peak_mb": 1.0})
-    store.close()
-
-
 def test_old_store_gains_new_columns(tmp_path) -> None:  # noqa: ANN001
     con = sqlite3.connect(tmp_path / "results.sqlite")
     con.execute("CREATE TABLE results (run_id TEXT, variant TEXT, device TEXT, repeat INTEGER, row_key TEXT)")

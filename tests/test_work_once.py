@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -34,18 +32,6 @@ class CountingLoader:
     def calls(self) -> list[str]:
         p = Path(self.log_file)
         return p.read_text().split() if p.exists() else []
-
-
-class FailsInChild:
-    """load_variant in the runner's process; in any other (a memory child) it raises."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-
-    def __call__(self, spec: str, device: str):  # noqa: ANN204
-        if os.getpid() != self.pid:
-            raise RuntimeError("no memory in this child")
-        return load_variant(spec, device)
 
 
 @pytest.fixture(scope="module")
@@ -104,39 +90,6 @@ def test_each_variant_is_built_once_per_run_with_warm_caches(assets, tmp_path) -
     run_benchmark(_cfg(assets, tmp_path / "third", **{**cfg, "variant_memory": "inprocess"}), third, progress=False)
     assert sorted(third.calls()) == sorted([a, b, "arch-embedded-L1"])
     assert len(list(accuracy_cache.cache_dir("memory").glob("*.json"))) == 2
-
-
-def test_memory_measured_beside_the_accuracy_passes_reaches_rows_committed_before_it(assets, tmp_path) -> None:  # noqa: ANN001
-    """The unseen rows are committed before the memory children run (beside the accuracy passes): their figure
-    is filled in when the child reports, and a resumed folder whose child never reported gets it then."""
-    cfg = dict(models=[str(assets["b"])], repeats=1, scenarios=["unseen"], variant_memory="auto")
-    out = tmp_path / "run"
-    run_benchmark(_cfg(assets, out, **cfg), CountingLoader(tmp_path / "calls.txt"), progress=False)
-    df = load_results(out)
-    assert len(df) == 1 and df["variant_peak_method"].iloc[0] == "child-vmhwm" and df["variant_peak_mb"].iloc[0] > 0
-    assert "beside the accuracy passes" in read_meta(out)["memory_children"]
-    figure = df["variant_peak_mb"].iloc[0]
-    # an attempt that stopped after its rows and before its child reported: the resume measures nothing again
-    # but the memory (from the cache here) and fills it in
-    con = sqlite3.connect(out / "results.sqlite")
-    with con:
-        con.execute("UPDATE results SET variant_peak_mb = NULL, variant_peak_method = ?", (memory.PENDING,))
-        con.execute("DELETE FROM passes WHERE kind = 'memory'")
-    con.close()
-    summary = run_benchmark(_cfg(assets, out, **cfg), CountingLoader(tmp_path / "calls.txt"), progress=False)
-    assert summary.rows_written == 0
-    df = load_results(out)
-    assert df["variant_peak_method"].tolist() == ["child-vmhwm"] and df["variant_peak_mb"].tolist() == [figure]
-
-
-def test_a_memory_child_that_fails_leaves_the_figure_unmeasured_with_why(assets, tmp_path, caplog) -> None:  # noqa: ANN001
-    cfg = dict(models=[str(assets["b"])], repeats=1, scenarios=["batched", "unseen"], variant_memory="auto",
-               fresh=True)
-    with caplog.at_level(logging.WARNING):
-        run_benchmark(_cfg(assets, tmp_path / "run", **cfg), FailsInChild(), progress=False)
-    df = load_results(tmp_path / "run")
-    assert len(df) == 2 and (df["variant_peak_method"] == "not measured").all()
-    assert df["variant_peak_mb"].isna().all() and "no memory in this child" in caplog.text
 
 
 def test_accuracy_cache_hit_fresh_and_what_a_hit_keeps(assets, tmp_path, monkeypatch, caplog) -> None:  # noqa: ANN001
