@@ -3,11 +3,12 @@
 The timed repeats run with every variant resident, so the process's ``peak_rss_mb`` / ``cuda_max_alloc_mb`` are
 the run's, not the variant's.  Here each variant x device is measured once, alone:
 
-``child-vmhwm``              (CPU, the default) a spawned child process imports the libraries, takes its RSS as the
-                             baseline, loads only this variant (a compiled one from the persistent compile cache the
-                             parent's build filled), runs the heaviest batch once (lazy initialisation), resets the
-                             high-water mark (/proc/self/clear_refs, as ``bench.trackers.PeakRSS``), runs it again and
-                             reports VmHWM - baseline.
+``child-vmhwm``              (CPU, the default) a child process (forked from a server that has imported the
+                             libraries, :data:`PRELOAD`; spawned where there is none), with the parent's environment,
+                             takes its RSS as the baseline, loads only this variant (a compiled one from the
+                             persistent compile cache the parent's build filled), runs the heaviest batch once
+                             (lazy initialisation), resets the high-water mark (/proc/self/clear_refs, as
+                             ``bench.trackers.PeakRSS``), runs it again and reports VmHWM - baseline.
 ``child-maxrss``             as above where VmHWM cannot be reset (lifetime peak: includes loading's transients).
 ``child-cuda-max-alloc``     (GPU) in the child, torch.cuda.max_memory_allocated over the pass, the peak stats
                              reset after loading (the weights stay allocated, so they count), only this variant
@@ -28,10 +29,17 @@ paid once: the run folder keeps it for a resume, and the memory cache (:mod:`ben
 ``kind="memory"``, children's figures only) for a later run of the same variant content, data, device and
 software, which then builds each variant once.
 
-Why spawned, not forked from a server that imported the libraries once (about 4 s less per child): a forked child
-starts without page-table entries for the libraries' file-backed pages, which then fault in while the variant
-loads and runs and count as its memory (+21 to +106 MB on the main job's variants; the run record
-docs/runs/2026-12-07b-main-job-timed-share).
+Why a fork server, and what its children do first: a spawned child imports the libraries itself (about 4 s of
+a 7-8 s child on a 2-vCPU EPYC, 14 children in the main job); a child forked from a server that imported them once
+does not.  But fork copies no page-table entries for the libraries' file-backed pages, so without more they would
+fault in while the variant loads and runs and count as its memory (+21 to +106 MB on the main job's variants, the
+run record docs/runs/2026-12-07b-main-job-timed-share).  So the server lists its resident file-backed pages once
+(/proc/self/pagemap, :mod:`bench.child_preload`) and each child touches them before its baseline, which then holds
+what a spawned child's holds after its imports.  Measured on five of the main job's variants, spawned and forked
+children interleaved (2 rounds, 2-vCPU AMD EPYC; docs/runs/2026-12-07c-main-job-fork-server): baseline 418 MB
+forked and touched, 415 MB spawned, 317 MB forked untouched; the figures within the spawned children's own
+round-to-round spread (teacher 404 / 404 against 438 / 418 MB, distill-L6 407 / 420 against 400 / 427 MB), each
+child 2-3 s instead of 7-8 s.
 
 The heaviest batch is the batch plan's largest (longest padded audio x batch size), the one that sets the peak.
 """
@@ -168,8 +176,13 @@ def peak_over(tr: Any, audio: Sequence[Any], device: str, base_mb: float, prefix
 
 
 def _child(loader: Callable[[str, str], Any], spec: str, device: str, audio: Sequence[Any], batch_size: int,
-           max_batch_seconds: float, threads: int) -> dict[str, Any]:
-    """Runs in the spawned child: only this variant in the process (and on its device)."""
+           max_batch_seconds: float, threads: int, env: dict[str, str] | None = None,
+           forked: bool = False) -> dict[str, Any]:
+    """Runs in the child: only this variant in the process (and on its device).  ``forked``: from the fork server,
+    whose resident library pages it maps first (module docstring)."""
+    if env is not None:  # the parent's environment now (caches, run log), not the fork server's at its start
+        os.environ.clear()
+        os.environ.update(env)
     from core import console
 
     console.setup(child=True)  # the parent's console rules; its records join the run log
@@ -182,6 +195,10 @@ def _child(loader: Callable[[str, str], Any], spec: str, device: str, audio: Seq
         from transformers import Wav2Vec2ForCTC  # noqa: F401
     except Exception:  # noqa: BLE001 - an optional warm import
         pass
+    if forked:
+        from bench import child_preload
+
+        child_preload.touch_resident()
     if device.startswith("cuda"):
         torch.cuda.init()  # the CUDA context is not an allocation, but create it before the baseline
     base = baseline(device)
@@ -197,15 +214,35 @@ def picklable(obj: Any) -> bool:
         return False
 
 
+# What every child imports before its baseline, imported once by the fork server (bench/child_preload.py), so a child
+# starts with them instead of importing them again (about 4 s per child on a 2-vCPU EPYC, 14 children in the main
+# job).  Only imports: no torch thread pool or CUDA context exists in the server, so forking it is safe.  The server
+# keeps the environment it started with; each child takes the parent's of the moment (_child's ``env``).
+PRELOAD = ("bench.child_preload", "bench.memory")
+
+
+def _child_context(device: str) -> Any:
+    """Children forked from a fork server that has the libraries imported (CPU); spawned where there is no fork
+    server, and for a GPU (a CUDA context is made in the child, never near a fork)."""
+    import multiprocessing as mp
+
+    if device.startswith("cuda") or "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(list(PRELOAD))  # takes effect when the server starts (the first child)
+    return ctx
+
+
 def measure_in_child(loader: Callable[[str, str], Any], spec: str, device: str, audio: Sequence[Any],
                      batch_size: int, max_batch_seconds: float, threads: int, timeout_s: float = 1800.0
                      ) -> dict[str, Any]:
-    """``variant_peak_mb`` from a fresh spawned process that loads only this variant (raises on failure)."""
-    import multiprocessing as mp
+    """``variant_peak_mb`` from a fresh child process that loads only this variant (raises on failure)."""
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as ex:
-        fut = ex.submit(_child, loader, spec, device, list(audio), batch_size, max_batch_seconds, threads)
+    ctx = _child_context(device)
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as ex:
+        fut = ex.submit(_child, loader, spec, device, list(audio), batch_size, max_batch_seconds, threads,
+                        dict(os.environ), ctx.get_start_method() == "forkserver")
         return fut.result(timeout=timeout_s)
 
 
