@@ -29,17 +29,12 @@ paid once: the run folder keeps it for a resume, and the memory cache (:mod:`ben
 ``kind="memory"``, children's figures only) for a later run of the same variant content, data, device and
 software, which then builds each variant once.
 
-Why a fork server, and what its children do first: a spawned child imports the libraries itself (about 4 s of
-a 7-8 s child on a 2-vCPU EPYC, 14 children in the main job); a child forked from a server that imported them once
-does not.  But fork copies no page-table entries for the libraries' file-backed pages, so without more they would
-fault in while the variant loads and runs and count as its memory (+21 to +106 MB on the main job's variants, the
-run record docs/runs/2026-12-07b-main-job-timed-share).  So the server lists its resident file-backed pages once
-(/proc/self/pagemap, :mod:`bench.child_preload`) and each child touches them before its baseline, which then holds
-what a spawned child's holds after its imports.  Measured on five of the main job's variants, spawned and forked
-children interleaved (2 rounds, 2-vCPU AMD EPYC; docs/runs/2026-12-07c-main-job-fork-server): baseline 418 MB
-forked and touched, 415 MB spawned, 317 MB forked untouched; the figures within the spawned children's own
-round-to-round spread (teacher 404 / 404 against 438 / 418 MB, distill-L6 407 / 420 against 400 / 427 MB), each
-child 2-3 s instead of 7-8 s.
+Why a fork server, and what its children do first: a spawned child imports the libraries itself, most of its
+seconds; a child forked from a server that imported them once does not.  But fork copies no page-table entries for
+the libraries' file-backed pages, so they would fault in while the variant loads and runs and count as its memory.
+So the server lists its resident file-backed pages once (/proc/self/pagemap, :mod:`bench.child_preload`) and each
+child touches them before its baseline, which then holds what a spawned child's holds after its imports (the
+comparison: docs/runs/2026-12-07c-main-job-fork-server).
 
 The heaviest batch is the batch plan's largest (longest padded audio x batch size), the one that sets the peak.
 """
@@ -176,10 +171,8 @@ def peak_over(tr: Any, audio: Sequence[Any], device: str, base_mb: float, prefix
 
 
 def _child(loader: Callable[[str, str], Any], spec: str, device: str, audio: Sequence[Any], batch_size: int,
-           max_batch_seconds: float, threads: int, env: dict[str, str] | None = None,
-           forked: bool = False) -> dict[str, Any]:
-    """Runs in the child: only this variant in the process (and on its device).  ``forked``: from the fork server,
-    whose resident library pages it maps first (module docstring)."""
+           max_batch_seconds: float, threads: int, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Runs in the child: only this variant in the process (and on its device)."""
     if env is not None:  # the parent's environment now (caches, run log), not the fork server's at its start
         os.environ.clear()
         os.environ.update(env)
@@ -189,16 +182,9 @@ def _child(loader: Callable[[str, str], Any], spec: str, device: str, audio: Seq
     import torch
 
     torch.set_num_threads(threads)  # the parent's intra-op threads: activations' scratch depends on them
-    import core.inference  # noqa: F401 - library pages in the baseline, not in the variant's figure
-    try:
-        import transformers  # noqa: F401
-        from transformers import Wav2Vec2ForCTC  # noqa: F401
-    except Exception:  # noqa: BLE001 - an optional warm import
-        pass
-    if forked:
-        from bench import child_preload
+    from bench import child_preload  # the libraries, their pages in the baseline, not in the variant's figure
 
-        child_preload.touch_resident()
+    child_preload.touch_resident()  # forked: the server's resident pages mapped here too; spawned: mapped already
     if device.startswith("cuda"):
         torch.cuda.init()  # the CUDA context is not an allocation, but create it before the baseline
     base = baseline(device)
@@ -215,9 +201,9 @@ def picklable(obj: Any) -> bool:
 
 
 # What every child imports before its baseline, imported once by the fork server (bench/child_preload.py), so a child
-# starts with them instead of importing them again (about 4 s per child on a 2-vCPU EPYC, 14 children in the main
-# job).  Only imports: no torch thread pool or CUDA context exists in the server, so forking it is safe.  The server
-# keeps the environment it started with; each child takes the parent's of the moment (_child's ``env``).
+# starts with them instead of importing them again.  Only imports: no torch thread pool or CUDA context exists in the
+# server, so forking it is safe.  The server keeps the environment it started with; each child takes the parent's of
+# the moment (_child's ``env``).
 PRELOAD = ("bench.child_preload", "bench.memory")
 
 
@@ -239,10 +225,9 @@ def measure_in_child(loader: Callable[[str, str], Any], spec: str, device: str, 
     """``variant_peak_mb`` from a fresh child process that loads only this variant (raises on failure)."""
     from concurrent.futures import ProcessPoolExecutor
 
-    ctx = _child_context(device)
-    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as ex:
+    with ProcessPoolExecutor(max_workers=1, mp_context=_child_context(device)) as ex:
         fut = ex.submit(_child, loader, spec, device, list(audio), batch_size, max_batch_seconds, threads,
-                        dict(os.environ), ctx.get_start_method() == "forkserver")
+                        dict(os.environ))
         return fut.result(timeout=timeout_s)
 
 

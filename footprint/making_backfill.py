@@ -155,12 +155,6 @@ def student_phases(folder: Path, intensity: Any) -> list[Phase]:
     out = []
     for i, (sfx, log, cfg_path, rec_path) in enumerate(runs, 1):
         wall = _last_wall(_rows(log), str(log))
-        unrecorded = ""
-        if not sfx and metered_s:
-            if wall - metered_s <= UNRECORDED_MIN_S:
-                continue
-            unrecorded = (f"the part of the run that its metered phase(s) ({metered_s:g} s) do not cover: an earlier "
-                          "process, resumed from its checkpoint, ended before it recorded a phase")
         logged = _json(rec_path).get("training", {}).get("wall_s")
         if logged is not None and abs(float(logged) - wall) > 1.0:
             raise FootprintError(f"{log}: last wall_s {wall:g} s disagrees with {rec_path.name}'s training.wall_s "
@@ -172,11 +166,16 @@ def student_phases(folder: Path, intensity: Any) -> list[Phase]:
         note = ("the pruning step before it (importance over 64 utterances) was not timed: not included"
                 if pruned else "the teacher-logit cache, built before the loop and shared by several students, "
                 "not included")
-        if unrecorded:
-            note, wall = f"{unrecorded}; {note}", wall - metered_s
-        out.append(_phase(name, wall, cpu_power(threads), f"{log.name}, last wall_s" + (
-            " minus the metered phases'" if unrecorded else ""), intensity, note,
-            command="see docs/runs/2026-11-students-training/README.md"))
+        source = f"{log.name}, last wall_s"
+        if not sfx and metered_s:  # the current run's metered phases cover part of its log: estimate the rest
+            wall -= metered_s
+            if wall <= UNRECORDED_MIN_S:
+                continue
+            source += " minus the metered phases'"
+            note = (f"the part of the run that its metered phase(s) ({metered_s:g} s) do not cover: an earlier "
+                    f"process, resumed from its checkpoint, ended before it recorded a phase; {note}")
+        out.append(_phase(name, wall, cpu_power(threads), source, intensity, note,
+                          command="see docs/runs/2026-11-students-training/README.md"))
     return out
 
 

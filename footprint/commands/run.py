@@ -74,8 +74,8 @@ def register_run(sub: argparse._SubParsersAction) -> None:
 
 
 # Each warm repeat times a third of the accuracy pass's batches (100 of the 300 utterances, every third batch by
-# length), as each unseen repeat times 75: the timed repeats were the main job's largest phase (277-284 s of 704-1039 s
-# on a 2-vCPU AMD EPYC), and every variant times the same batches, so the ratios compare like with like.
+# length), as each unseen repeat times 75: timing every batch made the timed repeats the main job's largest phase on
+# two cores, and every variant times the same batches, so the ratios compare like with like.
 TIMED_SHARE = 1 / 3
 STUDENTS_DIR_HINT = "compress/embedded/students"
 RUN_LOG = "run.log"  # in RUN_DIR: every record of the job and its child processes (the console shows ours)
