@@ -33,8 +33,10 @@ Why a fork server, and what its children do first: a spawned child imports the l
 seconds; a child forked from a server that imported them once does not.  But fork copies no page-table entries for
 the libraries' file-backed pages, so they would fault in while the variant loads and runs and count as its memory.
 So the server lists its resident file-backed pages once (/proc/self/pagemap, :mod:`bench.child_preload`) and each
-child touches them before its baseline, which then holds what a spawned child's holds after its imports (the
-comparison: docs/runs/2026-12-07c-main-job-fork-server).
+child touches them before its baseline, which then holds what a spawned child's holds after its imports.  The
+figures of the two kinds of child agree within a spawned child's own spread for most variants, but not for the fp32
+teacher, lower by 24-36 MB forked in every paired comparison so far, for a reason not yet found (the comparisons:
+docs/runs/2026-12-07c-main-job-fork-server).
 
 The heaviest batch is the batch plan's largest (longest padded audio x batch size), the one that sets the peak.
 """
