@@ -18,6 +18,18 @@ after anything that changes the transformer (``int8-dynamic+front-end-bf16``, ``
 ``distill-L4+int8-dynamic+front-end-bf16``).  Runtime-only: nothing is saved,
 it is rebuilt from the float weights wherever the recipe is named; the row's ``compute_dtype`` says
 ``bfloat16-front-end``.  Front-end features stay within about 1 % (relative L2) of fp32, bf16's rounding.
+
+Windows (on CPU, layer-norm front ends): the audio is cut into windows of ``chunk_frames`` output frames (50: 1 s)
+that overlap by the receptive field minus the stride (80 samples), and the conv stack runs over at most
+``chunk_group`` windows per call (8; what is left in groups of 4, 2 and 1).  Every conv call then has one of four
+input shapes, whatever the utterance lengths: oneDNN builds a conv primitive per input shape, so a batch of a length
+it has not run before otherwise pays for building the front end's kernels again (tens of milliseconds a batch on an
+AVX512 EPYC, several times the conv work), and a window's activations stay in the core's cache where a whole
+batch's do not.  Exact: with no padding in the convs, a frame reads only its own receptive field, every window
+starts on the frame grid (a multiple of the product of the strides), and the layer norms act per frame, so each
+window's frames equal the whole batch's (``tests/test_methods_front_end.py``).  Group-norm front ends normalise
+over the whole utterance and run in one call, as do traced or compiled runs and GPUs.  ``front-end-bf16-whole``
+is the same recipe without windows, to compare.
 """
 from __future__ import annotations
 
@@ -40,6 +52,19 @@ DTYPES = ("bfloat16", "float32")  # float32: the same layout without bf16 (to se
 @dataclass
 class FrontEndConfig:
     dtype: str = "bfloat16"
+    chunk_frames: int = 50  # output frames per window (20 ms each); 0 runs the whole batch in one call
+    chunk_group: int = 8  # windows per conv call at most (a power of two)
+
+
+@dataclass(frozen=True)
+class Windows:
+    """How the front end cuts its input: ``frames`` output frames per window, at most ``group`` windows per call;
+    output frame j reads input samples ``[j * stride, j * stride + field)``."""
+
+    frames: int
+    group: int
+    field: int
+    stride: int
 
 
 def _norm_kind(block: nn.Module) -> str:
@@ -64,6 +89,28 @@ def _check_block(block: nn.Module) -> tuple[str, str]:
     return "conv", _norm_kind(block)
 
 
+def _geometry(blocks: nn.ModuleList) -> tuple[int, int]:
+    """(receptive field, stride) of the front end in input samples."""
+    field, stride = 1, 1
+    for block in blocks:
+        op = block.pool if isinstance(block, MaxPoolFeatureLayer) else block.conv
+        kernel = op.kernel_size if isinstance(op.kernel_size, int) else op.kernel_size[0]
+        step = op.stride if isinstance(op.stride, int) else op.stride[0]
+        field += (kernel - 1) * stride
+        stride *= step
+    return field, stride
+
+
+def _windows(blocks: nn.ModuleList, plan: list[tuple[str, str]], config: FrontEndConfig) -> Windows | None:
+    """The windows the front end runs in, or None where windows would change the features (a group norm
+    normalises over the whole utterance) or the config turns them off."""
+    if config.chunk_frames <= 0 or any(norm == "group" for _, norm in plan):
+        return None
+    if config.chunk_group < 1 or config.chunk_group & (config.chunk_group - 1):
+        raise FootprintError(f"front-end-bf16: chunk_group must be a power of two, not {config.chunk_group}")
+    return Windows(config.chunk_frames, config.chunk_group, *_geometry(blocks))
+
+
 def _channels_last(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """A copy of the 4-d ``t`` in ``dtype`` with channels-last strides set explicitly (cast and layout in one
     copy).  ``contiguous(memory_format=...)`` leaves a tensor with one channel (the audio, the first conv's weight)
@@ -81,6 +128,7 @@ class _ChannelsLastFrontEnd:
     _footprint_front_end_plan: list[tuple[str, str]]
     _footprint_front_end_dtype: torch.dtype
     _footprint_front_end_cache: dict[int, tuple[tuple, torch.Tensor, torch.Tensor | None]]
+    _footprint_front_end_windows: Windows | None
 
     def _conv_weights(self, conv: nn.Conv1d) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The conv's weights as ``(out, in, 1, k)`` channels-last tensors of the front-end dtype, made once and
@@ -98,6 +146,33 @@ class _ChannelsLastFrontEnd:
         return hit[1], hit[2]
 
     def forward(self, input_values: torch.Tensor) -> torch.Tensor:
+        windows = self._footprint_front_end_windows
+        if (windows is None or not input_values.is_cpu or torch.jit.is_tracing()
+                or torch.compiler.is_compiling()):
+            return self._blocks_forward(input_values)
+        return self._windowed_forward(input_values, windows)
+
+    def _windowed_forward(self, input_values: torch.Tensor, w: Windows) -> torch.Tensor:
+        """The features of ``input_values`` computed window by window, in calls of ``w.group``, 4, 2 or 1
+        windows: the same ``(batch, channels, frames)`` tensor, in the same memory layout, as one call."""
+        batch, length = input_values.shape
+        n_frames = (length - w.field) // w.stride + 1
+        if n_frames <= 0:  # shorter than one receptive field: the model's own error
+            return self._blocks_forward(input_values)
+        per_row = -(-n_frames // w.frames)
+        window = w.stride * (w.frames - 1) + w.field
+        padded = F.pad(input_values, (0, w.stride * (per_row * w.frames - 1) + w.field - length))
+        cut = padded.unfold(1, window, w.stride * w.frames).reshape(batch * per_row, window)
+        parts, start, size = [], 0, w.group
+        while start < len(cut):
+            while size > len(cut) - start:
+                size //= 2
+            parts.append(self._blocks_forward(cut[start:start + size]).transpose(1, 2))  # (n, frames, channels)
+            start += size
+        frames = torch.cat(parts).reshape(batch, per_row * w.frames, -1)[:, :n_frames]
+        return frames.transpose(1, 2)
+
+    def _blocks_forward(self, input_values: torch.Tensor) -> torch.Tensor:
         x = _channels_last(input_values[:, None, None, :], self._footprint_front_end_dtype)
         for block, (kind, norm) in zip(self.conv_layers, self._footprint_front_end_plan):
             if kind == "pool":
@@ -123,9 +198,13 @@ def front_end_dtype(model: nn.Module) -> str | None:
     return getattr(model, "_footprint_front_end", None)
 
 
+@register_method("front-end-bf16-whole", FrontEndConfig, options={"chunk_frames": 0},
+                 runtime_only=True,
+                 description="front-end-bf16 with the whole batch in one conv call (no windows): to compare")
 @register_method("front-end-bf16", FrontEndConfig, runtime_only=True,
                  description="the conv front end in bf16, channels-last (oneDNN/AMX on CPU, tensor cores on GPU), "
-                             "out in the model's dtype; the transformer as it was (fp32, bf16 or int8); nothing saved")
+                             "in 1-s windows on CPU (fixed conv shapes for every length), out in the model's dtype; "
+                             "the transformer as it was (fp32, bf16 or int8); nothing saved")
 def apply_front_end(model: nn.Module, config: FrontEndConfig) -> nn.Module:
     if config.dtype not in DTYPES:
         raise FootprintError(f"front-end-bf16: dtype must be one of {', '.join(DTYPES)}, not {config.dtype!r}")
@@ -152,5 +231,6 @@ def apply_front_end(model: nn.Module, config: FrontEndConfig) -> nn.Module:
     encoder._footprint_front_end_plan = plan
     encoder._footprint_front_end_dtype = dtype
     encoder._footprint_front_end_cache = {}
+    encoder._footprint_front_end_windows = _windows(encoder.conv_layers, plan, config)
     model._footprint_front_end = config.dtype
     return model.eval()
