@@ -154,8 +154,9 @@ def bench_limit() -> int | None:
 def bench_session(tmp_path_factory: pytest.TempPathFactory) -> BenchSession:
     from core.results import load_results
     from bench.runner import RunConfig, run_benchmark
-    from compress.variants import load_variant
+    from compress.variants import import_loader_dependencies, load_variant
 
+    import_loader_dependencies()  # before the runner's clock: its first build must not pay for the imports
     devices = [d for d in _env_list("FOOTPRINT_BENCH_DEVICES", "cpu,cuda") if d == "cpu" or cuda_available()]
     run_dir = Path(os.environ.get("FOOTPRINT_BENCH_RUN_DIR") or tmp_path_factory.mktemp("bench-run"))
     cfg = RunConfig(out=str(run_dir), models=bench_models(),

@@ -101,8 +101,9 @@ def variant_loader(args: argparse.Namespace, data: str):  # noqa: ANN201
     runner's memory child builds the same variant)."""
     import functools
 
-    from compress.variants import load_variant
+    from compress.variants import import_loader_dependencies, load_variant
 
+    import_loader_dependencies()  # before the runner's clock: its first build must not pay for the imports
     return functools.partial(load_variant, calibration_data=getattr(args, "calibration_data", None), eval_data=data)
 
 
