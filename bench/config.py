@@ -53,6 +53,9 @@ class RunConfig:
     # WER always comes from the accuracy pass over every utterance.
     timed_share: float = 1.0
     fresh: bool = False                  # ignore the accuracy cache (bench/accuracy_cache.py); results unchanged
+    # specs whose build runs a compiler: the runner may build them in a second process alongside its own builds
+    # (bench/side_builds.py); the command layer names them (compress.variants.compiles_when_built)
+    side_builds: list[str] = field(default_factory=list)
 
     def jobs(self) -> list["Job"]:
         jobs: list[Job] = []
@@ -85,6 +88,7 @@ class RunConfig:
         d = asdict(self)
         d.pop("out")
         d.pop("fresh")  # where a WER comes from, not what the run measures: a resume may change it
+        d.pop("side_builds")  # which process built a variant first, not what is measured
         if d.get("variant_memory") == "auto":
             d.pop("variant_memory")  # the default keeps the hashes (and resumes) of runs from before it existed
         if d.get("timed_share") == 1.0:

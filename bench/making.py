@@ -93,6 +93,15 @@ def variant_making(v: Any, spec: str, device: str, m: Any, wall_s: float, intens
     return base.with_phase(build_phase(spec, device, m, wall_s, intensity))
 
 
+def side_build_making(v: Any, spec: str, device: str, result: dict[str, Any], intensity: Any) -> Making | None:
+    """The variant's making when the side process built it from a cold cache (bench/side_builds.py): that build,
+    metered by the side's own meter, in place of the runner's warm rebuild."""
+    from bench.energy.base import Measurement
+
+    m = Measurement(**result["measurement"]) if result.get("measurement") else None
+    return variant_making(v, spec, device, m, float(result["wall_s"]), intensity)
+
+
 def build_phase(spec: str, device: str, m: Any, wall_s: float, intensity: Any) -> Phase:
     """The runner's build of a recipe at load time, as a phase (energy from the run's meter window, if any)."""
     from core.device import Device

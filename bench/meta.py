@@ -68,7 +68,8 @@ TIMING_NOTES = {
               "as a server meets; kernels for the new shapes are built inside the timed span; wer over that subset",
     "shapes_reused": "batches of the repeat whose padded shape the variant had already run in this process",
     "one-time": "load_s: building the variant in this process (includes compile_s, calibration_s, export_s done "
-                "then); compile_cache cold | warm: whether the persistent compile cache held the artefacts",
+                "then), or in the side process where that build was the cold one (side_builds); compile_cache "
+                "cold | warm: whether the persistent compile cache held the artefacts",
     "paper-loop": "batch 1 in id order, each file decoded inside the loop, as the paper's DataLoader",
     "multi-rank": "model_s/wall_s: slowest rank; audio_s, energy: summed (machine-wide meters once per host)",
 }

@@ -1,6 +1,7 @@
 """The benchmark runner: variants x devices over a workload into one tidy table (``core.results``).
 
-For each variant x device:
+First each variant is built (a second process builds the compiled ones from the end of the list meanwhile,
+bench/side_builds.py) and its memory measured in a child (bench/memory.py).  Then, for each variant x device:
   1. with ``unseen`` (trained models, default): warm-up on the utterances not held out, then N timed repeats
      each over its own held-out, length-disjoint subset, which no pass in this process has run (bench/unseen.py);
   2. an accuracy pass over every utterance (WER, CER; hypotheses saved under RUN_DIR/hyps/);
@@ -21,20 +22,22 @@ measured by timing the same work with and without a window.  Rerunning the same 
 
 Parts: the configuration and jobs in ``bench.config``, the scenarios and a pass over a workload in
 ``bench.scenarios``, the held-out lengths in ``bench.unseen``, the per-repeat trackers in ``bench.trackers``, the
-overhead check in ``bench.overhead``, memory in ``bench.memory``, the row (``core.schema.Row``) in ``bench.rows``,
-meta.json in ``bench.meta``, oneDNN's kernel cache in ``bench.onednn``.
+overhead check in ``bench.overhead``, memory in ``bench.memory``, builds beside the runner in
+``bench.side_builds``, the row (``core.schema.Row``) in ``bench.rows``, meta.json in ``bench.meta``, oneDNN's
+kernel cache in ``bench.onednn``.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench import making, memory, meta, onednn, scenarios, unseen
+from bench import making, memory, meta, onednn, scenarios, side_builds, unseen
 from bench.accuracy import accuracy_pass
 from bench.config import Job, Loaded, Loader, RunConfig, RunSummary, config_hash, _spec_name  # noqa: F401
 from bench.overhead import measure_overhead
@@ -294,14 +297,50 @@ class _Run:
         return self.cfg.variant_memory != "off" and job.weights != "random"
 
     # -- steps (continued) ---------------------------------------------------------------------------------------
+    def to_build(self, job: Job, dev: str) -> bool:
+        acc_done = self.store is None or not job.scenario.uses_data \
+            or self.store.get_pass(self.key(job, dev, -1, "accuracy")) is not None
+        return bool(self.pending(job, dev) or self.pending(job, dev, "unseen")) or not acc_done
+
+    def start_side_builds(self) -> None:
+        """A second process building the CPU variants from the last while this one builds from the first
+        (bench/side_builds.py); not in a distributed run, nor with --variant-memory inprocess (one process only)."""
+        from bench import energy
+
+        self.side = None
+        if "cpu" not in self.cfg.devices or self.ctx.world_size > 1 or self.cfg.variant_memory == "inprocess":
+            return
+        wanted = set(self.cfg.side_builds)
+        specs = [job.spec for job in self.jobs
+                 if job.spec in wanted and job.scenario.uses_data and self.to_build(job, "cpu")]
+        meter_kw = {"chain": energy.parse_chain(self.cfg.energy, "cpu"), "country_iso3": self.intensity.country_iso3,
+                    "carbon_intensity": self.intensity.g_per_kwh}
+        self.side = side_builds.start(self.loader, specs, self.run_dir / ".side-builds", self.cfg.batch_size,
+                                      self.cfg.max_batch_seconds, meter_kw, memory.default_threads())
+
+    def finish_side_builds(self) -> None:
+        if getattr(self, "side", None) is None:
+            return
+        summary = self.side.finish()
+        shutil.rmtree(self.side.folder, ignore_errors=True)
+        self.side = None
+        if self.main:
+            self.meta["side_builds"] = summary
+            self.write_meta()
+
     def load_variants(self) -> None:
         """Load each job still to do on each device, and measure its memory (before any pass: less garbage)."""
+        self.start_side_builds()
+        try:
+            self._load_variants()
+        finally:
+            self.finish_side_builds()  # before anything is timed: the side process must have ended
+
+    def _load_variants(self) -> None:
         for dev in self.cfg.devices:
             for job in self.jobs:
-                acc_done = self.store is None or not job.scenario.uses_data \
-                    or self.store.get_pass(self.key(job, dev, -1, "accuracy")) is not None
                 todo = self.pending(job, dev) or self.pending(job, dev, "unseen")
-                if not todo and acc_done:
+                if not self.to_build(job, dev):
                     continue
                 with self.phase(job, "build"):
                     entry = self._load(job, dev)
@@ -336,6 +375,8 @@ class _Run:
         from core.model_stats import model_stats
 
         local_dev = self.local_device(dev)
+        side = getattr(self, "side", None)
+        side_result = side.take(job.spec) if side is not None and dev == "cpu" and job.scenario.uses_data else None
         try:
             base_mb = memory.baseline(local_dev, trim=True) if self.cfg.variant_memory != "off" else float("nan")
             t0 = time.perf_counter()
@@ -354,6 +395,11 @@ class _Run:
         info = dict(getattr(v, "info", {}) or {})
         if any(info.get(k) is None for k in ("params", "size_mb", "sparsity", "conv_layers", "transformer_layers")):
             info = {**model_stats(tr.model), **{k: x for k, x in info.items() if x is not None}}
+        applied = side_builds.apply(side_result, info) if side_result is not None else None
+        if applied is not None:  # the side process built it from a cold cache: that is its one-time cost
+            info, load_s = applied
+            self.__dict__.setdefault("making", {})[(job.spec, local_dev)] = making.side_build_making(
+                v, job.spec, local_dev, side_result, self.intensity)
         spec_dir = Path(job.spec).expanduser()
         wl_full = job.scenario.workload(self.data_wl, self.arch_wls, dev)
         wl = wl_full.shard(self.ctx.rank, self.ctx.world_size)

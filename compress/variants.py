@@ -274,6 +274,22 @@ def check_model_spec(spec: str) -> None:
     load_config(p)
 
 
+def compiles_when_built(spec: str) -> bool:
+    """Whether building ``spec`` runs a compiler (a ``compiles`` method in its recipe: Inductor, AOTInductor): the
+    builds a runner can do alongside its own (bench/side_builds.py).  A model directory or an unknown name: False."""
+    import compress.methods  # noqa: F401  (registers every method)
+    from compress.methods.registry import resolve_stage
+
+    for part in (p.strip() for p in spec.split("+")):
+        try:
+            method, _ = resolve_stage(part)
+        except FootprintError:
+            continue
+        if method.compiles:
+            return True
+    return False
+
+
 def import_loader_dependencies() -> None:
     """Import what :func:`load_variant` imports on first use (every method module, the model class): about 2.8 s on
     a 2-vCPU EPYC.  Whoever times a build (the runner's one-time cost, the deploy probe) calls this first, so the

@@ -159,16 +159,16 @@ def length_buckets_label(buckets: object) -> str:
     return buckets.label() if isinstance(buckets, LengthBuckets) else ""
 
 
-@register_method("compile-encoder", CompileConfig, runtime_only=True, available=compile_available,
+@register_method("compile-encoder", CompileConfig, runtime_only=True, compiles=True, available=compile_available,
                  missing=compile_missing, options={"scope": "encoder"},
                  description="compile the transformer encoder only (float models; chains after front-end-bf16, "
                              "e.g. bf16+front-end-bf16+compile-encoder); compiled when built, on CPU into an "
                              "AOTInductor artefact that later builds load")
-@register_method("compile-bf16", CompileConfig, runtime_only=True, available=compile_available,
+@register_method("compile-bf16", CompileConfig, runtime_only=True, compiles=True, available=compile_available,
                  missing=compile_missing, options={"autocast": "bfloat16"},
                  description="compile, with the conv front end under bf16 autocast (CPUs with AVX512-BF16/AMX, GPUs); "
                              "the transformer as it was (fp32 or int8)")
-@register_method("compile", CompileConfig, runtime_only=True, available=compile_available,
+@register_method("compile", CompileConfig, runtime_only=True, compiles=True, available=compile_available,
                  missing=compile_missing,
                  description="torch.compile (Inductor) of the conv front end (scope front-end, chains after int8) "
                              "or of the whole model; weights unchanged, compiled when built; needs a C++ compiler "

@@ -263,9 +263,9 @@ def _check_model(model: Any) -> nn.Module:
 
 def _register(name: str, description: str, **options: Any) -> Any:
     """The four forms share the handler and what they need; they differ in their options."""
-    return register_method(name, Int8InductorConfig, runtime_only=True, available=int8_inductor_available,
-                           missing=int8_inductor_missing, devices=("cpu",), extra="torchao", options=options,
-                           description=description)
+    return register_method(name, Int8InductorConfig, runtime_only=True, compiles=True,
+                           available=int8_inductor_available, missing=int8_inductor_missing, devices=("cpu",),
+                           extra="torchao", options=options, description=description)
 
 
 @_register("int8-inductor", "the encoder's Linears int8 (per channel, dynamic activations) via torchao PT2E, "

@@ -56,6 +56,7 @@ class Method:
     last_only: bool = False  # replaces the torch module (ONNX Runtime): nothing can follow it in a chain
     extra: str | None = None  # the pip extra that makes an unavailable method available
     command: str | None = None  # the ``footprint compress`` command that builds and saves it (its --method)
+    compiles: bool = False  # built by a compiler (tens of seconds, about one core): the runner builds it alongside
     options: Options = field(default_factory=dict)
     regex: re.Pattern[str] | None = None  # None: an exact name
     specificity: int = 0  # literal characters of a pattern: the most specific matching pattern wins
@@ -94,7 +95,8 @@ def register_method(name: str, config_cls: type, *, description: str, options: O
                     available: Callable[[], bool] = _always, missing: Callable[[], str] | None = None,
                     reapply_on_load: bool = False,
                     quantized_int8: bool = False, runtime_only: bool = False, last_only: bool = False,
-                    extra: str | None = None, command: str | None = None) -> Callable[[Handler], Handler]:
+                    extra: str | None = None, command: str | None = None,
+                    compiles: bool = False) -> Callable[[Handler], Handler]:
     """Decorator: register ``handler(model, config) -> model`` under ``name``; returns the handler unchanged, so
     one handler may carry several registrations (``fp16`` and ``bf16``)."""
     if not (dataclasses.is_dataclass(config_cls) and isinstance(config_cls, type)):
@@ -109,7 +111,7 @@ def register_method(name: str, config_cls: type, *, description: str, options: O
                                 devices=tuple(devices), available=available, missing=missing,
                                 reapply_on_load=reapply_on_load,
                                 quantized_int8=quantized_int8, runtime_only=runtime_only, last_only=last_only,
-                                extra=extra, command=command,
+                                extra=extra, command=command, compiles=compiles,
                                 options=options if options is not None else {}, regex=regex,
                                 specificity=specificity)
         return handler

@@ -120,7 +120,14 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201
                      variant_memory=getattr(args, "variant_memory", "auto"),
                      scenarios=getattr(args, "scenarios", ["batched", "unseen"]),
                      unseen_share=getattr(args, "unseen_share", 0.5), timed_share=getattr(args, "timed_share", 1.0),
-                     fresh=getattr(args, "fresh", False))
+                     fresh=getattr(args, "fresh", False), side_builds=compiled_specs(models))
+
+
+def compiled_specs(models: list[str]) -> list[str]:
+    """The specs whose build runs a compiler: the runner builds them alongside its own builds."""
+    from compress.variants import compiles_when_built
+
+    return [m for m in models if compiles_when_built(m)]
 
 
 def check_inputs(cfg) -> None:  # noqa: ANN001

@@ -185,6 +185,7 @@ def _main_job(args: argparse.Namespace) -> int:
     from core.data import resolve_data
     from bench.overhead import MIN_PAIRS
     from bench.runner import RunConfig, run_benchmark
+    from footprint.commands.bench import compiled_specs
     from reports.html import write_report
 
     t0 = time.perf_counter()
@@ -199,7 +200,8 @@ def _main_job(args: argparse.Namespace) -> int:
                     layers=layers, arch_fraction=args.arch_fraction, overhead_pairs=MIN_PAIRS,
                     scenarios=["batched", "unseen"],  # warm (a batch job) and lengths never seen (a server)
                     timed_share=getattr(args, "timed_share", TIMED_SHARE),
-                    idle_baseline_s=getattr(args, "idle_baseline_s", None), fresh=getattr(args, "fresh", False))
+                    idle_baseline_s=getattr(args, "idle_baseline_s", None), fresh=getattr(args, "fresh", False),
+                    side_builds=compiled_specs(models))
     if args.model != "embedded":
         import os
 
