@@ -1,6 +1,7 @@
-"""What the memory children's fork server imports once (``bench.memory.PRELOAD``), so that each child starts with
-the libraries instead of importing them again; their import-time notices (torchao's CUDA libraries, torch's
-pytree deprecations) stay off the console, as in every other process (``core.console.quiet_import``).
+"""What the memory children's fork server imports once (``bench.memory.PRELOAD``, and the modules the runner's loader
+names), so that each child starts with the libraries instead of importing them again; their import-time notices
+(torchao's CUDA libraries, torch's pytree deprecations) stay off the console, as in every other process
+(``core.console.quiet_import``).
 
 Then the server lists its resident pages of file-backed mappings (:data:`RESIDENT`): a forked child inherits no
 page-table entries for them, and touches them (:func:`touch_resident`) before it takes its baseline, so that the
@@ -8,6 +9,7 @@ libraries' pages the imports brought in count there, as in a spawned child, and 
 """
 from __future__ import annotations
 
+import importlib
 import os
 
 import numpy as np
@@ -20,6 +22,11 @@ with console.quiet_import():
     from transformers import Wav2Vec2ForCTC  # noqa: F401
 
     import core.inference  # noqa: F401
+
+    # what the runner's loader imports on every build (its ``preload``, named by the command layer), passed
+    # through the server's environment by bench.memory
+    for _name in filter(None, os.environ.get("W2V_FOOTPRINT_CHILD_PRELOAD", "").split(",")):
+        importlib.import_module(_name)
 
 PRESENT = np.uint64(1 << 63)  # /proc/PID/pagemap: bit 63 = page present (the Linux kernel's pagemap.rst)
 

@@ -207,15 +207,25 @@ def picklable(obj: Any) -> bool:
 # server, so forking it is safe.  The server keeps the environment it started with; each child takes the parent's of
 # the moment (_child's ``env``).
 PRELOAD = ("bench.child_preload", "bench.memory")
+CHILD_PRELOAD_ENV = "W2V_FOOTPRINT_CHILD_PRELOAD"  # the loader's own modules, for bench.child_preload to import
 
 
-def _child_context(device: str) -> Any:
-    """Children forked from a fork server that has the libraries imported (CPU); spawned where there is no fork
-    server, and for a GPU (a CUDA context is made in the child, never near a fork)."""
+def loader_preload(loader: Any) -> tuple[str, ...]:
+    """The modules every build by ``loader`` imports (its ``preload`` attribute, set by the command layer; the
+    runner's MeteredLoader wraps it): the fork server imports them once, before it lists its resident pages."""
+    inner = getattr(loader, "loader", loader)
+    return tuple(getattr(inner, "preload", ()) or ())
+
+
+def _child_context(device: str, preload: Sequence[str] = ()) -> Any:
+    """Children forked from a fork server that has the libraries imported (CPU), ``preload`` too; spawned where
+    there is no fork server, and for a GPU (a CUDA context is made in the child, never near a fork)."""
     import multiprocessing as mp
 
     if device.startswith("cuda") or "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")
+    if preload:  # read by bench.child_preload when the server starts (the first child), from this environment
+        os.environ[CHILD_PRELOAD_ENV] = ",".join(preload)
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(list(PRELOAD))  # takes effect when the server starts (the first child)
     return ctx
@@ -227,7 +237,7 @@ def measure_in_child(loader: Callable[[str, str], Any], spec: str, device: str, 
     """``variant_peak_mb`` from a fresh child process that loads only this variant (raises on failure)."""
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=_child_context(device)) as ex:
+    with ProcessPoolExecutor(max_workers=1, mp_context=_child_context(device, loader_preload(loader))) as ex:
         fut = ex.submit(_child, loader, spec, device, list(audio), batch_size, max_batch_seconds, threads,
                         dict(os.environ))
         return fut.result(timeout=timeout_s)

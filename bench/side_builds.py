@@ -167,7 +167,7 @@ def start(loader: Callable[[str, str], Any], specs: Sequence[str], folder: Path,
     """Start the side process over ``specs`` (built from the last); None where it cannot help or cannot start."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from bench.memory import _child_context, picklable
+    from bench.memory import _child_context, loader_preload, picklable
 
     if len(specs) < 2 or (os.cpu_count() or 1) < 2 or not picklable(loader):
         return None
@@ -176,7 +176,7 @@ def start(loader: Callable[[str, str], Any], specs: Sequence[str], folder: Path,
         stale.unlink()
     env = dict(os.environ, TORCHINDUCTOR_COMPILE_THREADS="1")
     try:
-        ex = ProcessPoolExecutor(max_workers=1, mp_context=_child_context("cpu"))
+        ex = ProcessPoolExecutor(max_workers=1, mp_context=_child_context("cpu", loader_preload(loader)))
         fut = ex.submit(_side, loader, list(reversed(specs)), str(folder), batch_size, max_batch_seconds, meter_kw,
                         threads, env)
     except Exception as exc:  # noqa: BLE001 - no side process: the runner builds everything, as before

@@ -290,13 +290,18 @@ def compiles_when_built(spec: str) -> bool:
     return False
 
 
+# what load_variant imports on first use: every method module (torchao, ONNX and OpenVINO wrappers) and the model
+LOADER_MODULES = ("compress.methods", "transformers.models.wav2vec2.modeling_wav2vec2")
+
+
 def import_loader_dependencies() -> None:
-    """Import what :func:`load_variant` imports on first use (every method module, the model class): about 2.8 s on
-    a 2-vCPU EPYC.  Whoever times a build (the runner's one-time cost, the deploy probe) calls this first, so the
-    first variant it builds (usually the teacher, the reference of every break-even) is not charged for imports
-    that every later one skips."""
-    import compress.methods  # noqa: F401
-    from transformers import Wav2Vec2ForCTC  # noqa: F401
+    """Import :data:`LOADER_MODULES`: about 2.8 s on a 2-vCPU EPYC.  Whoever times a build (the runner's one-time
+    cost, the deploy probe) calls this first, so the first variant it builds (usually the teacher, the reference of
+    every break-even) is not charged for imports that every later one skips."""
+    import importlib
+
+    for name in LOADER_MODULES:
+        importlib.import_module(name)
 
 
 def load_variant(spec: str, device: str = "cpu", teacher: str = "embedded", students_dir: str | None = None,

@@ -39,3 +39,10 @@ def tiny_corpus(root: str | Path, utterances: int = 8) -> Path:
 def shared_tiny_corpus(tmp_path_factory, utterances: int = 8) -> Path:  # noqa: ANN001
     """One tiny corpus per pytest session (generation is idempotent and cached by its parameters)."""
     return tiny_corpus(tmp_path_factory.getbasetemp() / "shared-tiny-corpus", utterances)
+
+
+def is_imported(name: str) -> bool:
+    """Whether module ``name`` is imported in the calling process (run in a child to see what it started with)."""
+    import sys
+
+    return name in sys.modules

@@ -43,3 +43,28 @@ def test_a_forked_child_maps_the_servers_resident_library_pages_before_its_basel
 def test_children_are_forked_from_the_server_on_cpu_and_spawned_for_a_gpu() -> None:
     assert memory._child_context("cpu").get_start_method() == "forkserver"
     assert memory._child_context("cuda:0").get_start_method() == "spawn"
+
+
+def test_the_fork_server_imports_what_the_loader_names() -> None:
+    """The runner's loader names the modules every build imports (``preload``): the fork server imports them once,
+    so a memory child starts with them (a child used to import the method registry, about 2.8 s, each time).  In a
+    fresh process, so that this process's fork server (started by another test) is not the one asked."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    code = ("import sys\n"
+            f"sys.path.insert(0, {str(tests)!r})\n"
+            "from concurrent.futures import ProcessPoolExecutor\n"
+            "from bench.memory import _child_context\n"
+            "from helpers import is_imported\n"
+            "for preload in ((), ('tabnanny',)):\n"
+            "    with ProcessPoolExecutor(1, mp_context=_child_context('cpu', preload)) as ex:\n"
+            "        print(ex.submit(is_imported, 'tabnanny').result())\n"
+            "    import multiprocessing.forkserver as fs\n"
+            "    fs._forkserver._stop()  # the next context starts a new server\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=tests.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "True"]

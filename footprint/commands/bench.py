@@ -101,10 +101,12 @@ def variant_loader(args: argparse.Namespace, data: str):  # noqa: ANN201
     runner's memory child builds the same variant)."""
     import functools
 
-    from compress.variants import import_loader_dependencies, load_variant
+    from compress.variants import LOADER_MODULES, import_loader_dependencies, load_variant
 
     import_loader_dependencies()  # before the runner's clock: its first build must not pay for the imports
-    return functools.partial(load_variant, calibration_data=getattr(args, "calibration_data", None), eval_data=data)
+    loader = functools.partial(load_variant, calibration_data=getattr(args, "calibration_data", None), eval_data=data)
+    loader.preload = LOADER_MODULES  # the memory children's fork server imports them once, not every child
+    return loader
 
 
 def config_from_args(args: argparse.Namespace):  # noqa: ANN201
