@@ -122,6 +122,8 @@ class _Run:
         self.idle_s: dict[str, float] = {}
         self.idle_why: dict[str, str] = {}
         self.loaded: dict[tuple[str, str], Loaded] = {}
+        self.making: dict[tuple[str, str], Any] = {}  # (spec, device) -> its making cost (bench/making.py)
+        self.side: side_builds.SideBuilds | None = None  # the process building compiled variants alongside
         self.audio_caches: dict[int, list] = {}
         self.overhead: dict[str, float] = {}
         self.rows_skipped = 0
@@ -307,7 +309,6 @@ class _Run:
         (bench/side_builds.py); not in a distributed run, nor with --variant-memory inprocess (one process only)."""
         from bench import energy
 
-        self.side = None
         if "cpu" not in self.cfg.devices or self.ctx.world_size > 1 or self.cfg.variant_memory == "inprocess":
             return
         wanted = set(self.cfg.side_builds)
@@ -319,7 +320,7 @@ class _Run:
                                       self.cfg.max_batch_seconds, meter_kw, memory.default_threads())
 
     def finish_side_builds(self) -> None:
-        if getattr(self, "side", None) is None:
+        if self.side is None:
             return
         summary = self.side.finish()
         shutil.rmtree(self.side.folder, ignore_errors=True)
@@ -375,8 +376,8 @@ class _Run:
         from core.model_stats import model_stats
 
         local_dev = self.local_device(dev)
-        side = getattr(self, "side", None)
-        side_result = side.take(job.spec) if side is not None and dev == "cpu" and job.scenario.uses_data else None
+        side_result = self.side.take(job.spec) if self.side is not None and dev == "cpu" \
+            and job.scenario.uses_data else None
         try:
             base_mb = memory.baseline(local_dev, trim=True) if self.cfg.variant_memory != "off" else float("nan")
             t0 = time.perf_counter()
@@ -398,8 +399,8 @@ class _Run:
         applied = side_builds.apply(side_result, info) if side_result is not None else None
         if applied is not None:  # the side process built it from a cold cache: that is its one-time cost
             info, load_s = applied
-            self.__dict__.setdefault("making", {})[(job.spec, local_dev)] = making.side_build_making(
-                v, job.spec, local_dev, side_result, self.intensity)
+            self.making[(job.spec, local_dev)] = making.side_build_making(v, job.spec, local_dev, side_result,
+                                                                         self.intensity)
         spec_dir = Path(job.spec).expanduser()
         wl_full = job.scenario.workload(self.data_wl, self.arch_wls, dev)
         wl = wl_full.shard(self.ctx.rank, self.ctx.world_size)

@@ -3,9 +3,10 @@ builds the first ones.
 
 Why: a compiled variant's first build (torch.export, Inductor's lowering, one C++ compiler) keeps about one core
 busy for 13-54 s on a 2-vCPU EPYC.  Two such builds side by side took 49 s of wall time where one after the other
-took 87 s, each within 10 % of its time alone; a first ``footprint run`` builds three, and its build phase went
-from 110 s to 59 s.  What the side measures is a build beside other work: next to the runner's memory children
-(two threads) the student's compiled encoder took 26 s in the side against 13 s alone, and its row says so.
+took 87 s, each within 10 % of its time alone; a first ``footprint run`` builds three, and its build phase takes
+59 s instead of 110 s (docs/runs/2026-12-07d-front-end-windows).  What the side measures is a build beside other
+work: next to the runner's memory children (two threads) the student's compiled encoder took 26 s in the side
+against 13 s alone, and its row says so.
 
 How: the side process walks the CPU jobs' specs from the end, the runner from the start; each claims a spec (a file
 created exclusively in a folder both see) before building it, so no spec is built twice from a cold cache, and
