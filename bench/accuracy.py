@@ -2,7 +2,9 @@
 
 The accuracy pass is also the warm scenario's first pass over every padded shape (``batched`` times lengths
 already run), so on a cache hit the same pass still runs, untimed and unscored, when warm repeats follow; what a hit
-saves is the scoring and, when no warm repeat follows (``--scenarios unseen``), the whole pass.
+saves is the scoring and, when no warm repeat follows (``--scenarios unseen``), the whole pass.  Batches that the
+unseen repeats ran exactly as this pass would (bench/unseen.py, ``aligned``) are not run again: their transcripts
+are those repeats', so every utterance is transcribed once.
 """
 from __future__ import annotations
 
@@ -34,11 +36,15 @@ def accuracy_pass(run: Any, entry: Any, dev: str) -> dict[str, Any] | None:
     cached = accuracy_cache.load(ckey) if ckey and not run.cfg.fresh else None
     if run.ctx.broadcast(cached is not None):
         return _from_cache(run, entry, dev, acc_key, cached)
-    log.info("accuracy pass: %s on %s, %d utterances", job.variant, dev, len(entry.wl_full))
+    held = reusable_hyps(entry)
+    log.info("accuracy pass: %s on %s, %d utterances%s", job.variant, dev, len(entry.wl_full),
+             f" ({len(held)} transcribed by the unseen repeats)" if held else "")
+    batches = [b for b in job.scenario.plan(tr, wl.durations) if not all(i in held for i in b)] if held else None
     readings = Readings()
     with energy_window(run.meters[dev], f"accuracy|{job.variant}|{dev}", readings):
-        res, _ = run.pass_(entry, wl, keep_hyps=True)
-    entry.full_pass = True
+        res, _ = run.pass_(entry, wl, keep_hyps=True, batches=batches)
+    entry.full_pass = True  # with the unseen repeats' batches, this process has run the whole plan
+    res.hyps = [held.get(i, h) for i, h in enumerate(res.hyps)]
     parts = run.ctx.gather((wl.utt_ids, wl.references, res.hyps, res.wall_s, readings.energy))
     if run.main:
         ids = [i for p in parts for i in p[0]]
@@ -49,7 +55,7 @@ def accuracy_pass(run: Any, entry: Any, dev: str) -> dict[str, Any] | None:
         acc = {"wer": sc.wer, "cer": sc.cer, "n_utts": sc.n_utts, "ref_words": sc.ref_words,
                "wall_s": max(p[3] for p in parts), "batch_size": tr.batch_size,
                "energy_j": sum(joules) if joules else None, "energy_method": readings.energy.method,
-               "source": "measured"}
+               "source": "measured", "utts_from_unseen": len(held)}
         run.store.put_pass(acc_key, "accuracy", job.variant, dev, acc, now_iso())
         meta.save_hyps(run.run_dir, job.variant, dev, ids, refs, hyps)
         log.info("%s on %s: WER %.2f %%, CER %.2f %%", job.variant, dev, 100 * sc.wer, 100 * sc.cer)
@@ -60,6 +66,15 @@ def accuracy_pass(run: Any, entry: Any, dev: str) -> dict[str, Any] | None:
             "hit": False, "why": "--fresh" if run.cfg.fresh else "not in the cache", "key": ckey}
     entry.accuracy_source = "measured"
     return run.ctx.broadcast(acc)
+
+def reusable_hyps(entry: Any) -> dict[int, str]:
+    """The unseen repeats' transcripts when they cover every held-out utterance and were made in this variant's own
+    plan batches (``entry.unseen_batches``); else {} (a resumed run, batches of another plan: the whole pass runs)."""
+    sp = entry.unseen
+    if sp is None or not entry.unseen_batches or len(entry.unseen_hyps) != sum(map(len, sp.subsets)):
+        return {}
+    return dict(entry.unseen_hyps)
+
 
 def _cache_key(run: Any, entry: Any, dev: str) -> tuple[str, dict[str, Any]]:
     """The accuracy cache's key of this variant x device x workload (rank 0; "" elsewhere)."""

@@ -144,6 +144,9 @@ class Loaded:
     full_pass: bool = False       # this process ran its whole batch plan (accuracy or warm pass): warm already
     content_hash: str = ""        # bench.accuracy_cache.variant_hash, computed once (the caches' keys)
     unseen: Any = None            # bench.unseen.Split of ``wl`` (None: no ``unseen`` repeats for this job)
+    # per unseen repeat, this variant's own plan batches of its subset (bench.unseen.aligned); None: batched apart
+    unseen_batches: list | None = None
+    unseen_hyps: dict[int, str] = field(default_factory=dict)  # wl index -> an unseen repeat's transcript (aligned)
     timed_batches: list | None = None  # what each warm repeat runs (RunConfig.timed_share); None: the whole plan
 
 

@@ -408,7 +408,7 @@ class _Run:
                        model_path=getattr(v, "path", None) or (str(spec_dir.resolve()) if spec_dir.is_dir() else ""),
                        load_s=load_s, base_mb=base_mb, variant=v)
         if self.pending(job, dev, "unseen"):
-            entry.unseen = unseen.split(wl.durations, self.cfg.repeats, self.cfg.unseen_share, self.cfg.seed)
+            entry.unseen, entry.unseen_batches = self.unseen_split(job, tr, wl)
             if entry.unseen is None:
                 self.drop(job.variant, dev, "unseen")
             if entry.unseen is None and self.main:
@@ -425,6 +425,20 @@ class _Run:
                 self.audio_caches[id(wl_full)] = [wl.loader(i) for i in range(len(wl))]
             entry.audio_cache = self.audio_caches[id(wl_full)]
         return entry
+
+    def unseen_split(self, job: Job, tr: Any, wl: Any) -> tuple[unseen.Split | None, list | None]:
+        """The held-out subsets (the same for every variant: whole batches of the run's batching where there are
+        enough, else single utterances) and this variant's batches of them when its own plan has them whole
+        (bench/unseen.py).  One process only: ranks plan their own shards."""
+        from core.inference import plan_batches
+
+        args = (self.cfg.repeats, self.cfg.unseen_share, self.cfg.seed)
+        if self.ctx.world_size == 1:
+            sp = unseen.split_batches(plan_batches(wl.durations, self.cfg.batch_size, self.cfg.max_batch_seconds),
+                                      wl.durations, *args)
+            if sp is not None:
+                return sp, unseen.aligned(sp, job.scenario.plan(tr, wl.durations))
+        return unseen.split(wl.durations, *args), None
 
     def _warmup(self, entry: Loaded, dev: str, wl: Any, scenario: str = "batched") -> None:
         from core.provenance import now_iso
@@ -503,8 +517,10 @@ class _Run:
         wl = e.wl.subset(e.unseen.subsets[rep]) if pass_ == "unseen" else e.wl
         self.ctx.barrier()  # ranks start each repeat together
         with track_repeat(m, e.tr.device, rss, f"{e.job.variant}|{dev}|{rep}|{pass_}") as r:
-            res, reused = self.pass_(e, wl, audio_cache=e.audio_cache, keep_hyps=pass_ == "unseen",
-                                     batches=None if pass_ == "unseen" else e.timed_batches)
+            batches = (e.unseen_batches[rep] if e.unseen_batches else None) if pass_ == "unseen" else e.timed_batches
+            res, reused = self.pass_(e, wl, audio_cache=e.audio_cache, keep_hyps=pass_ == "unseen", batches=batches)
+        if pass_ == "unseen" and e.unseen_batches and res.hyps is not None:  # the accuracy pass's own transcripts
+            e.unseen_hyps.update(zip(e.unseen.subsets[rep], res.hyps))
         net = r.energy.minus_baseline(self.idle_w[dev]) if dev in self.idle_w and r.energy.joules_by_component \
             else r.energy
         part = {"res": asdict(res), "gross": r.energy, "net": net, "peak": r.peak_rss_mb,
