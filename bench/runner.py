@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import shutil
 import time
 from dataclasses import asdict
@@ -362,34 +361,15 @@ class _Run:
 
     def accuracy_and_warmup(self) -> None:
         """Each loaded variant's accuracy pass over the whole workload (once) and its warm-up batches."""
-        shared = self.shared_warmups()
         for (_, dev), entry in self.loaded.items():
             with self.phase(entry.job, "accuracy"):
                 entry.acc = accuracy_pass(self, entry, dev) or {}
             self.advance("accuracy", entry.job.variant, dev)
             # after a pass over the whole plan, warm-up batches (some of its batches) would run nothing new
-            if self.pending(entry.job, dev) and self.cfg.warmup > 0 and not entry.full_pass \
-                    and (entry.job.variant, dev) not in shared:
+            if self.pending(entry.job, dev) and self.cfg.warmup > 0 and not entry.full_pass:
                 with self.phase(entry.job, "warm-up"):
                     self._warmup(entry, dev, entry.wl)
             self.advance("warm-up", entry.job.variant, dev)
-        if shared and self.main:
-            self.meta["warmup_shared"] = {f"{v}|{d}": twin for (v, d), twin in shared.items()}
-
-    def shared_warmups(self) -> dict[tuple[str, str], str]:
-        """Random-weight depths of one architecture and recipe (``arch-large-L24``, ``-L12``, ``-L6``) run layers of
-        the same shapes on the same workload, so the kernels and buffers one's warm-up makes are the others' too
-        (oneDNN caches kernels by shape, not by weights): only the shallowest warms up.  (variant, device) -> the
-        variant whose warm-up it shares."""
-        groups: dict[tuple[str, str], list[Loaded]] = {}
-        for (_, dev), e in self.loaded.items():
-            if e.job.weights == "random":
-                groups.setdefault((re.sub(r"^(arch-[^-+]+)-L\d+", r"\1", e.job.spec), dev), []).append(e)
-        out = {}
-        for (_, dev), es in groups.items():
-            first = min(es, key=lambda e: e.info.get("transformer_layers") or 0)
-            out.update({(e.job.variant, dev): first.job.variant for e in es if e is not first})
-        return out
 
     def _load(self, job: Job, dev: str) -> Loaded | None:
         """The variant on this device as a Transcriber, or None (logged, recorded in meta) if it cannot load."""

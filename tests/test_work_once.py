@@ -270,24 +270,3 @@ def test_in_process_memory_counts_heap_an_earlier_variant_freed() -> None:
     out = memory.peak_over(Tr(), [], "cpu", base, "inprocess")
     assert out["variant_peak_mb"] > 0.5 * 256 * 0.0655, out  # most of the 16.8 MB the forward held
     del pin
-
-
-def test_depths_of_one_architecture_share_the_shallowest_ones_warm_up(assets, tmp_path, monkeypatch) -> None:  # noqa: ANN001
-    """Random-weight depths run layers of the same shapes on the same audio: only the shallowest warms up."""
-    from bench import runner
-
-    warmed: list[str] = []
-    real = runner._Run._warmup
-
-    def spy(self, entry, dev, wl, scenario="batched"):  # noqa: ANN001, ANN202
-        warmed.append(f"{entry.job.variant}|{scenario}")
-        return real(self, entry, dev, wl, scenario)
-
-    monkeypatch.setattr(runner._Run, "_warmup", spy)
-    cfg = _cfg(assets, tmp_path / "run", models=[str(assets["b"])], arch=["embedded"], layers=[2, 1],
-               arch_fraction=0.001, repeats=1)
-    summary = run_benchmark(cfg, load_variant, progress=False)
-    assert sorted(w for w in warmed if w.startswith("arch")) == ["arch-embedded-L1|batched"]
-    assert summary.meta["warmup_shared"] == {"arch-embedded-L2|cpu": "arch-embedded-L1"}
-    df = load_results(tmp_path / "run")
-    assert set(df[df["weights"] == "random"]["variant"]) == {"arch-embedded-L1", "arch-embedded-L2"}
