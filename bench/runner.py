@@ -3,8 +3,10 @@
 First each variant is built (a second process builds the compiled ones from the end of the list meanwhile,
 bench/side_builds.py) and its memory measured in a child (bench/memory.py).  Then, for each variant x device:
   1. with ``unseen`` (trained models, default): warm-up on the utterances not held out, then N timed repeats
-     each over its own held-out, length-disjoint subset, which no pass in this process has run (bench/unseen.py);
-  2. an accuracy pass over every utterance (WER, CER; hypotheses saved under RUN_DIR/hyps/);
+     each over its own held-out, length-disjoint subset (whole batches of the accuracy pass's plan where there
+     are enough), which no pass in this process has run (bench/unseen.py);
+  2. an accuracy pass: WER, CER over every utterance (hypotheses saved under RUN_DIR/hyps/), running the batches
+     the unseen repeats did not (their transcripts are the ones it would make, bench/accuracy.py);
   3. warm-up batches (timed and kept in the ``passes`` table, never in the rows);
   4. ``batched`` (warm): N timed repeats over the same utterances (``timed_share`` < 1: over every k-th batch of
      the accuracy pass's plan, shapes it ran), variants interleaved (and their order rotated) between repeats so

@@ -15,12 +15,13 @@
 The console shows this suite's lines and other libraries' errors; ``RUN_DIR/run.log`` keeps every record of the
 job and its child processes (core/console.py).
 
-Sized for a 2-core machine: WER over the whole synthetic dev-clean (300 utterances, 22.8 min of audio), 2
+Sized for a 2-core machine: WER over the whole synthetic dev-clean (300 utterances, 22.8 min of audio), each
+utterance transcribed once (the unseen repeats' held-out batches are not run again by the accuracy pass), 2
 interleaved repeats per scenario (warm, on a third of the accuracy pass's batches, ``--timed-share``; and unseen
-lengths on a held-out share), the tracker's overhead over a short slice
-of batches (``bench.overhead.MIN_PAIRS`` pairs: a median and its interval), and the large
-architecture timed on 0.1 % of a dev-clean-shaped workload; ``--limit N`` benchmarks fewer utterances; the run's
-duration is logged at the end.  A rerun resumes: finished rows are skipped.
+lengths on a held-out half), the tracker's overhead over a short slice of batches (``bench.overhead.MIN_PAIRS``
+pairs: a median and its interval), and the large architecture timed on 0.1 % of a dev-clean-shaped workload;
+``--limit N`` benchmarks fewer utterances; the run's duration is logged at the end.  A rerun resumes: finished rows
+are skipped.
 """
 from __future__ import annotations
 
