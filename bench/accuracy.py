@@ -108,8 +108,11 @@ def _from_cache(run: Any, entry: Any, dev: str, acc_key: str, cached: dict[str, 
     if run.pending(job, dev):
         # the warm scenario times lengths already run: the pass the accuracy pass would have been still runs,
         # untimed and unscored, so that the timed repeats meet the same kernels as after a computed one
+        held = reusable_hyps(entry)  # batches the unseen repeats ran in this process are warm already
+        batches = [b for b in entry.timed_batches or job.scenario.plan(entry.tr, entry.wl.durations)
+                   if not all(i in held for i in b)]
         with run.phases("warm pass (accuracy cached)"):
-            run.pass_(entry, entry.wl, batches=entry.timed_batches)  # what the warm repeats will run
+            run.pass_(entry, entry.wl, batches=batches)  # what the warm repeats will run
         entry.full_pass = True
     return run.ctx.broadcast(acc)
 

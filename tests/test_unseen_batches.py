@@ -55,14 +55,17 @@ def runs(tmp_path_factory, request):  # noqa: ANN001, ANN201
     model = save_tiny_model(root / "tiny", layers=1)
     data = shared_tiny_corpus(tmp_path_factory)
     out: dict[str, dict] = {}
-    for name in ("reuse", "whole"):
+    for name in ("reuse", "whole", "cached"):
         calls: list[tuple[int, int]] = []
+        untimed: list[int] = []
         real = runner.run_pass
 
         def spy(tr, wl, scenario, **kw):  # noqa: ANN001, ANN202
             res = real(tr, wl, scenario, **kw)
             if kw.get("keep_hyps") and len(wl) == 8:  # the accuracy pass (unseen repeats run a subset)
                 calls.append((len(wl), res.n_utts))
+            elif len(wl) == 8:  # the warm pass of a cached accuracy, the warm repeats
+                untimed.append(res.n_utts)
             return res
 
         mp = pytest.MonkeyPatch()
@@ -72,10 +75,10 @@ def runs(tmp_path_factory, request):  # noqa: ANN001, ANN201
             mp.setattr(accuracy, "reusable_hyps", lambda entry: {})
         cfg = RunConfig(out=str(root / name), models=[str(model)], data=str(data), repeats=2, warmup=1, batch_size=2,
                         energy="none", overhead_pairs=0, variant_memory="off", scenarios=["batched", "unseen"],
-                        fresh=True)
+                        fresh=name != "cached")  # "cached": the accuracy from the cache the first run filled
         summary = runner.run_benchmark(cfg, load_variant, progress=False)
         mp.undo()
-        out[name] = {"dir": Path(cfg.out), "calls": calls, "summary": summary}
+        out[name] = {"dir": Path(cfg.out), "calls": calls, "untimed": untimed, "summary": summary}
     return out
 
 
@@ -90,3 +93,9 @@ def test_reused_transcripts_are_the_whole_passes(runs) -> None:  # noqa: ANN001
     assert len(files["reuse"]) == len(files["whole"]) == 1
     reuse, whole = (files[n][0].read_text() for n in ("reuse", "whole"))
     assert reuse == whole and len(reuse.splitlines()) == 9  # header + 8 utterances, each the same transcript
+
+
+def test_a_cached_accuracy_warms_up_only_what_the_unseen_repeats_did_not_run(runs) -> None:  # noqa: ANN001
+    assert runs["cached"]["calls"] == []  # no accuracy pass: the cache had it
+    assert runs["cached"]["untimed"] == [4, 8, 8]  # warm pass over the batches not held out, then the 2 repeats
+    assert runs["whole"]["untimed"] == [8, 8]  # no warm pass after an accuracy pass; the 2 warm repeats
