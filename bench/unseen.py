@@ -64,7 +64,7 @@ def split_batches(plan: Sequence[Sequence[int]], durations: Sequence[float], rep
                   share: float = DEFAULT_SHARE, seed: int = 0) -> Split | None:
     """:func:`split` by whole batches of ``plan``: a seeded ``share`` of the batches whose lengths occur in no other
     batch (so no held-out length is ever run before its repeat, whatever a variant's batching), dealt over
-    ``repeats`` subsets; the batch holding the longest utterance stays in the rest.  None when fewer than
+    ``repeats`` subsets of about equal audio; the batch holding the longest utterance stays in the rest.  None when fewer than
     ``repeats`` batches qualify."""
     owner: dict[int, set[int]] = {}
     for k, b in enumerate(plan):
@@ -77,8 +77,13 @@ def split_batches(plan: Sequence[Sequence[int]], durations: Sequence[float], rep
         return None
     random.Random(seed).shuffle(eligible)
     n_held = min(len(eligible), max(repeats, round(share * len(plan))))
-    held = eligible[:n_held]
-    subsets = [sorted(i for k in held[r::repeats] for i in plan[k]) for r in range(repeats)]
+    # dealt longest batch first to the repeat with the least audio so far: repeats of about equal work
+    audio = {k: sum(durations[i] for i in plan[k]) for k in eligible[:n_held]}
+    dealt: list[list[int]] = [[] for _ in range(repeats)]
+    for k in sorted(audio, key=lambda k: -audio[k]):
+        r = min(range(repeats), key=lambda r: (sum(audio[j] for j in dealt[r]), len(dealt[r]), r))
+        dealt[r].append(k)
+    subsets = [sorted(i for k in ks for i in plan[k]) for ks in dealt]
     out = {i for s in subsets for i in s}
     return Split(sorted(i for b in plan for i in b if i not in out), subsets)
 

@@ -19,7 +19,7 @@ def _whole(plan, subset) -> bool:  # noqa: ANN001
     return all(set(b) <= s or not set(b) & s for b in plan)
 
 
-def test_split_batches_holds_out_whole_batches_length_disjoint_and_seeded() -> None:
+def test_split_batches_holds_out_whole_batches_length_disjoint_balanced_and_seeded() -> None:
     durs = [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 12.0]
     plan = plan_batches(durs, 2)
     sp = unseen.split_batches(plan, durs, repeats=2, share=0.5, seed=3)
@@ -27,6 +27,8 @@ def test_split_batches_holds_out_whole_batches_length_disjoint_and_seeded() -> N
     assert all(_whole(plan, s) for s in sp.subsets) and all(sp.subsets)
     assert sum(len(s) for s in sp.subsets) == 2 * round(0.5 * len(plan))  # 3 of the 6 batches, 2 utterances each
     assert durs.index(12.0) in sp.rest  # the longest stays for the warm-up
+    audio = [sum(durs[i] for i in s) for s in sp.subsets]
+    assert max(audio) - min(audio) <= max(durs[i] + durs[j] for i, j in plan if i != 11 and j != 11)  # <= a batch
     assert unseen.split_batches(plan, durs, 2, 0.5, seed=3) == sp != unseen.split_batches(plan, durs, 2, 0.5, seed=4)
     # a length in two batches: neither batch may be held out (the other would have run it)
     shared = [1.0, 2.0, 2.0, 3.0, 4.0, 12.0]  # batches {0,1} {2,3} {4,5}: 2.0 in the first two
@@ -99,3 +101,13 @@ def test_a_cached_accuracy_warms_up_only_what_the_unseen_repeats_did_not_run(run
     assert runs["cached"]["calls"] == []  # no accuracy pass: the cache had it
     assert runs["cached"]["untimed"] == [4, 8, 8]  # warm pass over the batches not held out, then the 2 repeats
     assert runs["whole"]["untimed"] == [8, 8]  # no warm pass after an accuracy pass; the 2 warm repeats
+
+
+def test_held_out_batches_are_dealt_for_equal_audio() -> None:
+    """Batches of very different lengths: each repeat gets about the same audio, not the luck of the shuffle."""
+    durs = [float(d) for d in (1, 1.1, 2, 2.1, 4, 4.1, 8, 8.1, 16, 16.1, 32, 32.1, 64, 64.1, 99)]
+    plan = plan_batches(durs, 2)
+    for seed in range(6):
+        sp = unseen.split_batches(plan, durs, repeats=2, share=0.9, seed=seed)
+        audio = sorted(sum(durs[i] for i in s) for s in sp.subsets)
+        assert audio[1] - audio[0] <= 2.1 + 1e-9, (seed, audio)  # at most the shortest batch apart
