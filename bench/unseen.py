@@ -64,8 +64,8 @@ def split_batches(plan: Sequence[Sequence[int]], durations: Sequence[float], rep
                   share: float = DEFAULT_SHARE, seed: int = 0) -> Split | None:
     """:func:`split` by whole batches of ``plan``: a seeded ``share`` of the batches whose lengths occur in no other
     batch (so no held-out length is ever run before its repeat, whatever a variant's batching), dealt over
-    ``repeats`` subsets of about equal audio; the batch holding the longest utterance stays in the rest.  None when fewer than
-    ``repeats`` batches qualify."""
+    ``repeats`` subsets of about equal audio; the batch holding the longest utterance stays in the rest.  None when
+    fewer than ``repeats`` batches qualify."""
     owner: dict[int, set[int]] = {}
     for k, b in enumerate(plan):
         for i in b:
