@@ -518,10 +518,10 @@ class _Run:
         m = self.meters[dev]
         wl = e.wl.subset(e.unseen.subsets[rep]) if pass_ == "unseen" else e.wl
         self.ctx.barrier()  # ranks start each repeat together
+        batches = (e.unseen_batches[rep] if e.unseen_batches else None) if pass_ == "unseen" else e.timed_batches
         with track_repeat(m, e.tr.device, rss, f"{e.job.variant}|{dev}|{rep}|{pass_}") as r:
-            batches = (e.unseen_batches[rep] if e.unseen_batches else None) if pass_ == "unseen" else e.timed_batches
             res, reused = self.pass_(e, wl, audio_cache=e.audio_cache, keep_hyps=pass_ == "unseen", batches=batches)
-        if pass_ == "unseen" and e.unseen_batches and res.hyps is not None:  # the accuracy pass's own transcripts
+        if pass_ == "unseen" and e.unseen_batches:  # the accuracy pass's own transcripts (bench/accuracy.py)
             e.unseen_hyps.update(zip(e.unseen.subsets[rep], res.hyps))
         net = r.energy.minus_baseline(self.idle_w[dev]) if dev in self.idle_w and r.energy.joules_by_component \
             else r.energy
