@@ -76,15 +76,22 @@ def paired_speedup(reference: dict[int, float], variant: dict[int, float]) -> fl
     return statistics.median(ratios) if ratios else None
 
 
-def variant_line(variant: str, dev: str, wer: float | None, cached: bool, speedups: dict[str, float | None],
-                 reference: str | None, n_pairs: int) -> str:
-    """``int8-dynamic on cpu: WER 9.09 %; x1.14 warm, x1.07 unseen vs embedded (model time, 2 paired repeats)``."""
+def variant_line(variant: str, dev: str, wer: float | None, cached: bool,
+                 speedups: dict[str, tuple[float | None, int]], reference: str | None) -> str:
+    """``int8-dynamic on cpu: WER 9.09 %; x1.14 warm, x1.07 unseen vs embedded (model time, median of 2 paired
+    repeat(s))``; ``speedups``: scenario -> (median speed-up or None, pairs it is the median of)."""
     parts = [f"{variant} on {dev}: "]
     parts.append("WER n/a (random weights)" if wer is None or wer != wer else
                  f"WER {100 * wer:.2f} %" + (" (from the accuracy cache)" if cached else ""))
-    shown = [f"x{s:.2f} {k}" for k, s in speedups.items() if s is not None]
+    shown = {k: v for k, v in speedups.items() if v[0] is not None}
     if reference and shown and variant != reference:
-        parts.append(f"; {', '.join(shown)} vs {reference} (model time, median of {n_pairs} paired repeat(s))")
+        counts = {n for _, n in shown.values()}
+        if len(counts) == 1:
+            text = ", ".join(f"x{s:.2f} {k}" for k, (s, _) in shown.items())
+            parts.append(f"; {text} vs {reference} (model time, median of {counts.pop()} paired repeat(s))")
+        else:  # a scenario with fewer pairs (a repeat failed or was not run): say so per scenario
+            text = ", ".join(f"x{s:.2f} {k} ({n} pairs)" for k, (s, n) in shown.items())
+            parts.append(f"; {text} vs {reference} (model time, medians of paired repeats)")
     return "".join(parts)
 
 
@@ -120,9 +127,11 @@ def plan_units(run: Any) -> dict[tuple[str, str, str], float]:
     return u
 
 
-def summary_line(run: Any, e: Any, dev: str) -> str:
-    """One line when a variant's rows are done: its WER and its speed-ups so far against the run's teacher
-    (the first of bench.ratios' teacher names, else the first trained job), paired by repeat."""
+def summary_line(run: Any, e: Any, dev: str, final: bool = False) -> str | None:
+    """One line when a variant's rows are done: its WER and its speed-ups against the run's teacher (the first of
+    bench.ratios' teacher names, else the first trained job), paired by repeat, the same medians ``bench ratios``
+    prints.  None while the teacher has yet to run a repeat that the variant has run (the repeats rotate, so a
+    variant can finish before the teacher): the line waits for it, unless ``final``."""
     from bench.ratios import TEACHER_NAMES
 
     on_dev = {v: x for (v, d), x in run.loaded.items() if d == dev}
@@ -131,11 +140,12 @@ def summary_line(run: Any, e: Any, dev: str) -> str:
     if not e.job.scenario.uses_data:  # random weights: against the architecture it is a recipe of, if any
         base = e.job.variant.partition("+")[0]
         ref = base if base != e.job.variant and base in on_dev else None
-    speedups, pairs = {}, 0
+    speedups = {}
     for pass_, word in (("perf", "warm"), ("unseen", "unseen")):
         mine = run.model_s.get((e.job.variant, dev, pass_), {})
         theirs = run.model_s.get((ref, dev, pass_), {}) if ref else {}
-        speedups[word] = paired_speedup(theirs, mine)
-        pairs = max(pairs, len(set(mine) & set(theirs)))
+        if ref and ref != e.job.variant and not final and not set(mine) <= set(theirs):
+            return None
+        speedups[word] = (paired_speedup(theirs, mine), len(set(mine) & set(theirs)))
     wer = e.acc.get("wer") if e.acc else None
-    return variant_line(e.job.variant, dev, wer, e.accuracy_source == "cache", speedups, ref, pairs)
+    return variant_line(e.job.variant, dev, wer, e.accuracy_source == "cache", speedups, ref)

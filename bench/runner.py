@@ -501,17 +501,32 @@ class _Run:
         rss = PeakRSS()
         step = "unseen" if pass_ == "unseen" else "repeat"
         last = {(e.job.variant, dev): rep for rep, dev, e in todo}  # the variant's rows are done after this one
+        done: list[tuple[Loaded, str]] = []  # variants whose rows are done, their summary line not yet logged
         for rep, dev, e in todo:
             self.progress.label(f"{e.job.variant} {step} #{rep}")
             with self.phase(e.job, "unseen repeats" if pass_ == "unseen" else "timed repeats"):
                 written += self._timed_repeat(e, dev, rep, rss, pass_)
             self.advance(f"{step} #{rep}", e.job.variant, dev)
             if pass_ == "perf" and last[(e.job.variant, dev)] == rep and self.main:
-                log.info("%s", summary_line(self, e, dev))
+                done.append((e, dev))
+            done = self._log_summaries(done)
             if pause:
                 time.sleep(pause)
             _hold(os.environ.get(ROW_HOLD_ENV))
+        self._log_summaries(done, final=True)
         return written
+
+    def _log_summaries(self, done: list[tuple[Loaded, str]], final: bool = False) -> list[tuple[Loaded, str]]:
+        """Logs the summary line of each finished variant whose pairs with the teacher are complete (every one
+        when ``final``); returns those still waiting for the teacher's repeats."""
+        waiting = []
+        for e, dev in done:
+            line = summary_line(self, e, dev, final)
+            if line is None:
+                waiting.append((e, dev))
+            else:
+                log.info("%s", line)
+        return waiting
 
     def _timed_repeat(self, e: Loaded, dev: str, rep: int, rss: PeakRSS, pass_: str = "perf") -> int:
         """One repeat of one variant on one device inside its trackers; 1 if rank 0 wrote the row."""
