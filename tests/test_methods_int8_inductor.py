@@ -25,6 +25,10 @@ pytestmark = [pytest.mark.slow,  # started first under pytest-xdist (tests/conft
 INT8_STEP = 1.0 if cpu_has_int8_dot_product() else 2.0
 
 
+def encoder_runtime(model: torch.nn.Module) -> str:
+    return str(compiled_info(model)["runtime"])
+
+
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).norm() / b.float().norm())
 
@@ -97,6 +101,9 @@ def test_int8_weights_are_counted_and_named(int8_chain: torch.nn.Module) -> None
     expected = ref["size_mb"] * 1e6 - sum(3 * m.weight.numel() - 16 * m.out_features for m in linears)
     assert stats["size_mb"] * 1e6 == pytest.approx(expected)
     assert compiled_info(int8_chain)["runtime"].startswith("AOTInductor (encoder int8")
+    # the fp32-rest form keeps ATen's attention kernel
+    assert any("scaled_dot_product" in op for op in int8_chain.wav2vec2.encoder.ops)
+    assert "matmuls" not in encoder_runtime(int8_chain)
     assert compiled_info(int8_chain)["compile_s"] > 0
     state = int8_chain.state_dict()
     assert not any(k.endswith("_proj.weight") for k in state)  # the fp32 Linear weights are gone
@@ -197,6 +204,9 @@ def test_mixed_bf16_keeps_the_grouped_conv_in_fp32_and_stays_close_to_fp32() -> 
     encoder = model.wav2vec2.encoder
     assert encoder._mixed_bf16
     assert [op for op in encoder.ops if "conv" in op] == [int8_inductor._fp32_conv1d.__name__]  # the pos. conv only
+    # with bf16 around the int8, attention is two matmuls and a fused softmax (compress/methods/attention.py)
+    assert not any("scaled_dot_product" in op for op in encoder.ops)
+    assert "attention as matmuls" in encoder_runtime(model)
     torch.manual_seed(2)
     with torch.inference_mode():
         for batch, n in ((1, 9000), (3, 12000)):

@@ -26,7 +26,8 @@ from compress.methods import aoti
 log = logging.getLogger(__name__)
 
 # the code that shapes the quantized graph: a change to it is another artefact
-SOURCES = ("compress.methods.int8_inductor", "compress.methods.int8_artefact", "compress.methods.aoti")
+SOURCES = ("compress.methods.int8_inductor", "compress.methods.int8_artefact", "compress.methods.aoti",
+           "compress.methods.attention")
 TENSORS = "graph.safetensors"
 CALIBRATION_FIELDS = ("calibration_data", "calibration_utterances", "calibration_seed", "eval_data", "do_normalize")
 

@@ -19,7 +19,9 @@ and cost accuracy in the ONNX Runtime probe, see ``ort.py``).
 ``int8-inductor-bf16`` (torchao's "int8-mixed-bf16"): the same int8 Linears, with the graph compiled and called
 under bf16 autocast, so attention, LayerNorm, GELU and the (de)quantization around the GEMMs run in bf16 (AMX /
 AVX512-BF16).  The positional convolution stays fp32 inside the graph: oneDNN's bf16 grouped conv1d is wrong on
-this project's CPU (without the guard the teacher's argmax agreed with fp32 on 80 % of frames).
+this project's CPU (without the guard the teacher's argmax agreed with fp32 on 80 % of frames).  Attention is
+exported as two matmuls and a softmax Inductor fuses (:mod:`compress.methods.attention`: ATen's flash kernel gains
+nothing from bf16 on a CPU without AMX at this head size); ``int8-inductor-bf16-sdpa`` keeps the kernel, to compare.
 ``int8-inductor-static`` / ``-static-bf16``: activation ranges calibrated once (torchao's histogram observer, one
 scale per tensor) by transcribing 16 train-clean utterances, one at a time, with the observed graph as the encoder;
 no per-call range computation.  The audio is chosen by :mod:`compress.methods.calibration` (a seeded draw from
@@ -54,7 +56,7 @@ from torch import nn
 
 from core.errors import FootprintError
 from core.inference import uses_group_norm
-from compress.methods import aoti
+from compress.methods import aoti, attention
 from compress.methods.aoti import MAX_FRAMES
 from compress.methods.registry import register_method
 
@@ -96,6 +98,9 @@ class Int8InductorConfig:
     # compile into an AOTInductor artefact kept in the compile cache and loaded by later builds (int8_artefact.py);
     # False: torch.compile in this process, as every build did before
     artefact: bool = True
+    # "matmul": attention as two matmuls and a softmax Inductor fuses (compress/methods/attention.py); "sdpa": ATen's
+    # flash-attention kernel; None: matmul with bf16 around the int8 (measured faster there), else sdpa
+    attention: str | None = None
 
 
 class Int8InductorEncoder(nn.Module):
@@ -272,11 +277,14 @@ def _register(name: str, description: str, **options: Any) -> Any:
            "compiled by Inductor to oneDNN int8 kernels; chains with front-end-bf16; compiled when built, only with "
            "the `torchao` extra and a C++ compiler")
 @_register("int8-inductor-bf16", "int8-inductor with everything but the int8 Linears in bf16 (torchao's "
-           "int8-mixed-bf16: compiled and run under bf16 autocast; CPUs with AVX512-BF16/AMX)", mixed_bf16=True)
+           "int8-mixed-bf16: compiled and run under bf16 autocast; CPUs with AVX512-BF16/AMX), attention as two "
+           "matmuls and a fused softmax", mixed_bf16=True)
+@_register("int8-inductor-bf16-sdpa", "int8-inductor-bf16 with ATen's flash-attention kernel instead of two "
+           "matmuls and a fused softmax: to compare", mixed_bf16=True, attention="sdpa")
 @_register("int8-inductor-static", "int8-inductor with activation ranges calibrated on train-clean audio (static, "
            "per tensor) instead of measured per call", dynamic=False)
-@_register("int8-inductor-static-bf16", "int8-inductor-static with the rest of the encoder in bf16", dynamic=False,
-           mixed_bf16=True)
+@_register("int8-inductor-static-bf16", "int8-inductor-static with the rest of the encoder in bf16 (attention as in "
+           "int8-inductor-bf16)", dynamic=False, mixed_bf16=True)
 def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Module:
     if not int8_inductor_available():
         raise FootprintError(f"int8-inductor: needs torchao's PT2E quantizer and a C++ compiler ({INSTALL_HINT})")
@@ -284,6 +292,11 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
     from compress.methods.quantize import cpu_has_int8_dot_product, resolve_reduce_range
 
     config = resolve_reduce_range(config)  # before the artefact's key, which covers it
+    if config.attention is None:
+        config.attention = "matmul" if config.mixed_bf16 else "sdpa"
+    if config.attention not in attention.IMPLEMENTATIONS:
+        raise FootprintError(f"int8-inductor: attention must be one of {', '.join(attention.IMPLEMENTATIONS)}, "
+                             f"not {config.attention!r}")
     if not cpu_has_int8_dot_product():
         log.warning("int8-inductor: this CPU has no VNNI/AMX: oneDNN's int8 GEMMs may be slower than fp32 here "
                     "(compress/methods/README.md, int8 compiled by Inductor)")
@@ -311,7 +324,9 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
                                                  aoti=artefact is not None, described=described)
     model.wav2vec2.encoder.artefact = artefact  # the folder it was loaded from (or built into); None: torch.compile
     model._footprint_compiled = ("encoder int8" + ("" if config.dynamic else " (static)")
-                                 + (" + bf16" if config.mixed_bf16 else "") + " (torchao PT2E, x86 Inductor)")
+                                 + (" + bf16" if config.mixed_bf16 else "")
+                                 + (", attention as matmuls" if config.attention == "matmul" else "")
+                                 + " (torchao PT2E, x86 Inductor)")
     model._footprint_compile_s = time.perf_counter() - t0
     model._footprint_compile_cache = cache_label
     model._footprint_quantized_engine = "onednn (Inductor)"
@@ -364,8 +379,9 @@ def _quantize(model: nn.Module, encoder: nn.Module, config: Int8InductorConfig, 
         is_dynamic=config.dynamic, reduce_range=bool(config.reduce_range)))
     with torch.no_grad():
         # the encoder itself, not a copy: export and quantization leave it as it was (it is replaced below)
-        exported = torch.export.export(aoti.LastHiddenState(encoder), example, dynamic_shapes=shapes,
-                                       strict=False).module()
+        with attention.exported_with(model.config, config.attention):
+            exported = torch.export.export(aoti.LastHiddenState(encoder), example, dynamic_shapes=shapes,
+                                           strict=False).module()
         model._footprint_export_s = time.perf_counter() - t0
         prepared = prepare_pt2e(exported, quantizer)
         if config.dynamic:
