@@ -28,6 +28,8 @@ Dynamo guards on the thread count too: a graph cached at one ``torch.set_num_thr
 Those caches keep Inductor's output, not Dynamo's trace, so ``compile-encoder`` on a CPU goes further: the encoder is
 exported and compiled by AOTInductor into an artefact that later builds load (:mod:`compress.methods.encoder_artefact`;
 ``runtime`` "AOTInductor (encoder)"); ``artefact: false``, a ``mode`` or an autocast model compile it as above.
+A bf16 encoder's artefact writes attention as two matmuls and a fused softmax (:mod:`compress.methods.attention`;
+``runtime`` says "attention as matmuls"); ``compile-encoder-sdpa`` keeps ATen's kernel, to compare.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ from torch import nn
 
 from core.errors import FootprintError
 from core.inference import uses_group_norm
+from compress.methods import attention
 from compress.methods.maxpool import MaxPoolFeatureLayer
 from compress.methods.compile_cache import CACHE_ENV, CacheProbe, compile_cache_dir, use_compile_cache  # noqa: F401
 from compress.methods.registry import register_method
@@ -82,6 +85,9 @@ class CompileConfig:
     artefact: bool = True
     # the artefact's weights frozen into it: oneDNN's prepacked GEMMs with bias and GELU fused (encoder_artefact.py)
     freezing: bool = True
+    # the artefact's attention (compress/methods/attention.py): "matmul" | "sdpa"; None: matmul for a bf16 encoder
+    # (measured faster on CPUs without AMX), else sdpa
+    attention: str | None = None
 
 
 class _AutocastFrontEnd:
@@ -123,7 +129,9 @@ def compiled_info(model: nn.Module) -> dict[str, object]:
     scope = getattr(model, "_footprint_compiled", None)
     if scope is None:
         return {}
-    info: dict[str, object] = {"runtime": f"{getattr(model, '_footprint_runtime', 'torch.compile')} ({scope})",
+    attention = ", attention as matmuls" if getattr(model, "_footprint_attention", None) == "matmul" else ""
+    runtime = getattr(model, "_footprint_runtime", "torch.compile")
+    info: dict[str, object] = {"runtime": f"{runtime} ({scope}{attention})",
                                "compile_s": round(model._footprint_compile_s, 2),
                                "compile_cache": getattr(model, "_footprint_compile_cache", "")}
     artefact = getattr(model, "_footprint_artefact", None)  # an AOTInductor artefact (aoti.py): built | loaded
@@ -164,6 +172,11 @@ def length_buckets_label(buckets: object) -> str:
                  description="compile the transformer encoder only (float models; chains after front-end-bf16, "
                              "e.g. bf16+front-end-bf16+compile-encoder); compiled when built, on CPU into an "
                              "AOTInductor artefact that later builds load")
+@register_method("compile-encoder-sdpa", CompileConfig, runtime_only=True, compiles=True,
+                 available=compile_available, missing=compile_missing,
+                 options={"scope": "encoder", "attention": "sdpa"},
+                 description="compile-encoder with ATen's flash-attention kernel in the artefact, whatever the dtype: "
+                             "to compare")
 @register_method("compile-bf16", CompileConfig, runtime_only=True, compiles=True, available=compile_available,
                  missing=compile_missing, options={"autocast": "bfloat16"},
                  description="compile, with the conv front end under bf16 autocast (CPUs with AVX512-BF16/AMX, GPUs); "
@@ -233,8 +246,13 @@ def _compile_encoder_artefact(model: nn.Module, encoder: nn.Module, config: Comp
     from compress.methods import aoti, encoder_artefact
 
     with_mask = not uses_group_norm(model)
+    implementation = config.attention or ("matmul" if next(encoder.parameters()).dtype == torch.bfloat16 else "sdpa")
+    if implementation not in attention.IMPLEMENTATIONS:
+        raise FootprintError(f"compile-encoder: attention must be one of {', '.join(attention.IMPLEMENTATIONS)}, "
+                             f"not {implementation!r}")
     try:
-        package, state, label = encoder_artefact.compile_encoder(model, encoder, with_mask, config.freezing)
+        package, state, label = encoder_artefact.compile_encoder(model, encoder, with_mask, config.freezing,
+                                                                 implementation)
     except Exception as exc:  # noqa: BLE001 - any failure (export, C++ build, load): compile in this process
         log.warning("compile-encoder: AOTInductor artefact failed (%s: %s); compiling with torch.compile",
                     type(exc).__name__, aoti.first_line(exc)[:300])
@@ -244,6 +262,7 @@ def _compile_encoder_artefact(model: nn.Module, encoder: nn.Module, config: Comp
     object.__setattr__(encoder, "_footprint_aoti", package)  # not a submodule: no state, no parameters
     encoder._footprint_aoti_mask = with_mask
     model._footprint_artefact, model._footprint_runtime = state, "AOTInductor"
+    model._footprint_attention = implementation
     return label
 
 

@@ -28,28 +28,32 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.methods import aoti
+from compress.methods import aoti, attention
 
 log = logging.getLogger(__name__)
 
 # the code that shapes the exported graph: a change to it is another artefact
-SOURCES = ("compress.methods.encoder_artefact", "compress.methods.aoti", "compress.methods.quantize")
+SOURCES = ("compress.methods.encoder_artefact", "compress.methods.aoti", "compress.methods.quantize",
+           "compress.methods.attention")
 NAME = "compile-encoder"
 
 
-def key_for(encoder: nn.Module, model_config: Any, with_mask: bool, freezing: bool) -> tuple[str, dict[str, Any]]:
+def key_for(encoder: nn.Module, model_config: Any, with_mask: bool, freezing: bool,
+            implementation: str = "sdpa") -> tuple[str, dict[str, Any]]:
     arch = {k: v for k, v in model_config.to_dict().items() if k not in ("_name_or_path", "architectures")}
     pos_conv = getattr(getattr(encoder, "pos_conv_embed", None), "conv", None)
     graph = {"encoder": aoti.tensors_digest(encoder), "arch": arch, "with_mask": with_mask, "freezing": freezing,
-             "dtype": str(next(encoder.parameters()).dtype), "pos_conv": type(pos_conv).__name__}
+             "dtype": str(next(encoder.parameters()).dtype), "pos_conv": type(pos_conv).__name__,
+             "attention": implementation}
     return aoti.artefact_key({"method": NAME, **graph}, SOURCES)
 
 
-def build(key: str, parts: dict[str, Any], encoder: nn.Module, hidden: int, with_mask: bool,
-          freezing: bool) -> Path:
-    """Export ``encoder`` (dynamic batch and length) and compile it into a new artefact."""
-    example, shapes = aoti.encoder_example(hidden, with_mask, next(encoder.parameters()).dtype)
-    with torch.no_grad():
+def build(key: str, parts: dict[str, Any], encoder: nn.Module, model_config: Any, with_mask: bool,
+          freezing: bool, implementation: str = "sdpa") -> Path:
+    """Export ``encoder`` (dynamic batch and length) with ``implementation``'s attention and compile it into a new
+    artefact."""
+    example, shapes = aoti.encoder_example(model_config.hidden_size, with_mask, next(encoder.parameters()).dtype)
+    with torch.no_grad(), attention.exported_with(model_config, implementation):
         exported = torch.export.export(aoti.LastHiddenState(encoder), example, dynamic_shapes=shapes, strict=False)
     return aoti.build(key, parts, exported, {"freezing": freezing}, lambda folder: {})
 
@@ -70,13 +74,14 @@ class ArtefactForward:
         return BaseModelOutput(last_hidden_state=out) if return_dict else (out,)
 
 
-def compile_encoder(model: nn.Module, encoder: nn.Module, with_mask: bool, freezing: bool) -> tuple[Any, str, str]:
+def compile_encoder(model: nn.Module, encoder: nn.Module, with_mask: bool, freezing: bool,
+                    implementation: str = "sdpa") -> tuple[Any, str, str]:
     """The encoder's artefact, loaded or built here: (the loaded package, "loaded" | "built", the compile cache's
     label); its folder in ``encoder.artefact``.  Raises what building or loading raised (the caller compiles with
     ``torch.compile`` instead)."""
     from compress.methods.compile_cache import CacheProbe
 
-    key, parts = key_for(encoder, model.config, with_mask, freezing)
+    key, parts = key_for(encoder, model.config, with_mask, freezing, implementation)
     folder = aoti.find(key)
     if folder is not None:
         try:
@@ -91,7 +96,7 @@ def compile_encoder(model: nn.Module, encoder: nn.Module, with_mask: bool, freez
     if folder is None:
         t0 = time.perf_counter()
         with CacheProbe() as probe:
-            folder = build(key, parts, encoder, model.config.hidden_size, with_mask, freezing)
+            folder = build(key, parts, encoder, model.config, with_mask, freezing, implementation)
         model._footprint_artefact_build_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         compiled = aoti.load_package(folder)

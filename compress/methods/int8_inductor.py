@@ -324,9 +324,8 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
                                                  aoti=artefact is not None, described=described)
     model.wav2vec2.encoder.artefact = artefact  # the folder it was loaded from (or built into); None: torch.compile
     model._footprint_compiled = ("encoder int8" + ("" if config.dynamic else " (static)")
-                                 + (" + bf16" if config.mixed_bf16 else "")
-                                 + (", attention as matmuls" if config.attention == "matmul" else "")
-                                 + " (torchao PT2E, x86 Inductor)")
+                                 + (" + bf16" if config.mixed_bf16 else "") + " (torchao PT2E, x86 Inductor)")
+    model._footprint_attention = config.attention
     model._footprint_compile_s = time.perf_counter() - t0
     model._footprint_compile_cache = cache_label
     model._footprint_quantized_engine = "onednn (Inductor)"
