@@ -24,8 +24,9 @@ def _fake_package(calls: list[tuple]) -> object:
 def stand_ins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict:
     state: dict = {"built": 0, "calls": [], "folder": tmp_path / "artefact"}
 
-    def build(key, parts, encoder, hidden, with_mask, freezing):  # noqa: ANN001, ANN202
+    def build(key, parts, encoder, model_config, with_mask, freezing, implementation):  # noqa: ANN001, ANN202
         state["built"] += 1
+        state["attention"] = implementation
         state["folder"].mkdir(exist_ok=True)
         return state["folder"]
 
@@ -39,6 +40,7 @@ def test_built_once_then_loaded_and_called_as_the_encoder(stand_ins, monkeypatch
     model = apply_stages(tiny_model(layers=1), parse_recipe("compile-encoder"))
     assert stand_ins["built"] == 1 and compiled.compiled_info(model)["compile_artefact"] == "built"
     assert compiled.compiled_info(model)["runtime"] == "AOTInductor (encoder)"
+    assert stand_ins["attention"] == "sdpa"  # an fp32 encoder keeps ATen's kernel; a bf16 one: matmuls
     names = list(tiny_model(layers=1).state_dict())
     assert list(model.state_dict()) == names  # the encoder keeps its weights under their names
 
