@@ -129,9 +129,9 @@ def compiled_info(model: nn.Module) -> dict[str, object]:
     scope = getattr(model, "_footprint_compiled", None)
     if scope is None:
         return {}
-    attention = ", attention as matmuls" if getattr(model, "_footprint_attention", None) == "matmul" else ""
+    matmuls = ", attention as matmuls" if getattr(model, "_footprint_attention", None) == "matmul" else ""
     runtime = getattr(model, "_footprint_runtime", "torch.compile")
-    info: dict[str, object] = {"runtime": f"{runtime} ({scope}{attention})",
+    info: dict[str, object] = {"runtime": f"{runtime} ({scope}{matmuls})",
                                "compile_s": round(model._footprint_compile_s, 2),
                                "compile_cache": getattr(model, "_footprint_compile_cache", "")}
     artefact = getattr(model, "_footprint_artefact", None)  # an AOTInductor artefact (aoti.py): built | loaded
