@@ -62,3 +62,13 @@ def test_exported_with_switches_the_config_and_restores_it() -> None:
     with pytest.raises(ValueError, match="attention must be one of"):
         with attention.exported_with(config, "flash"):
             pass
+
+
+def test_resolve_defaults_to_matmuls_in_bf16_and_refuses_in_one_line() -> None:
+    from core.errors import FootprintError
+
+    assert attention.resolve(None, True, "int8-inductor") == "matmul"
+    assert attention.resolve(None, False, "int8-inductor") == "sdpa"
+    assert attention.resolve("sdpa", True, "compile-encoder") == "sdpa"
+    with pytest.raises(FootprintError, match="compile-encoder: attention must be one of sdpa, matmul, not 'flash'"):
+        attention.resolve("flash", True, "compile-encoder")

@@ -25,6 +25,17 @@ NAME = "footprint_matmul"
 IMPLEMENTATIONS = ("sdpa", "matmul")  # a compiled recipe's ``attention`` option
 
 
+def resolve(requested: str | None, bf16: bool, method: str) -> str:
+    """The attention a compiled recipe exports: ``requested``, or by default matmuls where the encoder runs in bf16
+    (measured faster there) and ATen's kernel elsewhere; a one-line refusal naming ``method`` for anything else."""
+    from core.errors import FootprintError
+
+    chosen = requested or ("matmul" if bf16 else "sdpa")
+    if chosen not in IMPLEMENTATIONS:
+        raise FootprintError(f"{method}: attention must be one of {', '.join(IMPLEMENTATIONS)}, not {chosen!r}")
+    return chosen
+
+
 def matmul_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                      attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
                      **kwargs: Any) -> tuple[torch.Tensor, None]:

@@ -246,10 +246,8 @@ def _compile_encoder_artefact(model: nn.Module, encoder: nn.Module, config: Comp
     from compress.methods import aoti, encoder_artefact
 
     with_mask = not uses_group_norm(model)
-    implementation = config.attention or ("matmul" if next(encoder.parameters()).dtype == torch.bfloat16 else "sdpa")
-    if implementation not in attention.IMPLEMENTATIONS:
-        raise FootprintError(f"compile-encoder: attention must be one of {', '.join(attention.IMPLEMENTATIONS)}, "
-                             f"not {implementation!r}")
+    implementation = attention.resolve(config.attention, next(encoder.parameters()).dtype == torch.bfloat16,
+                                       "compile-encoder")
     try:
         package, state, label = encoder_artefact.compile_encoder(model, encoder, with_mask, config.freezing,
                                                                  implementation)

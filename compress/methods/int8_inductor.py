@@ -292,11 +292,7 @@ def apply_int8_inductor(model: nn.Module, config: Int8InductorConfig) -> nn.Modu
     from compress.methods.quantize import cpu_has_int8_dot_product, resolve_reduce_range
 
     config = resolve_reduce_range(config)  # before the artefact's key, which covers it
-    if config.attention is None:
-        config.attention = "matmul" if config.mixed_bf16 else "sdpa"
-    if config.attention not in attention.IMPLEMENTATIONS:
-        raise FootprintError(f"int8-inductor: attention must be one of {', '.join(attention.IMPLEMENTATIONS)}, "
-                             f"not {config.attention!r}")
+    config.attention = attention.resolve(config.attention, config.mixed_bf16, "int8-inductor")  # before the key
     if not cpu_has_int8_dot_product():
         log.warning("int8-inductor: this CPU has no VNNI/AMX: oneDNN's int8 GEMMs may be slower than fp32 here "
                     "(compress/methods/README.md, int8 compiled by Inductor)")
