@@ -203,7 +203,8 @@ def test_mixed_bf16_keeps_the_grouped_conv_in_fp32_and_stays_close_to_fp32() -> 
     model = apply_stages(tiny_model(layers=2), parse_recipe("front-end-bf16+int8-inductor-bf16"))
     encoder = model.wav2vec2.encoder
     assert encoder._mixed_bf16
-    assert [op for op in encoder.ops if "conv" in op] == [int8_inductor._fp32_conv1d.__name__]  # the pos. conv only
+    # the positional conv only, exported as a channels-last conv2d (compress/methods/positional_conv.py)
+    assert [op for op in encoder.ops if "conv" in op] == [int8_inductor._FP32_CONVS[torch.ops.aten.conv2d.default].__name__]
     # with bf16 around the int8, attention is two matmuls and a fused softmax (compress/methods/attention.py)
     assert not any("scaled_dot_product" in op for op in encoder.ops)
     assert "attention as matmuls" in encoder_runtime(model)
@@ -222,13 +223,16 @@ def test_mixed_bf16_keeps_the_grouped_conv_in_fp32_and_stays_close_to_fp32() -> 
 
 
 def test_a_grouped_conv_in_the_graph_ignores_bf16_autocast() -> None:
-    from compress.methods.int8_inductor import _fp32_conv1d
+    from compress.methods.int8_inductor import _FP32_CONVS
 
     x, w = torch.randn(2, 8, 20), torch.randn(8, 2, 5)
+    conv1d, conv2d = _FP32_CONVS[torch.ops.aten.conv1d.default], _FP32_CONVS[torch.ops.aten.conv2d.default]
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = _fp32_conv1d(x, w, None, [1], [2], [1], 4)
-    assert out.dtype == torch.float32
-    assert torch.equal(out, torch.nn.functional.conv1d(x, w, padding=2, groups=4))
+        out1 = conv1d(x, w, None, [1], [2], [1], 4)
+        out2 = conv2d(x[:, :, None], w[:, :, None], None, [1, 1], [0, 2], [1, 1], 4)
+    assert out1.dtype == out2.dtype == torch.float32
+    assert torch.equal(out1, torch.nn.functional.conv1d(x, w, padding=2, groups=4))
+    assert torch.equal(out2, torch.nn.functional.conv2d(x[:, :, None], w[:, :, None], padding=(0, 2), groups=4))
 
 
 def test_static_ranges_come_from_the_calibration_audio(tiny_corpus, int8_chain) -> None:  # noqa: ANN001, F811

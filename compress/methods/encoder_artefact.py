@@ -28,13 +28,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.methods import aoti, attention
+from compress.methods import aoti, attention, positional_conv
 
 log = logging.getLogger(__name__)
 
 # the code that shapes the exported graph: a change to it is another artefact
 SOURCES = ("compress.methods.encoder_artefact", "compress.methods.aoti", "compress.methods.quantize",
-           "compress.methods.attention")
+           "compress.methods.attention", "compress.methods.positional_conv")
 NAME = "compile-encoder"
 
 
@@ -53,7 +53,8 @@ def build(key: str, parts: dict[str, Any], encoder: nn.Module, model_config: Any
     """Export ``encoder`` (dynamic batch and length) with ``implementation``'s attention and compile it into a new
     artefact."""
     example, shapes = aoti.encoder_example(model_config.hidden_size, with_mask, next(encoder.parameters()).dtype)
-    with torch.no_grad(), attention.exported_with(model_config, implementation):
+    with torch.no_grad(), attention.exported_with(model_config, implementation), \
+            positional_conv.exported_channels_last(encoder):
         exported = torch.export.export(aoti.LastHiddenState(encoder), example, dynamic_shapes=shapes, strict=False)
     return aoti.build(key, parts, exported, {"freezing": freezing}, lambda folder: {})
 

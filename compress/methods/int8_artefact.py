@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 # the code that shapes the quantized graph: a change to it is another artefact
 SOURCES = ("compress.methods.int8_inductor", "compress.methods.int8_artefact", "compress.methods.aoti",
-           "compress.methods.attention")
+           "compress.methods.attention", "compress.methods.positional_conv")
 TENSORS = "graph.safetensors"
 CALIBRATION_FIELDS = ("calibration_data", "calibration_utterances", "calibration_seed", "eval_data", "do_normalize")
 

@@ -56,7 +56,7 @@ from torch import nn
 
 from core.errors import FootprintError
 from core.inference import uses_group_norm
-from compress.methods import aoti, attention
+from compress.methods import aoti, attention, positional_conv
 from compress.methods.aoti import MAX_FRAMES
 from compress.methods.registry import register_method
 
@@ -193,22 +193,29 @@ def _autocast(mixed_bf16: bool) -> Any:
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed_bf16)
 
 
-def _fp32_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *conv_args: Any) -> torch.Tensor:
-    """``aten.conv1d`` in fp32 whatever the autocast around it (traced by Dynamo as an autocast-off region)."""
-    with torch.autocast("cpu", enabled=False):
-        return torch.ops.aten.conv1d.default(x.float(), weight.float(), None if bias is None else bias.float(),
-                                             *conv_args)
+def _in_fp32(op: Any) -> Any:
+    """``op`` (an ATen convolution) in fp32 whatever the autocast around it (traced as an autocast-off region)."""
+    def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *conv_args: Any) -> torch.Tensor:
+        with torch.autocast("cpu", enabled=False):
+            return op(x.float(), weight.float(), None if bias is None else bias.float(), *conv_args)
+
+    conv.__name__ = f"fp32_{op.__name__.split('.')[0]}"
+    return conv
+
+
+_FP32_CONVS = {op: _in_fp32(op) for op in (torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default)}
 
 
 def _grouped_convs_in_fp32(graph: torch.fx.GraphModule) -> None:
-    """The mixed graph is compiled under bf16 autocast, which would run the positional convolution (conv1d, 16
-    groups) in bf16: on this project's Xeon with AMX, oneDNN's bf16 grouped conv1d is wrong (relative error above
-    100 %, ``compress.methods.quantize.cpu_grouped_conv_bf16_ok``; the eager recipes guard the same conv).  Every
-    grouped conv1d of the graph runs in fp32 instead; it is a small share of the encoder's time."""
+    """The mixed graph is compiled under bf16 autocast, which would run the positional convolution (16 groups;
+    exported as a channels-last conv2d, :mod:`compress.methods.positional_conv`) in bf16: on this project's Xeon with
+    AMX, oneDNN's bf16 grouped conv is wrong (relative error above 100 %,
+    ``compress.methods.quantize.cpu_grouped_conv_bf16_ok``; the eager recipes guard the same conv).  Every grouped
+    conv of the graph runs in fp32 instead."""
     for node in graph.graph.nodes:
         groups = node.args[6] if len(node.args) > 6 else 1
-        if node.op == "call_function" and node.target is torch.ops.aten.conv1d.default and groups != 1:
-            node.target = _fp32_conv1d
+        if node.op == "call_function" and node.target in _FP32_CONVS and groups != 1:
+            node.target = _FP32_CONVS[node.target]
     graph.recompile()
 
 
@@ -374,7 +381,8 @@ def _quantize(model: nn.Module, encoder: nn.Module, config: Int8InductorConfig, 
         is_dynamic=config.dynamic, reduce_range=bool(config.reduce_range)))
     with torch.no_grad():
         # the encoder itself, not a copy: export and quantization leave it as it was (it is replaced below)
-        with attention.exported_with(model.config, config.attention):
+        with attention.exported_with(model.config, config.attention), \
+                positional_conv.exported_channels_last(encoder):
             exported = torch.export.export(aoti.LastHiddenState(encoder), example, dynamic_shapes=shapes,
                                            strict=False).module()
         model._footprint_export_s = time.perf_counter() - t0
