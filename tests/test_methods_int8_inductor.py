@@ -204,7 +204,8 @@ def test_mixed_bf16_keeps_the_grouped_conv_in_fp32_and_stays_close_to_fp32() -> 
     encoder = model.wav2vec2.encoder
     assert encoder._mixed_bf16
     # the positional conv only, exported as a channels-last conv2d (compress/methods/positional_conv.py)
-    assert [op for op in encoder.ops if "conv" in op] == [int8_inductor._FP32_CONVS[torch.ops.aten.conv2d.default].__name__]
+    fp32_conv2d = int8_inductor._FP32_CONVS[torch.ops.aten.conv2d.default].__name__
+    assert [op for op in encoder.ops if "conv" in op] == [fp32_conv2d]
     # with bf16 around the int8, attention is two matmuls and a fused softmax (compress/methods/attention.py)
     assert not any("scaled_dot_product" in op for op in encoder.ops)
     assert "attention as matmuls" in encoder_runtime(model)

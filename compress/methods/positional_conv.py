@@ -80,7 +80,8 @@ def exported_channels_last(encoder: nn.Module) -> Iterator[None]:
         yield
         return
     cls = type(conv)
-    conv.__class__ = type(f"ChannelsLast{cls.__name__}", (_ChannelsLastGroupedConv, cls), {"__module__": cls.__module__})
+    conv.__class__ = type(f"ChannelsLast{cls.__name__}", (_ChannelsLastGroupedConv, cls),
+                          {"__module__": cls.__module__})
     try:
         yield
     finally:
