@@ -30,18 +30,20 @@ def test_the_conv2d_equals_the_grouped_conv1d(channels: int, groups: int, kernel
     assert float((out - ref).norm() / ref.norm()) < 1e-6
 
 
-def test_the_encoder_exports_it_and_keeps_its_own_conv() -> None:
+def test_the_encoder_exports_it_for_every_length_and_keeps_its_own_conv() -> None:
     encoder = tiny_model(layers=1).wav2vec2.encoder
     conv = encoder.pos_conv_embed.conv
     cls = type(conv)
     torch.manual_seed(1)
-    hidden = torch.randn(2, 23, 32)
+    frames = torch.export.Dim("frames", min=2, max=1000)
     with torch.no_grad():
-        ref = encoder(hidden).last_hidden_state
         with positional_conv.exported_channels_last(encoder):
-            graph = torch.export.export(encoder, (hidden,), strict=False).module()
+            graph = torch.export.export(encoder, (torch.randn(2, 23, 32),), dynamic_shapes=({1: frames},),
+                                        strict=False).module()
         assert type(conv) is cls
         convs = [n for n in graph.graph.nodes if n.op == "call_function" and "conv" in str(n.target)]
         assert [(str(n.target), n.args[6]) for n in convs] == [("aten.conv2d.default", 2)]  # 4 groups merged by 2
-        assert float((graph(hidden)[0] - ref).norm() / ref.norm()) < 1e-6
-        assert torch.equal(encoder(hidden).last_hidden_state, ref)
+        for length in (23, 16, 32, 33, 2):  # multiples of the padding step and not
+            hidden = torch.randn(2, length, 32)
+            ref = encoder(hidden).last_hidden_state
+            assert float((graph(hidden)[0] - ref).norm() / ref.norm()) < 1e-6
