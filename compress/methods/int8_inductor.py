@@ -18,8 +18,9 @@ and cost accuracy in the ONNX Runtime probe, see ``ort.py``).
 
 ``int8-inductor-bf16`` (torchao's "int8-mixed-bf16"): the same int8 Linears, with the graph compiled and called
 under bf16 autocast, so attention, LayerNorm, GELU and the (de)quantization around the GEMMs run in bf16 (AMX /
-AVX512-BF16).  The positional convolution stays fp32 inside the graph: oneDNN's bf16 grouped conv1d is wrong on
-this project's CPU (without the guard the teacher's argmax agreed with fp32 on 80 % of frames).  Attention is
+AVX512-BF16).  The positional convolution (exported as a channels-last conv2d with merged groups,
+:mod:`compress.methods.positional_conv`) stays fp32 inside the graph: oneDNN's bf16 grouped convolution is wrong on
+this project's Xeon with AMX (without the guard the teacher's argmax agreed with fp32 on 80 % of frames).  Attention is
 exported as two matmuls and a softmax Inductor fuses (:mod:`compress.methods.attention`: ATen's flash kernel gains
 nothing from bf16 on a CPU without AMX at this head size); ``int8-inductor-bf16-sdpa`` keeps the kernel, to compare.
 ``int8-inductor-static`` / ``-static-bf16``: activation ranges calibrated once (torchao's histogram observer, one
