@@ -192,6 +192,18 @@ def encoder_example(hidden: int, with_mask: bool, dtype: torch.dtype = torch.flo
     return example, ({0: batch, 1: frames},) + (({0: batch, 1: frames},) if with_mask else ())
 
 
+def export_encoder(encoder: nn.Module, model_config: Any, example: tuple[torch.Tensor, ...],
+                   shapes: tuple[dict[int, Any], ...], attention_implementation: str) -> torch.export.ExportedProgram:
+    """``encoder``'s last hidden state exported for a compiled recipe (non-strict, the shapes of
+    :func:`encoder_example`), with ``attention_implementation``'s attention (:mod:`compress.methods.attention`) and
+    the positional conv as :mod:`compress.methods.positional_conv` runs it; the encoder is left as it was."""
+    from compress.methods import attention, positional_conv
+
+    with torch.no_grad(), attention.exported_with(model_config, attention_implementation), \
+            positional_conv.exported_channels_last(encoder):
+        return torch.export.export(LastHiddenState(encoder), example, dynamic_shapes=shapes, strict=False)
+
+
 def call_encoder(run: Callable[..., torch.Tensor], hidden_states: torch.Tensor,
                  attention_mask: torch.Tensor | None, with_mask: bool, name: str) -> torch.Tensor:
     """Call an exported encoder ``run`` as the model calls its encoder: the mask it was exported with (all frames

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.methods import aoti, attention, positional_conv
+from compress.methods import aoti
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,7 @@ def build(key: str, parts: dict[str, Any], encoder: nn.Module, model_config: Any
     """Export ``encoder`` (dynamic batch and length) with ``implementation``'s attention and compile it into a new
     artefact."""
     example, shapes = aoti.encoder_example(model_config.hidden_size, with_mask, next(encoder.parameters()).dtype)
-    with torch.no_grad(), attention.exported_with(model_config, implementation), \
-            positional_conv.exported_channels_last(encoder):
-        exported = torch.export.export(aoti.LastHiddenState(encoder), example, dynamic_shapes=shapes, strict=False)
+    exported = aoti.export_encoder(encoder, model_config, example, shapes, implementation)
     return aoti.build(key, parts, exported, {"freezing": freezing}, lambda folder: {})
 
 

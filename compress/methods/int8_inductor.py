@@ -57,7 +57,7 @@ from torch import nn
 
 from core.errors import FootprintError
 from core.inference import uses_group_norm
-from compress.methods import aoti, attention, positional_conv
+from compress.methods import aoti, attention
 from compress.methods.aoti import MAX_FRAMES
 from compress.methods.registry import register_method
 
@@ -382,10 +382,7 @@ def _quantize(model: nn.Module, encoder: nn.Module, config: Int8InductorConfig, 
         is_dynamic=config.dynamic, reduce_range=bool(config.reduce_range)))
     with torch.no_grad():
         # the encoder itself, not a copy: export and quantization leave it as it was (it is replaced below)
-        with attention.exported_with(model.config, config.attention), \
-                positional_conv.exported_channels_last(encoder):
-            exported = torch.export.export(aoti.LastHiddenState(encoder), example, dynamic_shapes=shapes,
-                                           strict=False).module()
+        exported = aoti.export_encoder(encoder, model.config, example, shapes, config.attention).module()
         model._footprint_export_s = time.perf_counter() - t0
         prepared = prepare_pt2e(exported, quantizer)
         if config.dynamic:
