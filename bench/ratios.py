@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from core.speedup import per_repeat_speedups
+
 INT8 = "+int8-dynamic"
 AUTOCAST = "+bf16-autocast"
 # recipe suffix -> the kind of its speed-up over the same model in fp32
@@ -47,14 +49,9 @@ class Ratio:
 
 def _paired(df: Any, a: str, b: str, device: str, num: str, den: str) -> list[float]:
     """Per repeat: (audio/time) of a over (audio/time) of b, i.e. b's time / a's time for the same audio."""
-    ra = df[(df["variant"] == a) & (df["device"] == device)].set_index("repeat")
-    rb = df[(df["variant"] == b) & (df["device"] == device)].set_index("repeat")
-    out = []
-    for rep in sorted(set(ra.index) & set(rb.index)):
-        ta, tb = float(ra.loc[rep, num]), float(rb.loc[rep, den])
-        if ta > 0 and not math.isnan(tb):
-            out.append((tb / float(rb.loc[rep, "audio_s"])) / (ta / float(ra.loc[rep, "audio_s"])))
-    return out
+    rows = df[(df["variant"] == a) & (df["device"] == device)]
+    base = df[(df["variant"] == b) & (df["device"] == device)]
+    return per_repeat_speedups(rows, base, num, den)
 
 
 def _wer_diff(df: Any, a: str, b: str, device: str) -> float | None:

@@ -13,6 +13,7 @@ from typing import Optional
 import pandas as pd
 
 from core.schema import break_even_hours, one_time_s
+from core.speedup import speedup
 from reports.render import Cell
 
 COST_PARTS = ("load_s", "compile_s", "calibration_s", "export_s")
@@ -89,9 +90,8 @@ def cells(raw: Optional[pd.DataFrame], base_variant: Optional[str], variant: Opt
     if raw is None or not variant or not base_variant:
         return [Cell("n/a", "", "ours") for _ in COLUMNS]
     base, rows = raw[raw["variant"] == base_variant], raw[raw["variant"] == variant]
-    tb, tv = per_audio_s(unseen(base), time_col), per_audio_s(unseen(rows), time_col)
-    speed = Cell(f"x{tb / tv:.2f}", "", "ours", tb / tv) if tb == tb and tv == tv and tv > 0 else \
-        Cell("n/a", "not timed", "ours")
+    ratio = speedup(unseen(rows), unseen(base), time_col)  # paired per repeat, as `footprint bench ratios`
+    speed = Cell(f"x{ratio:.2f}", "", "ours", ratio) if ratio == ratio else Cell("n/a", "not timed", "ours")
     cost = one_time(rows)
     cache = next((str(x) for x in rows.get("compile_cache", []) if isinstance(x, str) and x), "")
     cost_cell = Cell("n/a", "", "ours") if cost != cost else Cell(f"{cost:.1f} s", cache and f"cache {cache}",

@@ -85,7 +85,9 @@ def method_html(run: Run, time_col: str, scenario: Optional[str] = None) -> str:
             + "; also recorded: model-only time (<code>model_s</code>), audio file decoding (<code>decode_s</code>), "
             "RTFx"),
            ("Timing scenario", _scenario_text(run.results, chosen)), *deploy.METHOD_ROWS,
-           ("Statistic", "median over repeats; spread = min&ndash;max (too few repeats for quartiles)"),
+           ("Statistic", "median over repeats; spread = min&ndash;max (too few repeats for quartiles); a speed-up "
+            "is the median over repeats of each repeat's ratio (the variants of a repeat ran interleaved, on the "
+            "same audio), the figure <code>footprint bench ratios</code> prints"),
            ("Largest spread", f"{spreads.max() * 100:.1f}% of the median ({e(worst[0])} on {e(worst[1])})"
             if worst is not None else "n/a"),
            ("Accuracy", "a separate pass over every utterance; WER and CER stored on every row of its variant "

@@ -13,6 +13,7 @@ from typing import Optional
 
 import pandas as pd
 
+from core.speedup import speedup
 from reports import deploy, ledger, paper
 from reports.render import Cell, Table, label, write_tables  # noqa: F401 (write_tables re-exported)
 from reports.stats import (MISSING, TIME_LABELS, Stat, co2_per_hour, fmt, fmt_num, is_gpu, kwh_per_hour, layers_of,
@@ -51,6 +52,13 @@ def ratio_cell(num: float, den: float, source: str, kind: str = "ratio") -> Cell
     if num is None or den is None or pd.isna(num) or pd.isna(den) or den == 0:
         return Cell("n/a", "", source)
     return Cell(fmt(num / den, kind), "", source, num / den)
+
+
+def speedup_cell(rows: pd.DataFrame, base: pd.DataFrame, time_col: str) -> Cell:
+    """``base``'s time over ``rows``' (above 1: ``rows`` faster) as :func:`core.speedup.speedup` gives it: the
+    median over repeats of each repeat's pair, the figure ``footprint bench ratios`` prints."""
+    value = speedup(rows, base, time_col)
+    return Cell("n/a", "", "ours") if value != value else Cell(fmt(value, "ratio"), "", "ours", value)
 
 
 def _rows(df: pd.DataFrame, variant: Optional[str], kind: Optional[str] = None) -> pd.DataFrame:
@@ -210,9 +218,10 @@ def table1_ratios(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional
     cols += deploy.COLUMNS if raw is not None else []
     t = Table("table1b", "Table 1b",
               "Relative to the original model (size and times: original / compressed; WER: compressed - original, "
-              "in points; energy: original / compressed per hour of audio). Ours from medians of the same run. "
+              "in points; energy: original / compressed per hour of audio). Ours from the same run: speed-ups are the "
+              "median over repeats of each repeat's ratio (the variants ran interleaved, on the same audio), the "
+              "rest ratios of medians. "
               f"Speed-ups {w}: {deploy.METHOD_ROWS[0 if w == 'warm' else 1][1]}.", cols)
-    bcpu, bgpu = _stat(on(base, "CPU"), time_col), _stat(on(base, "GPU"), time_col)
     be = _stat(on(base, ek).assign(_e=kwh_per_hour(on(base, ek))), "_e")
     for p, recipe, variant in _table1_variants(df, distilled)[1:]:
         rows = _rows(data, variant)
@@ -226,9 +235,9 @@ def table1_ratios(df: pd.DataFrame, time_col: str = "e2e_s", distilled: Optional
             ratio_cell(pbase.size_mb, p.size_mb, "paper") if p else Cell(EM, "", "paper"),
             ratio_cell(_stat(base, "size_mb").median, _stat(rows, "size_mb").median, "ours"),
             ratio_cell(pbase.cpu_s, p.cpu_s, "paper") if p else Cell(EM, "", "paper"),
-            ratio_cell(bcpu.median, _stat(on(rows, "CPU"), time_col).median, "ours"),
+            speedup_cell(on(rows, "CPU"), on(base, "CPU"), time_col),
             ratio_cell(pbase.gpu_s, p.gpu_s, "paper") if p and p.gpu_s else Cell("n/a" if p else EM, "", "paper"),
-            ratio_cell(bgpu.median, _stat(on(rows, "GPU"), time_col).median, "ours"),
+            speedup_cell(on(rows, "GPU"), on(base, "GPU"), time_col),
             (Cell(fmt(p.wer_pct - pbase.wer_pct, "points"), "", "paper", p.wer_pct - pbase.wer_pct) if p
              else Cell(EM, "", "paper")),
             (Cell(fmt((wer_o.median - wer_b.median) * 100, "points"), "", "ours", (wer_o.median - wer_b.median) * 100)
@@ -297,7 +306,7 @@ def table2(df: pd.DataFrame, time_col: str = "e2e_s", train_logs: Optional[list]
               f"{teacher_layers or '?'}-layer teacher). Times: {TIME_LABELS[time_col]}; speed-up vs the teacher. "
               f"{deploy.times_note(choose_scenario(df))} " + _dataset_line(df), cols)
     p0 = paper.TABLE2[0]
-    base_t = _stat(on(_rows(data, sweep[0][1]), kind), time_col) if sweep else MISSING
+    base_rows = on(_rows(data, sweep[0][1]), kind) if sweep else data.iloc[0:0]
     for f in sorted(set(ours_by_frac) | set(paper_by_frac), reverse=True):
         p = paper_by_frac.get(f)
         row = [label(_frac_label(f))]
@@ -313,7 +322,7 @@ def table2(df: pd.DataFrame, time_col: str = "e2e_s", train_logs: Optional[list]
             row += [Cell(f"{n}", v if v not in ("teacher",) and not v.endswith(f"L{n}") else "", "ours", n),
                     ours(_stat(rows, "params"), "params", spread=False),
                     ours(_stat(rows, "size_mb"), "size", spread=False),
-                    ours(tt, "time"), ratio_cell(base_t.median, tt.median, "ours"),
+                    ours(tt, "time"), speedup_cell(on(rows, kind), base_rows, time_col),
                     ours(_stat(rows, "wer"), "pct", scale=100.0, spread=False)]
         else:
             row += [Cell(EM, "", "ours")] * 6
@@ -356,7 +365,6 @@ def table2_arch(df: pd.DataFrame, time_col: str = "e2e_s", arch: str = "large") 
               "Our times and speed-ups: warm (architecture-only rows are always timed over lengths already run). "
               + work, cols)
     top = by_layers.get(max(by_layers)) if by_layers else None
-    base = {k: _stat(on(top, k), time_col) if top is not None else MISSING for k in ("CPU", "GPU")}
     gpu_missing = NOT_MEASURED if len(on(df, "GPU")) else "no GPU in this run"
     for n in sorted(set(paper_by) | set(by_layers), reverse=True):
         p = paper_by.get(n)
@@ -371,7 +379,7 @@ def table2_arch(df: pd.DataFrame, time_col: str = "e2e_s", arch: str = "large") 
             for k in ("CPU", "GPU"):
                 tt = _stat(on(g, k), time_col)
                 row += [ours(tt, "time", missing=gpu_missing if k == "GPU" else NOT_MEASURED),
-                        ratio_cell(base[k].median, tt.median, "ours")]
+                        speedup_cell(on(g, k), on(top, k) if top is not None else g.iloc[0:0], time_col)]
         t.add(row)
     t.notes.append("The paper's students are about 2 M parameters (8 MB) larger than the same depth of "
                    "Wav2Vec2ForCTC: the size of wav2vec 2.0's pre-training modules (quantizer, project_q, "
@@ -408,21 +416,22 @@ def table3(df: pd.DataFrame, time_col: str = "e2e_s") -> Table:
               f"Times: {TIME_LABELS[time_col]}. {deploy.times_note(choose_scenario(df))} The paper gives no WER here; "
               "its times are over a subset it does not name. " + _dataset_line(df), cols)
     gpu_missing = NOT_MEASURED if len(on(data, "GPU")) else "no GPU in this run"
-    stats: dict[int, tuple[Stat, Stat]] = {}
+    by_conv: dict[int, pd.DataFrame] = {}
     for p, v in zip(paper.TABLE3, (ref_v, mp_v)):
         rows = _rows(data, v)
         g, c = _stat(on(rows, "GPU"), time_col), _stat(on(rows, "CPU"), time_col)
-        stats[p.conv_layers] = (g, c)
+        by_conv[p.conv_layers] = rows
         n = _layers(data, v)
         t.add([label(str(p.conv_layers)), ref(p.gpu_s, "time"), ours(g, "time", missing=gpu_missing),
                ref(p.cpu_s, "time"), ours(c, "time"), ours(_stat(rows, "wer"), "pct", scale=100.0, spread=False),
                ours(_stat(rows, "params"), "params", spread=False),
                label(f"{v} ({n} layers)" if v and n else (v or "not in this run"))])
     p7, p4 = paper.TABLE3
-    (g7, c7), (g4, c4) = stats[7], stats[4]
-    t.add([label(f"4 / 7 (ratio; ours {w})"), ratio_cell(p4.gpu_s, p7.gpu_s, "paper"),
-           ratio_cell(g4.median, g7.median, "ours"), ratio_cell(p4.cpu_s, p7.cpu_s, "paper"),
-           ratio_cell(c4.median, c7.median, "ours"), Cell("", "", "ours"), Cell("", "", "ours"), label("")])
+    # time of 4 over time of 7: the teacher's rows as the "faster" side of core.speedup's pairing
+    time_ratio = {k: speedup_cell(on(by_conv[7], k), on(by_conv[4], k), time_col) for k in ("GPU", "CPU")}
+    t.add([label(f"4 / 7 (ratio; ours {w})"), ratio_cell(p4.gpu_s, p7.gpu_s, "paper"), time_ratio["GPU"],
+           ratio_cell(p4.cpu_s, p7.cpu_s, "paper"), time_ratio["CPU"], Cell("", "", "ours"), Cell("", "", "ours"),
+           label("")])
     t.notes.append("A ratio below 1 means the 4-conv model is faster. The paper found the CPU slower with "
                    "max-pooling (PyTorch's CPU max-pooling).")
     return t

@@ -226,7 +226,7 @@ def test_table2_arch_by_hand() -> None:
     t = table2_arch(frame())
     by = {r[0].text: r for r in t.rows}
     assert set(by) == {"24", "12", "10", "8", "6"}
-    assert by["12"][col(t, "Ours: CPU", "Speed-up (warm)")].value == 40.0 / 16.0       # the fp32 arch rows only
+    assert by["12"][col(t, "Ours: CPU", "Speed-up (warm)")].value == pytest.approx(40.0 / 16.0)  # fp32 rows only
     assert by["24"][col(t, "Ours: CPU", "Speed-up (warm)")].value == 1.0
     assert by["12"][col(t, "Paper (GPU, trained)", "Speed-up")].text == "1.52x"
     assert by["10"][col(t, "Ours: CPU", "Time (warm)")] == Cell("\u2014", "", "ours")

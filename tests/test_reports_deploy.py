@@ -81,3 +81,22 @@ def test_report_and_pareto_show_unseen(warm: pd.DataFrame) -> None:
     fig = pareto(full[full["scenario"] == "batched"], raw=full)
     assert "hollow markers" in fig.caption
     assert "no unseen-lengths timing" in pareto(warm).caption
+
+
+def test_report_and_bench_ratios_print_the_same_speed_ups(warm: pd.DataFrame) -> None:
+    """One statistic for both faces (core.speedup): the median over repeats of each repeat's pair.  The unseen rows
+    drift here as a VM does (everything 3x slow in the second repeat, the variant also in the third), so the
+    paired median (x2.0: pairs 2, 2, 0.67) differs from the ratio of the two medians (0.2 / 0.3: x0.67)."""
+    from bench.ratios import VS_TEACHER, _both_metrics
+
+    full = _with_unseen(warm)
+    u = full["scenario"] == "unseen"
+    slow = {("teacher", 1): 3.0, ("distill-L4", 1): 3.0, ("distill-L4", 2): 3.0}
+    full.loc[u, "e2e_s"] *= [slow.get((v, r), 1.0) for v, r in zip(full.loc[u, "variant"], full.loc[u, "repeat"])]
+    t = _t1b(all_tables(full))
+    for scenario, column in (("batched", "CPU speed-up (warm)"), ("unseen", "CPU speed-up, unseen lengths")):
+        rows = full[(full["scenario"] == scenario)]
+        bench = next(r for r in _both_metrics(rows, VS_TEACHER, "distill-L4", "teacher", "cpu", scenario)
+                     if r.metric == "end-to-end")
+        assert t.column(column, "ours")[0].value == pytest.approx(bench.median_ratio), scenario
+    assert t.column("CPU speed-up, unseen lengths", "ours")[0].value == pytest.approx(2.0)

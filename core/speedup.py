@@ -1,0 +1,44 @@
+"""The speed-up of one variant over another in a run: the median over repeats of each repeat's ratio.
+
+Why paired: the runner interleaves the variants within every repeat, so repeat r of two variants ran minutes apart
+on the same machine state, and on the same audio (an ``unseen`` repeat runs its own held-out subset, the same for
+every variant).  On a VM whose speed drifts by up to 2x within a run, a ratio taken within a repeat is steadier
+than the ratio of two medians taken at different moments, and the two can differ by a tenth (x2.33 against x2.52
+for one variant of one run).  ``footprint bench ratios`` and the report's tables both use :func:`speedup`, so they
+print the same figure.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+
+import pandas as pd
+
+
+def _per_audio_s(rows: pd.DataFrame, col: str) -> pd.Series:
+    """Seconds of ``col`` per second of audio, one value per repeat (the median where a repeat has several rows)."""
+    if rows.empty or col not in rows or "audio_s" not in rows or "repeat" not in rows:
+        return pd.Series(dtype=float)
+    t = pd.to_numeric(rows[col], errors="coerce") / pd.to_numeric(rows["audio_s"], errors="coerce")
+    return t.groupby(rows["repeat"]).median().dropna()
+
+
+def per_repeat_speedups(rows: pd.DataFrame, base: pd.DataFrame, col: str,
+                        base_col: str | None = None) -> list[float]:
+    """For every repeat both have: ``base``'s time (``base_col``, default ``col``) per second of audio over that of
+    ``rows`` (above 1: ``rows`` is faster), in repeat order."""
+    a, b = _per_audio_s(rows, col), _per_audio_s(base, base_col or col)
+    return [float(b[r] / a[r]) for r in sorted(set(a.index) & set(b.index)) if a[r] > 0]
+
+
+def speedup(rows: pd.DataFrame, base: pd.DataFrame, col: str) -> float:
+    """The median of :func:`per_repeat_speedups`; where no repeat pairs up (rows gathered from separate runs), the
+    ratio of the two medians of time per second of audio; NaN where either side has no time."""
+    paired = per_repeat_speedups(rows, base, col)
+    if paired:
+        return statistics.median(paired)
+    if rows.empty or base.empty or col not in rows or col not in base:
+        return math.nan
+    tv = (pd.to_numeric(rows[col], errors="coerce") / pd.to_numeric(rows["audio_s"], errors="coerce")).median()
+    tb = (pd.to_numeric(base[col], errors="coerce") / pd.to_numeric(base["audio_s"], errors="coerce")).median()
+    return float(tb / tv) if tv and tv == tv and tb == tb else math.nan
