@@ -20,8 +20,8 @@ ALLOWED: dict[str, set[str]] = {
     "reports": {"core", "reports"},
     "footprint": set(PACKAGES),
 }
-# reports reads the results schema and nothing that needs torch
-REPORTS_MAY_USE_FROM_CORE = {"core.errors", "core.results", "core.schema", "core.train_log"}
+# reports reads the results schema, and the speed-up statistic bench shares, and nothing that needs torch
+REPORTS_MAY_USE_FROM_CORE = {"core.errors", "core.results", "core.schema", "core.speedup", "core.train_log"}
 
 
 def _is_entry_point(path: Path) -> bool:
