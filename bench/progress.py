@@ -12,6 +12,8 @@ import logging
 import statistics
 from typing import Any, Iterator
 
+from core.speedup import paired_ratios
+
 log = logging.getLogger(__name__)
 
 BUILD_SHARE = 0.5   # a build counts as half a pass over the workload (plain builds less, compiled ones more)
@@ -71,8 +73,9 @@ class JobProgress:
 
 
 def paired_speedup(reference: dict[int, float], variant: dict[int, float]) -> float | None:
-    """Median over the repeats both have of reference time / variant time (model seconds); None: no pair."""
-    ratios = [reference[r] / variant[r] for r in sorted(set(reference) & set(variant)) if variant[r] > 0]
+    """Median over the repeats both have of reference time / variant time (model seconds of the same audio), as
+    ``bench ratios`` and the report compute it (core.speedup); None: no pair."""
+    ratios = paired_ratios(reference, variant)
     return statistics.median(ratios) if ratios else None
 
 

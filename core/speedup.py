@@ -4,19 +4,30 @@ Why paired: the runner interleaves the variants within every repeat, so repeat r
 on the same machine state, and on the same audio (an ``unseen`` repeat runs its own held-out subset, the same for
 every variant).  On a VM whose speed drifts by up to 2x within a run, a ratio taken within a repeat is steadier
 than the ratio of two medians taken at different moments, and the two can differ by a tenth (x2.33 against x2.52
-for one variant of one run).  ``footprint bench ratios`` and the report's tables both use :func:`speedup`, so they
-print the same figure.
+for one variant of one run).  ``footprint bench ratios`` and the report's tables both use :func:`speedup`, and the
+runner's line for each finished variant pairs its times with :func:`paired_ratios`, so all three print the same
+figure.
 """
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas only where rows are read: the runner's progress line needs only paired_ratios
+    import pandas as pd
+
+
+def paired_ratios(reference: Mapping[int, float], variant: Mapping[int, float]) -> list[float]:
+    """``reference[r] / variant[r]`` for every repeat ``r`` both have (times of the same audio), in repeat order."""
+    return [float(reference[r] / variant[r]) for r in sorted(set(reference) & set(variant)) if variant[r] > 0]
 
 
 def _per_audio_s(rows: pd.DataFrame, col: str) -> pd.Series:
     """Seconds of ``col`` per second of audio, one value per repeat (the median where a repeat has several rows)."""
+    import pandas as pd
+
     if rows.empty or col not in rows or "audio_s" not in rows or "repeat" not in rows:
         return pd.Series(dtype=float)
     t = pd.to_numeric(rows[col], errors="coerce") / pd.to_numeric(rows["audio_s"], errors="coerce")
@@ -27,8 +38,7 @@ def per_repeat_speedups(rows: pd.DataFrame, base: pd.DataFrame, col: str,
                         base_col: str | None = None) -> list[float]:
     """For every repeat both have: ``base``'s time (``base_col``, default ``col``) per second of audio over that of
     ``rows`` (above 1: ``rows`` is faster), in repeat order."""
-    a, b = _per_audio_s(rows, col), _per_audio_s(base, base_col or col)
-    return [float(b[r] / a[r]) for r in sorted(set(a.index) & set(b.index)) if a[r] > 0]
+    return paired_ratios(_per_audio_s(base, base_col or col).to_dict(), _per_audio_s(rows, col).to_dict())
 
 
 def speedup(rows: pd.DataFrame, base: pd.DataFrame, col: str) -> float:
@@ -39,6 +49,8 @@ def speedup(rows: pd.DataFrame, base: pd.DataFrame, col: str) -> float:
         return statistics.median(paired)
     if rows.empty or base.empty or col not in rows or col not in base:
         return math.nan
+    import pandas as pd
+
     tv = (pd.to_numeric(rows[col], errors="coerce") / pd.to_numeric(rows["audio_s"], errors="coerce")).median()
     tb = (pd.to_numeric(base[col], errors="coerce") / pd.to_numeric(base["audio_s"], errors="coerce")).median()
     return float(tb / tv) if tv and tv == tv and tb == tb else math.nan
