@@ -92,3 +92,16 @@ def test_no_artefact_for_an_autocast_model_or_when_asked(monkeypatch) -> None:  
     assert compiled.compiled_info(autocast)["runtime"] == "torch.compile (encoder)"  # autocast is not exported
     method, cfg = resolve_stage("compile-encoder", {"artefact": False})
     assert compiled.compiled_info(method.apply(tiny_model(layers=1), cfg))["runtime"] == "torch.compile (encoder)"
+
+
+def test_a_build_made_while_profiling_has_its_own_key() -> None:
+    """Inductor settings that change the generated code but not the graph are part of the key: an artefact built
+    with kernel profiling on (a record-function call in every kernel) is never loaded as the suite's own."""
+    from torch._inductor import config as inductor_config
+
+    graph, modules = {"graph": "any"}, ("compress.methods.aoti",)
+    plain, _ = aoti.artefact_key(graph, modules)
+    with inductor_config.patch({"cpp.enable_kernel_profile": True}):
+        profiled, parts = aoti.artefact_key(graph, modules)
+    assert profiled != plain and parts["machine"]["inductor"]["cpp.enable_kernel_profile"] is True
+    assert aoti.artefact_key(graph, modules)[0] == plain

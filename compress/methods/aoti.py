@@ -11,7 +11,8 @@ An artefact is a folder ``<compile cache>/aoti/<key>`` written whole or not at a
 then renamed).  Its key hashes everything its code and constants depend on (:func:`machine_key`): the graph's
 tensors and configuration (given by the method), the torch / torchao / transformers versions, the source of the
 method's modules, the CPU's instruction set as Inductor and oneDNN see it (a prepacked oneDNN weight's layout
-depends on it, AMX or not), and the thread count (Inductor writes it into the generated OpenMP code).  An
+depends on it, AMX or not), the thread count (Inductor writes it into the generated OpenMP code) and the Inductor
+settings that change the generated code (:data:`CODEGEN_CONFIG`: a build made while profiling is not reused).  An
 artefact that cannot be read is reported in one line and built again.
 """
 from __future__ import annotations
@@ -36,6 +37,10 @@ FORMAT = 1  # bump when what is stored in an artefact changes
 PACKAGE = "encoder.pt2"
 META = "meta.json"
 ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "ONEDNN_DEFAULT_FPMATH_MODE")
+# Inductor settings that change the generated code without changing the graph: a build made while profiling
+# (record-function calls in every kernel) or debugging (no optimisation) must not be loaded as the suite's own
+CODEGEN_CONFIG = ("cpp.enable_kernel_profile", "aot_inductor.debug_compile", "aot_inductor.compile_wrapper_opt_level",
+                  "cpp.simdlen")
 MAX_FRAMES = 100_000  # an exported encoder's bound on its length (frames, 50 per second of audio: 33 min)
 
 
@@ -74,6 +79,7 @@ def _sources_digest(modules: tuple[str, ...]) -> str:
 def machine_key() -> dict[str, Any]:
     """What a compiled artefact's code and prepacked weights depend on, besides the graph itself."""
     import transformers
+    from torch._inductor import config as inductor_config
     from torch._inductor.cpu_vec_isa import pick_vec_isa
 
     try:
@@ -86,7 +92,8 @@ def machine_key() -> dict[str, Any]:
     return {"format": FORMAT, "torch": torch.__version__, "torchao": torchao_version,
             "transformers": transformers.__version__, "vec_isa": str(pick_vec_isa()),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "amx": amx,
-            "env": {k: os.environ.get(k, "") for k in ISA_ENV}, "threads": torch.get_num_threads()}
+            "env": {k: os.environ.get(k, "") for k in ISA_ENV}, "threads": torch.get_num_threads(),
+            "inductor": {k: inductor_config.get_config_copy().get(k) for k in CODEGEN_CONFIG}}
 
 
 def artefact_key(graph: dict[str, Any], modules: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
