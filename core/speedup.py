@@ -24,14 +24,27 @@ def paired_ratios(reference: Mapping[int, float], variant: Mapping[int, float]) 
     return [float(reference[r] / variant[r]) for r in sorted(set(reference) & set(variant)) if variant[r] > 0]
 
 
+def _seconds_per_audio_s(rows: pd.DataFrame, col: str) -> pd.Series:
+    """Seconds of ``col`` per second of audio, row by row."""
+    import pandas as pd
+
+    return pd.to_numeric(rows[col], errors="coerce") / pd.to_numeric(rows["audio_s"], errors="coerce")
+
+
+def time_per_audio_s(rows: pd.DataFrame, col: str) -> float:
+    """The median over ``rows`` of seconds of ``col`` per second of audio; NaN when there is none."""
+    if rows.empty or col not in rows or "audio_s" not in rows:
+        return math.nan
+    return float(_seconds_per_audio_s(rows, col).median())
+
+
 def _per_audio_s(rows: pd.DataFrame, col: str) -> pd.Series:
     """Seconds of ``col`` per second of audio, one value per repeat (the median where a repeat has several rows)."""
     import pandas as pd
 
     if rows.empty or col not in rows or "audio_s" not in rows or "repeat" not in rows:
         return pd.Series(dtype=float)
-    t = pd.to_numeric(rows[col], errors="coerce") / pd.to_numeric(rows["audio_s"], errors="coerce")
-    return t.groupby(rows["repeat"]).median().dropna()
+    return _seconds_per_audio_s(rows, col).groupby(rows["repeat"]).median().dropna()
 
 
 def per_repeat_speedups(rows: pd.DataFrame, base: pd.DataFrame, col: str,
@@ -47,10 +60,5 @@ def speedup(rows: pd.DataFrame, base: pd.DataFrame, col: str) -> float:
     paired = per_repeat_speedups(rows, base, col)
     if paired:
         return statistics.median(paired)
-    if rows.empty or base.empty or col not in rows or col not in base:
-        return math.nan
-    import pandas as pd
-
-    tv = (pd.to_numeric(rows[col], errors="coerce") / pd.to_numeric(rows["audio_s"], errors="coerce")).median()
-    tb = (pd.to_numeric(base[col], errors="coerce") / pd.to_numeric(base["audio_s"], errors="coerce")).median()
-    return float(tb / tv) if tv and tv == tv and tb == tb else math.nan
+    tv, tb = time_per_audio_s(rows, col), time_per_audio_s(base, col)
+    return tb / tv if tv and tv == tv and tb == tb else math.nan

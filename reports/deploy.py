@@ -13,7 +13,7 @@ from typing import Optional
 import pandas as pd
 
 from core.schema import break_even_hours, one_time_s
-from core.speedup import speedup
+from core.speedup import speedup, time_per_audio_s
 from reports.render import Cell
 
 COST_PARTS = ("load_s", "compile_s", "calibration_s", "export_s")
@@ -54,12 +54,6 @@ def unseen(df: pd.DataFrame) -> pd.DataFrame:
     return df[_scen(df) == "unseen"]
 
 
-def per_audio_s(rows: pd.DataFrame, col: str) -> float:
-    if rows.empty or col not in rows:
-        return float("nan")
-    return float((pd.to_numeric(rows[col], errors="coerce") / rows["audio_s"]).median())
-
-
 def one_time(rows: pd.DataFrame) -> float:
     med = [float(pd.to_numeric(rows[c], errors="coerce").median()) if c in rows and len(rows) else float("nan")
            for c in COST_PARTS]
@@ -70,10 +64,10 @@ def break_even(raw: pd.DataFrame, base: pd.DataFrame, rows: pd.DataFrame, time_c
     """Hours of audio, and which scenario's times gave them (unseen when both have unseen rows)."""
     u_b, u_v = unseen(base), unseen(rows)
     if len(u_b) and len(u_v):
-        tb, tv, scen = per_audio_s(u_b, time_col), per_audio_s(u_v, time_col), "unseen"
+        tb, tv, scen = time_per_audio_s(u_b, time_col), time_per_audio_s(u_v, time_col), "unseen"
     else:
         w_b, w_v = base[_scen(base) != "unseen"], rows[_scen(rows) != "unseen"]
-        tb, tv, scen = per_audio_s(w_b, time_col), per_audio_s(w_v, time_col), "warm"
+        tb, tv, scen = time_per_audio_s(w_b, time_col), time_per_audio_s(w_v, time_col), "warm"
     return break_even_hours(one_time(rows), one_time(base), tv, tb), scen
 
 

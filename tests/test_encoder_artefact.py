@@ -65,7 +65,9 @@ def test_a_stale_artefact_is_one_warning_and_built_again(stand_ins, monkeypatch,
     with caplog.at_level(logging.WARNING):
         model = apply_stages(tiny_model(layers=1), parse_recipe("compile-encoder"))
     assert stand_ins["built"] == 1 and compiled.compiled_info(model)["compile_artefact"] == "built"
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+    # the suite's own warnings: a library's import-time noise (torchao's optional kernels) is not ours to count
+    ours = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("compress")]
+    assert [r.getMessage() for r in ours] == [
         f"compile-encoder: compiled artefact not used, building it again: {stand_ins['folder']}: built for another "
         "graph, machine or version (stale)"]
 

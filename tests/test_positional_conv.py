@@ -36,11 +36,14 @@ def test_the_encoder_exports_it_for_every_length_and_keeps_its_own_conv() -> Non
     cls = type(conv)
     torch.manual_seed(1)
     frames = torch.export.Dim("frames", min=2, max=1000)
+    probe = torch.randn(2, 23, 32)
     with torch.no_grad():
+        before = encoder(probe).last_hidden_state
         with positional_conv.exported_channels_last(encoder):
             graph = torch.export.export(encoder, (torch.randn(2, 23, 32),), dynamic_shapes=({1: frames},),
                                         strict=False).module()
         assert type(conv) is cls
+        assert torch.equal(encoder(probe).last_hidden_state, before)  # the model runs its own conv as before
         convs = [n for n in graph.graph.nodes if n.op == "call_function" and "conv" in str(n.target)]
         assert [(str(n.target), n.args[6]) for n in convs] == [("aten.conv2d.default", 2)]  # 4 groups merged by 2
         for length in (23, 16, 32, 33, 2):  # multiples of the padding step and not

@@ -89,11 +89,12 @@ def machine_key() -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - torchao absent or broken: part of the key, not an error here
         torchao_version = ""
     amx = getattr(torch._C._cpu, "_is_amx_tile_supported", lambda: None)()
+    codegen = inductor_config.get_config_copy()
     return {"format": FORMAT, "torch": torch.__version__, "torchao": torchao_version,
             "transformers": transformers.__version__, "vec_isa": str(pick_vec_isa()),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "amx": amx,
             "env": {k: os.environ.get(k, "") for k in ISA_ENV}, "threads": torch.get_num_threads(),
-            "inductor": {k: inductor_config.get_config_copy().get(k) for k in CODEGEN_CONFIG}}
+            "inductor": {k: codegen.get(k) for k in CODEGEN_CONFIG}}
 
 
 def artefact_key(graph: dict[str, Any], modules: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
