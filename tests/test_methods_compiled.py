@@ -117,3 +117,54 @@ def test_max_pool_front_end_is_refused() -> None:
     model = apply_maxpool(tiny_model(layers=1), MaxPoolConfig(conv_layers=4))
     with pytest.raises(FootprintError, match="max-pool front end is recompiled for every audio length"):
         apply_stages(model, parse_recipe("int8-dynamic+compile-bf16"))
+
+
+def _front_end_recipe(recipe: str, norm: str = "layer") -> torch.nn.Module:
+    method, cfg = resolve_stage(recipe, {"chunk_frames": 5, "chunk_group": 4})  # windows of the tiny front end
+    return method.apply(tiny_model(layers=1, feat_extract_norm=norm), cfg)
+
+
+def test_compiled_front_end_windows_give_the_eager_windows_features(monkeypatch, caplog) -> None:  # noqa: ANN001
+    """``front-end-compiled``: the window groups run through the AOTInductor artefact, never the eager blocks, for
+    every group size (1 to 4 windows here); the features stay within bf16's rounding of fp32, as the eager windows
+    do; a second build loads the artefact; weights written after the compile send the front end back to the eager
+    blocks with one warning."""
+    from compress.methods.front_end import _ChannelsLastFrontEnd
+
+    ref, eager = tiny_model(layers=1), _front_end_recipe("front-end-bf16")
+    model = _front_end_recipe("front-end-compiled")
+    info = compiled_info(model)
+    assert info["front_end_artefact"] in ("built", "loaded") and info["runtime"] == "AOTInductor (front-end windows)"
+
+    def no_eager(self, x):  # noqa: ANN001, ANN202
+        raise AssertionError("the eager blocks ran")
+
+    monkeypatch.setattr(_ChannelsLastFrontEnd, "_blocks_forward", no_eager)
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        for batch, length in ((1, 1680), (1, 3400), (3, 5000), (2, 23457)):  # 1, 2, 3 and 4-window groups
+            x = torch.randn(batch, length)
+            out, want = model.wav2vec2.feature_extractor(x), ref.wav2vec2.feature_extractor(x)
+            assert out.shape == want.shape and out.dtype == torch.float32
+            # measured 0.88-1.10 % relative L2 against fp32 (the eager bf16 windows: 0.90-1.11 %); within 2x, so
+            # wrong features (a window read from the wrong offset: 70 %) fail, and an fp32 path (~1e-7) too
+            assert 0.002 < float((out - want).norm() / want.norm()) < 0.022, (batch, length)
+    monkeypatch.undo()
+    again = _front_end_recipe("front-end-compiled")
+    assert compiled_info(again)["front_end_artefact"] == "loaded" and compiled_info(again)["compile_cache"] == "warm"
+    with torch.no_grad():
+        again.wav2vec2.feature_extractor.conv_layers[1].conv.weight.mul_(0.5)
+        eager.wav2vec2.feature_extractor.conv_layers[1].conv.weight.mul_(0.5)
+    x = torch.randn(2, 9000)
+    with torch.inference_mode(), caplog.at_level("WARNING"):
+        out, want = again.wav2vec2.feature_extractor(x), eager.wav2vec2.feature_extractor(x)
+    assert torch.equal(out, want)  # the eager windows, on the new weights
+    assert [r.message for r in caplog.records].count(
+        "front-end-compiled: the front end's weights changed after it was compiled; running it eager") == 1
+
+
+def test_compiled_front_end_of_a_group_norm_model_runs_eager(caplog) -> None:  # noqa: ANN001
+    with caplog.at_level("WARNING"):
+        model = _front_end_recipe("front-end-compiled", norm="group")
+    assert "compiled on CPU for layer-norm front ends only" in caplog.text
+    assert "front_end_artefact" not in compiled_info(model)

@@ -1,17 +1,41 @@
-"""The suite's persistent compile cache: where Inductor's FX graph and AOTAutograd caches, its compiled C++ kernels and
-the AOTInductor artefacts (:mod:`compress.methods.aoti`) live, and whether a compilation found what it needed there.
+"""Whether Inductor can compile on this machine, and the suite's persistent compile cache: where Inductor's FX graph
+and AOTAutograd caches, its compiled C++ kernels and the AOTInductor artefacts (:mod:`compress.methods.aoti`) live,
+and whether a compilation found what it needed there.
 
 Kept apart from ``compiled.py`` so that every module that compiles (``compiled``, ``int8_inductor``, ``aoti``,
-``encoder_artefact``) can use it without importing another's code.
+``encoder_artefact``, ``front_end``) can use it without importing another's code.
 """
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import torch
 
 CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+
+
+def compile_available(device: str | None = None) -> bool:
+    """Whether Inductor can compile here for ``device``: on ``cpu`` it generates C++, so a C++ compiler (the one
+    Inductor looks for: ``$CXX`` or g++) is required whatever CUDA says; on ``cuda`` it generates Triton kernels.
+    ``None``: either (a recipe that runs on both).  A CPU-only recipe (int8-inductor) asks for ``cpu``: on a GPU
+    machine without a compiler it would otherwise be offered and then fail while building."""
+    from torch._inductor import config as inductor_config
+
+    cxx = inductor_config.cpp.cxx
+    search = cxx if isinstance(cxx, (list, tuple)) else (cxx,)
+    has_cxx = any(c and shutil.which(c) for c in search)  # None: a conda g++ install, off unless asked for
+    if device == "cpu":
+        return bool(has_cxx)
+    if device == "cuda":
+        return torch.cuda.is_available()
+    return bool(has_cxx) or torch.cuda.is_available()
+
+
+def compile_missing() -> str:
+    """Why ``compile`` cannot run here ("" when it can): what the main job says when it leaves a chain out."""
+    return "" if compile_available() else "no C++ compiler for torch.compile (g++ or $CXX)"
 
 
 def compile_cache_dir() -> Path:

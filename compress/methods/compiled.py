@@ -34,7 +34,6 @@ A bf16 encoder's artefact writes attention as two matmuls and a fused softmax (:
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 import types
 from dataclasses import dataclass
@@ -46,7 +45,8 @@ from core.errors import FootprintError
 from core.inference import uses_group_norm
 from compress.methods import attention
 from compress.methods.maxpool import MaxPoolFeatureLayer
-from compress.methods.compile_cache import CACHE_ENV, CacheProbe, compile_cache_dir, use_compile_cache  # noqa: F401
+from compress.methods.compile_cache import (CACHE_ENV, CacheProbe, compile_available, compile_cache_dir,  # noqa: F401
+                                            compile_missing, use_compile_cache)
 from compress.methods.registry import register_method
 
 log = logging.getLogger(__name__)
@@ -100,46 +100,36 @@ class _AutocastFrontEnd:
         return out.float()
 
 
-def compile_available(device: str | None = None) -> bool:
-    """Whether Inductor can compile here for ``device``: on ``cpu`` it generates C++, so a C++ compiler (the one
-    Inductor looks for: ``$CXX`` or g++) is required whatever CUDA says; on ``cuda`` it generates Triton kernels.
-    ``None``: either (a recipe that runs on both).  A CPU-only recipe (int8-inductor) asks for ``cpu``: on a GPU
-    machine without a compiler it would otherwise be offered and then fail while building."""
-    from torch._inductor import config as inductor_config
-
-    cxx = inductor_config.cpp.cxx
-    search = cxx if isinstance(cxx, (list, tuple)) else (cxx,)
-    has_cxx = any(c and shutil.which(c) for c in search)  # None: a conda g++ install, off unless asked for
-    if device == "cpu":
-        return bool(has_cxx)
-    if device == "cuda":
-        return torch.cuda.is_available()
-    return bool(has_cxx) or torch.cuda.is_available()
-
-
-def compile_missing() -> str:
-    """Why ``compile`` cannot run here ("" when it can): what the main job says when it leaves a chain out."""
-    return "" if compile_available() else "no C++ compiler for torch.compile (g++ or $CXX)"
-
-
 def compiled_info(model: nn.Module) -> dict[str, object]:
-    """``runtime``, ``compile_s`` and ``compile_cache`` of a model this recipe or int8-inductor compiled (empty
-    otherwise); for an AOTInductor artefact, ``compile_artefact`` (built | loaded | failed: compiled in process) and
-    the seconds building and loading it took."""
+    """``runtime``, ``compile_s`` and ``compile_cache`` of a model this recipe, int8-inductor or front-end-compiled
+    compiled (empty otherwise; the seconds of both where the front end and the encoder were compiled); for an
+    AOTInductor artefact, ``compile_artefact`` (built | loaded | failed: compiled in process) and the seconds
+    building and loading it took."""
     scope = getattr(model, "_footprint_compiled", None)
-    if scope is None:
+    front_end = getattr(model, "_footprint_front_end_artefact", None)  # front-end-compiled: built | loaded | failed
+    if scope is None and front_end is None:
         return {}
-    matmuls = ", attention as matmuls" if getattr(model, "_footprint_attention", None) == "matmul" else ""
-    runtime = getattr(model, "_footprint_runtime", "torch.compile")
-    info: dict[str, object] = {"runtime": f"{runtime} ({scope}{matmuls})",
-                               "compile_s": round(model._footprint_compile_s, 2),
-                               "compile_cache": getattr(model, "_footprint_compile_cache", "")}
-    artefact = getattr(model, "_footprint_artefact", None)  # an AOTInductor artefact (aoti.py): built | loaded
-    if artefact:
-        info["compile_artefact"] = artefact
-        for key in ("artefact_build_s", "artefact_load_s"):
-            if getattr(model, f"_footprint_{key}", None) is not None:
-                info[key] = round(float(getattr(model, f"_footprint_{key}")), 2)
+    info: dict[str, object] = {}
+    if scope is not None:
+        matmuls = ", attention as matmuls" if getattr(model, "_footprint_attention", None) == "matmul" else ""
+        runtime = getattr(model, "_footprint_runtime", "torch.compile")
+        info.update({"runtime": f"{runtime} ({scope}{matmuls})", "compile_s": round(model._footprint_compile_s, 2),
+                     "compile_cache": getattr(model, "_footprint_compile_cache", "")})
+        artefact = getattr(model, "_footprint_artefact", None)  # an AOTInductor artefact (aoti.py): built | loaded
+        if artefact:
+            info["compile_artefact"] = artefact
+            for key in ("artefact_build_s", "artefact_load_s"):
+                if getattr(model, f"_footprint_{key}", None) is not None:
+                    info[key] = round(float(getattr(model, f"_footprint_{key}")), 2)
+    if front_end and front_end != "failed":
+        seconds = float(getattr(model, "_footprint_front_end_compile_s", 0.0))
+        runtime = "AOTInductor (front-end windows)"
+        info["runtime"] = f"{info['runtime']} + {runtime}" if "runtime" in info else runtime
+        info["compile_s"] = round(float(info.get("compile_s", 0.0)) + seconds, 2)
+        labels = {str(info.get("compile_cache", "")), getattr(model, "_footprint_front_end_compile_cache", "")}
+        info["compile_cache"] = next((label for label in ("cold", "warm") if label in labels), "")
+    if front_end:
+        info["front_end_artefact"] = front_end
     return info
 
 

@@ -30,17 +30,23 @@ starts on the frame grid (a multiple of the product of the strides), and the lay
 window's frames equal the whole batch's (``tests/test_methods_front_end.py``).  Group-norm front ends normalise
 over the whole utterance and run in one call, as do traced or compiled runs and GPUs.  ``front-end-bf16-whole``
 is the same recipe without windows, to compare.
+
+``front-end-compiled``: the same windows, each group through an AOTInductor artefact (:mod:`compress.methods.
+front_end_artefact`: one graph for every length, each block's LayerNorm and GELU fused into one kernel), built once
+per front end and machine and loaded from the compile cache afterwards (``compile_s`` in the variant's info).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from core.errors import FootprintError
+from compress.methods.compile_cache import compile_available, compile_missing
 from compress.methods.maxpool import MaxPoolFeatureLayer
 from compress.methods.registry import register_method
 
@@ -54,6 +60,7 @@ class FrontEndConfig:
     dtype: str = "bfloat16"
     chunk_frames: int = 50  # output frames per window (20 ms each); 0 runs the whole batch in one call
     chunk_group: int = 8  # windows per conv call at most (a power of two)
+    compiled: bool = False  # the window groups through an AOTInductor artefact (front_end_artefact.py)
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,8 @@ class _ChannelsLastFrontEnd:
     _footprint_front_end_dtype: torch.dtype
     _footprint_front_end_cache: dict[int, tuple[tuple, torch.Tensor, torch.Tensor | None]]
     _footprint_front_end_windows: Windows | None
+    _footprint_front_end_run: Any  # the compiled window groups (front-end-compiled), or None
+    _footprint_front_end_run_key: tuple
 
     def _conv_weights(self, conv: nn.Conv1d) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The conv's weights as ``(out, in, 1, k)`` channels-last tensors of the front-end dtype, made once and
@@ -163,14 +172,25 @@ class _ChannelsLastFrontEnd:
         window = w.stride * (w.frames - 1) + w.field
         padded = F.pad(input_values, (0, w.stride * (per_row * w.frames - 1) + w.field - length))
         cut = padded.unfold(1, window, w.stride * w.frames).reshape(batch * per_row, window)
+        blocks = self._compiled_blocks() or self._blocks_forward
         parts, start, size = [], 0, w.group
         while start < len(cut):
             while size > len(cut) - start:
                 size //= 2
-            parts.append(self._blocks_forward(cut[start:start + size]).transpose(1, 2))  # (n, frames, channels)
+            parts.append(blocks(cut[start:start + size]).transpose(1, 2))  # (n, frames, channels)
             start += size
         frames = torch.cat(parts).reshape(batch, per_row * w.frames, -1)[:, :n_frames]
-        return frames.transpose(1, 2)
+        return frames.transpose(1, 2).to(self.conv_layers[0].conv.weight.dtype)
+
+    def _compiled_blocks(self) -> Any:
+        """The compiled window groups, while the weights they were compiled from are unchanged (a later recipe
+        that writes them, pruning say, sends the front end back to the eager blocks, with one warning)."""
+        run = getattr(self, "_footprint_front_end_run", None)
+        if run is not None and _weights_key(self) != self._footprint_front_end_run_key:
+            log.warning("front-end-compiled: the front end's weights changed after it was compiled; running it eager")
+            run = self._footprint_front_end_run = None
+        # the artefact reads its input as contiguous rows; one utterance's windows are an overlapping view
+        return (lambda windows: run(windows.contiguous())) if run is not None else None
 
     def _blocks_forward(self, input_values: torch.Tensor) -> torch.Tensor:
         x = _channels_last(input_values[:, None, None, :], self._footprint_front_end_dtype)
@@ -193,11 +213,47 @@ class _ChannelsLastFrontEnd:
         return x[:, :, 0, :].to(self.conv_layers[0].conv.weight.dtype)  # the model's dtype: fp32, or bf16 (bf16)
 
 
+def _weights_key(encoder: nn.Module) -> tuple:
+    """Where and at which version the front end's tensors are: changes when one is written, moved or cast."""
+    return tuple((t.data_ptr(), t._version, t.dtype) for t in encoder.conv_layers.parameters())
+
+
+def _compile_windows(model: nn.Module, encoder: nn.Module) -> None:
+    """``front-end-compiled``: the window groups from their AOTInductor artefact, built here if none is cached; where
+    that fails (no C++ compiler, a build error), one warning and the eager windows."""
+    from compress.methods import aoti
+    from compress.methods.front_end_artefact import compile_window_blocks
+
+    windows = encoder._footprint_front_end_windows
+    if windows is None or next(model.parameters()).device.type != "cpu":
+        log.warning("front-end-compiled: compiled on CPU for layer-norm front ends only (the windows); this one runs "
+                    "as front-end-bf16")
+        return
+    try:
+        run, state, label, seconds = compile_window_blocks(encoder, encoder._footprint_front_end_plan,
+                                                           encoder._footprint_front_end_dtype, windows)
+    except Exception as exc:  # noqa: BLE001 - any failure (export, C++ build, load): the eager windows
+        log.warning("front-end-compiled: AOTInductor artefact failed (%s: %s); running the front end eager",
+                    type(exc).__name__, aoti.first_line(exc)[:300])
+        model._footprint_front_end_artefact = "failed"
+        return
+    object.__setattr__(encoder, "_footprint_front_end_run", run)  # not a submodule: no state, no parameters
+    encoder._footprint_front_end_run_key = _weights_key(encoder)
+    model._footprint_front_end_artefact, model._footprint_front_end_compile_s = state, seconds
+    model._footprint_front_end_compile_cache = label
+
+
 def front_end_dtype(model: nn.Module) -> str | None:
     """The dtype this recipe runs ``model``'s front end in (None when it did not touch the model)."""
     return getattr(model, "_footprint_front_end", None)
 
 
+@register_method("front-end-compiled", FrontEndConfig, options={"compiled": True}, runtime_only=True, compiles=True,
+                 devices=("cpu",),
+                 available=lambda: compile_available("cpu"), missing=compile_missing,
+                 description="front-end-bf16 with its window groups compiled by AOTInductor (each block's LayerNorm "
+                             "and GELU fused; one artefact for every length, cached); CPU, layer-norm front ends; "
+                             "needs a C++ compiler")
 @register_method("front-end-bf16-whole", FrontEndConfig, options={"chunk_frames": 0},
                  runtime_only=True,
                  description="front-end-bf16 with the whole batch in one conv call (no windows): to compare")
@@ -232,5 +288,8 @@ def apply_front_end(model: nn.Module, config: FrontEndConfig) -> nn.Module:
     encoder._footprint_front_end_dtype = dtype
     encoder._footprint_front_end_cache = {}
     encoder._footprint_front_end_windows = _windows(encoder.conv_layers, plan, config)
+    encoder._footprint_front_end_run = None
     model._footprint_front_end = config.dtype
+    if config.compiled:
+        _compile_windows(model, encoder)
     return model.eval()
