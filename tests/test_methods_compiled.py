@@ -168,3 +168,25 @@ def test_compiled_front_end_of_a_group_norm_model_runs_eager(caplog) -> None:  #
         model = _front_end_recipe("front-end-compiled", norm="group")
     assert "compiled on CPU for layer-norm front ends only" in caplog.text
     assert "front_end_artefact" not in compiled_info(model)
+
+
+def test_compiled_front_end_of_a_bf16_model_takes_bf16_audio() -> None:
+    """After ``bf16`` the transcriber hands the front end bf16 audio; the artefact, exported for fp32 windows, must
+    get them as fp32 (AOTInductor checks no dtype: bf16 bytes read as fp32 are noise)."""
+    def build(recipe: str) -> torch.nn.Module:
+        model = apply_stages(tiny_model(layers=1), parse_recipe("bf16"))
+        method, cfg = resolve_stage(recipe, {"chunk_frames": 5, "chunk_group": 4})
+        return method.apply(model, cfg)
+
+    ref, eager, model = tiny_model(layers=1), build("front-end-bf16"), build("front-end-compiled")
+    assert compiled_info(model)["front_end_artefact"] in ("built", "loaded")
+    torch.manual_seed(0)
+    x = torch.randn(2, 9000)
+    with torch.inference_mode():
+        want = ref.wav2vec2.feature_extractor(x)
+        out = model.wav2vec2.feature_extractor(x.bfloat16())
+        eager_out = eager.wav2vec2.feature_extractor(x.bfloat16())
+    assert out.dtype == torch.bfloat16 and out.shape == want.shape
+    rel = float((out.float() - want).norm() / want.norm())
+    eager_rel = float((eager_out.float() - want).norm() / want.norm())
+    assert rel < 2 * eager_rel  # measured 1.05 % against the eager windows' 1.22 %; bf16 read as fp32: 85 %

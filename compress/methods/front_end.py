@@ -189,8 +189,9 @@ class _ChannelsLastFrontEnd:
         if run is not None and _weights_key(self) != self._footprint_front_end_run_key:
             log.warning("front-end-compiled: the front end's weights changed after it was compiled; running it eager")
             run = self._footprint_front_end_run = None
-        # the artefact reads its input as contiguous rows; one utterance's windows are an overlapping view
-        return (lambda windows: run(windows.contiguous())) if run is not None else None
+        # the artefact reads contiguous fp32 rows and checks neither: one utterance's windows are an overlapping
+        # view, and a bf16 model (the bf16 recipe) hands the front end bf16 audio
+        return (lambda windows: run(windows.to(torch.float32).contiguous())) if run is not None else None
 
     def _blocks_forward(self, input_values: torch.Tensor) -> torch.Tensor:
         x = _channels_last(input_values[:, None, None, :], self._footprint_front_end_dtype)
