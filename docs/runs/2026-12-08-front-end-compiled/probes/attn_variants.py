@@ -39,7 +39,14 @@ def clamp(module, query, key, value, attention_mask, scaling=None, dropout=0.0, 
     out = torch.matmul(weights, value) / weights.sum(-1, keepdim=True, dtype=torch.float32)
     return out.to(value.dtype).transpose(1, 2).contiguous(), None
 
-PATCH = {"noexp": noexp, "noattn": noattn, "bfsum": bfsum, "clamp": clamp}
+def bf16qkv(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """The matmul attention with the queries, keys and values cast to bf16 explicitly (exported so)."""
+    dtype = value.dtype
+    query, key, value = (t.to(torch.bfloat16) for t in (query, key, value))
+    out, _ = _orig(module, query, key, value, attention_mask, scaling, dropout, **kwargs)
+    return out.to(dtype), None
+
+PATCH = {"noexp": noexp, "noattn": noattn, "bfsum": bfsum, "clamp": clamp, "bf16qkv": bf16qkv}
 import torch._inductor.config as ic
 _saved = {}
 def apply(name):
