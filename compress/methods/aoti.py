@@ -25,6 +25,7 @@ import shutil
 import time
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,43 @@ def build(key: str, parts: dict[str, Any], exported: Any, inductor_configs: dict
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+@dataclass
+class Loaded:
+    """An artefact ready to call: the package, its folder, "loaded" | "built", the compile cache's label ("warm" when
+    loaded), and the seconds building (0 when loaded) and loading took."""
+
+    package: Any
+    folder: Path
+    state: str
+    cache_label: str
+    build_s: float
+    load_s: float
+
+
+def load_or_build(key: str, parts: dict[str, Any], build_folder: Callable[[], Path], name: str) -> Loaded:
+    """The artefact under ``key``, loaded; built first by ``build_folder()`` (which returns its folder) where none is
+    cached, or where the cached one cannot be used (one warning naming ``name``).  Raises what building or loading
+    raised."""
+    from compress.methods.compile_cache import CacheProbe
+
+    folder = find(key)
+    if folder is not None:
+        try:
+            read_meta(folder, parts)
+            t0 = time.perf_counter()
+            package = load_package(folder)
+            return Loaded(package, folder, "loaded", "warm", 0.0, time.perf_counter() - t0)
+        except ArtefactError as exc:
+            log.warning("%s: compiled artefact not used, building it again: %s", name, exc)
+    t0 = time.perf_counter()
+    with CacheProbe() as probe:
+        folder = build_folder()
+    build_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    package = load_package(folder)
+    return Loaded(package, folder, "built", probe.label or "cold", build_s, time.perf_counter() - t0)
 
 
 def package_source(folder: Path) -> str:

@@ -21,7 +21,6 @@ library versions, the CPU's instruction set and the thread count (:func:`compres
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -78,28 +77,11 @@ def compile_encoder(model: nn.Module, encoder: nn.Module, with_mask: bool, freez
     """The encoder's artefact, loaded or built here: (the loaded package, "loaded" | "built", the compile cache's
     label); its folder in ``encoder.artefact``.  Raises what building or loading raised (the caller compiles with
     ``torch.compile`` instead)."""
-    from compress.methods.compile_cache import CacheProbe
-
     key, parts = key_for(encoder, model.config, with_mask, freezing, implementation)
-    folder = aoti.find(key)
-    if folder is not None:
-        try:
-            aoti.read_meta(folder, parts)
-            t0 = time.perf_counter()
-            compiled = aoti.load_package(folder)
-            model._footprint_artefact_load_s = time.perf_counter() - t0
-            state, label = "loaded", "warm"
-        except aoti.ArtefactError as exc:
-            log.warning("%s: compiled artefact not used, building it again: %s", NAME, exc)
-            folder = None
-    if folder is None:
-        t0 = time.perf_counter()
-        with CacheProbe() as probe:
-            folder = build(key, parts, encoder, model.config, with_mask, freezing, implementation)
-        model._footprint_artefact_build_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        compiled = aoti.load_package(folder)
-        model._footprint_artefact_load_s = time.perf_counter() - t0
-        state, label = "built", probe.label or "cold"
-    encoder.artefact = folder
-    return compiled, state, label
+    loaded = aoti.load_or_build(key, parts, lambda: build(key, parts, encoder, model.config, with_mask, freezing,
+                                                          implementation), NAME)
+    if loaded.state == "built":
+        model._footprint_artefact_build_s = loaded.build_s
+    model._footprint_artefact_load_s = loaded.load_s
+    encoder.artefact = loaded.folder
+    return loaded.package, loaded.state, loaded.cache_label

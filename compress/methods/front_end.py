@@ -180,7 +180,7 @@ class _ChannelsLastFrontEnd:
             parts.append(blocks(cut[start:start + size]).transpose(1, 2))  # (n, frames, channels)
             start += size
         frames = torch.cat(parts).reshape(batch, per_row * w.frames, -1)[:, :n_frames]
-        return frames.transpose(1, 2).to(self.conv_layers[0].conv.weight.dtype)
+        return frames.transpose(1, 2)
 
     def _compiled_blocks(self) -> Any:
         """The compiled window groups, while the weights they were compiled from are unchanged (a later recipe
@@ -189,9 +189,12 @@ class _ChannelsLastFrontEnd:
         if run is not None and _weights_key(self) != self._footprint_front_end_run_key:
             log.warning("front-end-compiled: the front end's weights changed after it was compiled; running it eager")
             run = self._footprint_front_end_run = None
+        if run is None:
+            return None
+        dtype = self.conv_layers[0].conv.weight.dtype  # out in the model's dtype, as the eager blocks give
         # the artefact reads contiguous fp32 rows and checks neither: one utterance's windows are an overlapping
         # view, and a bf16 model (the bf16 recipe) hands the front end bf16 audio
-        return (lambda windows: run(windows.to(torch.float32).contiguous())) if run is not None else None
+        return lambda windows: run(windows.to(torch.float32).contiguous()).to(dtype)
 
     def _blocks_forward(self, input_values: torch.Tensor) -> torch.Tensor:
         x = _channels_last(input_values[:, None, None, :], self._footprint_front_end_dtype)

@@ -111,19 +111,10 @@ def compile_window_blocks(encoder: nn.Module, plan: list[tuple[str, str]], dtype
                           ) -> tuple[Any, str, str, float]:
     """The window groups' compiled graph, loaded or built here: (the loaded package, "loaded" | "built", the compile
     cache's label, seconds).  Raises what building or loading raised (the caller runs the eager windows instead)."""
-    from compress.methods.compile_cache import CacheProbe
-
     t0 = time.perf_counter()
     key, parts = key_for(encoder, plan, dtype, windows)
-    folder = aoti.find(key)
-    if folder is not None:
-        try:
-            aoti.read_meta(folder, parts)
-            return aoti.load_package(folder), "loaded", "warm", time.perf_counter() - t0
-        except aoti.ArtefactError as exc:
-            log.warning("%s: compiled artefact not used, building it again: %s", NAME, exc)
-    with CacheProbe() as probe:
-        folder = build(key, parts, WindowBlocks(encoder.conv_layers, plan, dtype).eval(), windows)
-    package = aoti.load_package(folder)
-    log.info("%s: window groups compiled in %.1f s (%s)", NAME, time.perf_counter() - t0, folder)
-    return package, "built", probe.label or "cold", time.perf_counter() - t0
+    loaded = aoti.load_or_build(key, parts, lambda: build(key, parts, WindowBlocks(encoder.conv_layers, plan, dtype)
+                                                          .eval(), windows), NAME)
+    if loaded.state == "built":
+        log.info("%s: window groups compiled in %.1f s (%s)", NAME, loaded.build_s, loaded.folder)
+    return loaded.package, loaded.state, loaded.cache_label, time.perf_counter() - t0
