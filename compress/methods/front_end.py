@@ -73,6 +73,11 @@ class Windows:
     field: int
     stride: int
 
+    @property
+    def samples(self) -> int:
+        """The input samples of one window."""
+        return self.stride * (self.frames - 1) + self.field
+
 
 def _norm_kind(block: nn.Module) -> str:
     norm = getattr(block, "layer_norm", None)
@@ -169,7 +174,7 @@ class _ChannelsLastFrontEnd:
         if n_frames <= 0:  # shorter than one receptive field: the model's own error
             return self._blocks_forward(input_values)
         per_row = -(-n_frames // w.frames)
-        window = w.stride * (w.frames - 1) + w.field
+        window = w.samples
         padded = F.pad(input_values, (0, w.stride * (per_row * w.frames - 1) + w.field - length))
         cut = padded.unfold(1, window, w.stride * w.frames).reshape(batch * per_row, window)
         blocks = self._compiled_blocks() or self._blocks_forward

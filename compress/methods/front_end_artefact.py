@@ -92,14 +92,9 @@ def key_for(encoder: nn.Module, plan: list[tuple[str, str]], dtype: torch.dtype,
     return aoti.artefact_key(graph, SOURCES)
 
 
-def window_samples(windows: Any) -> int:
-    """The input samples of one window."""
-    return windows.stride * (windows.frames - 1) + windows.field
-
-
 def build(key: str, parts: dict[str, Any], module: WindowBlocks, windows: Any) -> Path:
     """Export ``module`` with a dynamic window count (1 to the group size) and compile it into a new artefact."""
-    example = (torch.zeros(min(3, windows.group), window_samples(windows)),)
+    example = (torch.zeros(min(3, windows.group), windows.samples),)
     count = torch.export.Dim("windows", min=1, max=max(windows.group, 2))
     with torch.no_grad():
         exported = torch.export.export(module, example, dynamic_shapes=({0: count},), strict=False)
